@@ -1,0 +1,70 @@
+# inferfleet: the entry point for building, testing and running the local fleet.
+# A fresh machine needs only Go (and apt for nothing but optional extras).
+
+CONTROLLER_GEN ?= go run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+BIN_DIR        := $(CURDIR)/bin
+FLEET_DIR      ?= $(CURDIR)/.fleet
+GO_TEST_FLAGS  ?=
+export KUBEBUILDER_ASSETS := $(BIN_DIR)
+export INFERFLEET_BIN_DIR := $(BIN_DIR)
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Regenerate CRDs and RBAC from the API types and markers, and copy the external CRDs.
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=inferfleet-hub paths=./controllers/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
+	bash hack/external-crds.sh
+
+.PHONY: generate
+generate: ## Regenerate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: fmt
+fmt:
+	go fmt ./...
+
+.PHONY: vet
+vet:
+	go vet ./...
+
+.PHONY: bins
+bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once).
+	bash hack/build-bins.sh
+
+.PHONY: build
+build: ## Build the hub manager and fleetctl into bin/.
+	go build -o $(BIN_DIR)/hub ./cmd/hub
+	go build -o $(BIN_DIR)/fleetctl ./cmd/fleetctl
+
+##@ Test
+
+.PHONY: test
+test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet.
+	go vet ./...
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
+
+.PHONY: bench
+bench: bins ## Run the benchmarks.
+	go test -run '^$$' -bench . -benchmem ./...
+
+##@ Run
+
+.PHONY: demo
+demo: bins build ## Local fleet (hub + 2 members) up, hub running, two-region sample applied, status shown.
+	$(BIN_DIR)/fleetctl demo --dir $(FLEET_DIR)
+
+.PHONY: up
+up: bins build ## Start the local fleet and keep it running in the background.
+	$(BIN_DIR)/fleetctl up --detach --dir $(FLEET_DIR)
+
+.PHONY: down
+down: ## Stop a background local fleet.
+	$(BIN_DIR)/fleetctl down --dir $(FLEET_DIR)
+
+.PHONY: help
+help:
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,0 +1,642 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Provider names how member InferencePools are exported and imported into the config cluster.
+// +kubebuilder:validation:Enum=GKE;InferencePoolImport
+type Provider string
+
+const (
+	// ProviderGKE exports pools with networking.gke.io/export and routes to the
+	// GCPInferencePoolImport that GKE creates in the config cluster.
+	ProviderGKE Provider = "GKE"
+	// ProviderInferencePoolImport is the open-source path: the hub itself writes
+	// InferencePoolImports (inference.networking.x-k8s.io/v1alpha1).
+	ProviderInferencePoolImport Provider = "InferencePoolImport"
+)
+
+// BalancingMode selects the load balancer's signal across clusters.
+// +kubebuilder:validation:Enum=CustomMetrics;InFlight
+type BalancingMode string
+
+const (
+	// BalancingCustomMetrics balances on the KV-cache use exported by AutoscalingMetric.
+	BalancingCustomMetrics BalancingMode = "CustomMetrics"
+	// BalancingInFlight balances on in-flight requests per endpoint.
+	BalancingInFlight BalancingMode = "InFlight"
+)
+
+// TrafficDuration tells the load balancer whether requests are long-lived.
+// +kubebuilder:validation:Enum=Long;Short
+type TrafficDuration string
+
+const (
+	TrafficDurationLong  TrafficDuration = "Long"
+	TrafficDurationShort TrafficDuration = "Short"
+)
+
+// FailoverPolicy says what happens to a cluster's share when it becomes unhealthy.
+// +kubebuilder:validation:Enum=Redistribute;None
+type FailoverPolicy string
+
+const (
+	// FailoverRedistribute moves an unhealthy cluster's replicas to the healthy ones.
+	FailoverRedistribute FailoverPolicy = "Redistribute"
+	// FailoverNone keeps every cluster's share where it is.
+	FailoverNone FailoverPolicy = "None"
+)
+
+// DeletionPolicy says what happens to member objects when the service is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionDelete removes every owned object from every member before the service goes.
+	DeletionDelete DeletionPolicy = "Delete"
+	// DeletionOrphan leaves member objects in place.
+	DeletionOrphan DeletionPolicy = "Orphan"
+)
+
+// EndpointPickerFailureMode is the InferencePool's behaviour when the endpoint picker is down.
+// +kubebuilder:validation:Enum=FailOpen;FailClose
+type EndpointPickerFailureMode string
+
+const (
+	// FailOpen sends requests to any endpoint when the picker is down.
+	FailOpen EndpointPickerFailureMode = "FailOpen"
+	// FailClose rejects requests when the picker is down.
+	FailClose EndpointPickerFailureMode = "FailClose"
+)
+
+// Condition types of a FleetInferenceService.
+const (
+	// ConditionReady summarises the others: the model serves in every selected cluster.
+	ConditionReady = "Ready"
+	// ConditionPropagated is true when every selected member holds the desired objects.
+	ConditionPropagated = "Propagated"
+	// ConditionRoutesProgrammed is true when the config cluster's Gateway and routes are programmed.
+	ConditionRoutesProgrammed = "RoutesProgrammed"
+	// ConditionDegraded is true when some cluster cannot run its share.
+	ConditionDegraded = "Degraded"
+	// ConditionFailingOver is true while an unhealthy cluster's share runs elsewhere.
+	ConditionFailingOver = "FailingOver"
+)
+
+// FleetInferenceService serves one model across the member clusters of a fleet: the model
+// server, its InferencePool and endpoint picker, objectives and metrics in every selected
+// member, and the cross-region Gateway and policies in the config cluster.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fis,categories=inferfleet
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasReady`,description="ready/desired replicas across the fleet"
+// +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.clustersReady`,description="ready/selected member clusters"
+// +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway.name`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 58 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label of at most 58 characters (it names Deployments, Services and the app label in every member)"
+type FleetInferenceService struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FleetInferenceServiceSpec   `json:"spec"`
+	Status FleetInferenceServiceStatus `json:"status,omitempty"`
+}
+
+// FleetInferenceServiceSpec is what the user asks the fleet to serve.
+type FleetInferenceServiceSpec struct {
+	// Model is the model, its server and the accelerator each replica runs on.
+	Model ModelSpec `json:"model"`
+
+	// Objectives become InferenceObjectives in every member, one per entry, each with its
+	// priority for the endpoint picker.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Objectives []Objective `json:"objectives,omitempty"`
+
+	// Replicas is the total number of model-server replicas across the fleet.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	Replicas int32 `json:"replicas"`
+
+	// Placement selects member clusters and spreads replicas over them.
+	Placement PlacementSpec `json:"placement"`
+
+	// Gateway is the cross-region Gateway in the config cluster that serves this model.
+	// +kubebuilder:default={}
+	// +optional
+	Gateway GatewaySpec `json:"gateway,omitempty"`
+
+	// Balancing is the load balancer's signal across clusters.
+	// +kubebuilder:default={}
+	// +optional
+	Balancing BalancingSpec `json:"balancing,omitempty"`
+
+	// EndpointPicker configures the endpoint picker (EPP) deployed beside each InferencePool.
+	// +kubebuilder:default={}
+	// +optional
+	EndpointPicker EndpointPickerSpec `json:"endpointPicker,omitempty"`
+
+	// DeletionPolicy says whether deleting the service deletes its objects in the members
+	// (Delete) or leaves them running (Orphan).
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// ModelSpec describes the model and how its server runs.
+// +kubebuilder:validation:XValidation:rule="!has(self.computeClass) || self.computeClass.size() == 0 || has(self.accelerator)",message="model.computeClass needs model.accelerator (the compute class picks where the accelerator comes from)"
+// +kubebuilder:validation:XValidation:rule="!has(self.fallbackAccelerators) || (has(self.computeClass) && self.computeClass.size() > 0)",message="model.fallbackAccelerators needs model.computeClass (the compute class decides which one a node offers)"
+type ModelSpec struct {
+	// Name is the model clients send as "model", and vLLM's --model.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// Server is the model server container.
+	// +kubebuilder:default={}
+	// +optional
+	Server ServerSpec `json:"server,omitempty"`
+
+	// Accelerator is the GPU or TPU each replica runs on; omit it for a CPU-only server.
+	// +optional
+	Accelerator *AcceleratorSpec `json:"accelerator,omitempty"`
+
+	// FallbackAccelerators are further accelerators the same pod can run on when the
+	// compute class falls back to them (TPU first, then GPU): each gets its own server
+	// container that starts only on its own hardware. Needs computeClass.
+	// +kubebuilder:validation:MaxItems=4
+	// +optional
+	FallbackAccelerators []AcceleratorSpec `json:"fallbackAccelerators,omitempty"`
+
+	// ComputeClass names a GKE ComputeClass whose priorities choose (and fall back between)
+	// node pools, for example TPU first, then spot L4, then on-demand L4.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
+	// +optional
+	ComputeClass string `json:"computeClass,omitempty"`
+
+	// LoraAdapters are loaded into every replica by the lora-adapter-syncer sidecar.
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	LoraAdapters []LoraAdapter `json:"loraAdapters,omitempty"`
+}
+
+// ServerSpec is the model server (vLLM) container.
+type ServerSpec struct {
+	// Image is the vLLM image.
+	// +kubebuilder:default="vllm/vllm-openai:latest"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Port is the port vLLM listens on (--port) and the InferencePool's target port.
+	// +kubebuilder:default=8000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// Args are extra vLLM arguments; --model and --port are derived and must not appear.
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.all(a, !a.startsWith('--model=') && a != '--model' && !a.startsWith('--port=') && a != '--port')",message="model.server.args must not set --model or --port: they come from model.name and model.server.port"
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// Env are extra environment variables of the vLLM container.
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// Resources are cpu and memory; accelerator limits are derived from model.accelerator.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// HuggingFaceTokenSecretRef names a Secret in this namespace holding a Hugging Face
+	// token; the hub copies it to the members that run the model.
+	// +optional
+	HuggingFaceTokenSecretRef *SecretKeyRef `json:"huggingFaceTokenSecretRef,omitempty"`
+}
+
+// SecretKeyRef is a key of a Secret in the service's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Key in the Secret's data.
+	// +kubebuilder:default=token
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// AcceleratorSpec is the accelerator of one replica.
+// +kubebuilder:validation:XValidation:rule="!self.type.startsWith('tpu-') || (has(self.topology) && self.topology.size() > 0)",message="accelerator.topology is required for TPU types (for example 2x2)"
+// +kubebuilder:validation:XValidation:rule="self.type.startsWith('tpu-') || !has(self.topology) || self.topology.size() == 0",message="accelerator.topology applies to TPU types only"
+type AcceleratorSpec struct {
+	// Type is the GKE accelerator: a GPU (nvidia-h100-80gb, nvidia-l4, ...) or a TPU
+	// (tpu-v5-lite-podslice, tpu-v6e-slice, ...).
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^(nvidia|tpu)-[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Type string `json:"type"`
+
+	// Count is the number of GPUs, or TPU chips, per replica.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	Count int32 `json:"count,omitempty"`
+
+	// Topology is the TPU slice topology, for example 2x2 or 2x2x1; TPU types only.
+	// +kubebuilder:validation:Pattern=`^([1-9][0-9]*x[1-9][0-9]*(x[1-9][0-9]*)?)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	Topology string `json:"topology,omitempty"`
+}
+
+// IsTPU reports whether the accelerator is a TPU.
+func (a *AcceleratorSpec) IsTPU() bool {
+	return a != nil && len(a.Type) > 4 && a.Type[:4] == "tpu-"
+}
+
+// LoraAdapter is a LoRA adapter served beside the base model.
+type LoraAdapter struct {
+	// ID is the adapter's model name as clients send it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ID string `json:"id"`
+
+	// Source is the adapter's Hugging Face repository (or a path vLLM can load).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Source string `json:"source"`
+}
+
+// Objective is one InferenceObjective rendered into every member.
+type Objective struct {
+	// Name of the InferenceObjective.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Priority for the endpoint picker: higher is served first under load.
+	// +optional
+	Priority *int32 `json:"priority,omitempty"`
+}
+
+// PlacementSpec selects member clusters, either by name or by label selector, and spreads
+// spec.replicas over them.
+// +kubebuilder:validation:XValidation:rule="has(self.clusters) != has(self.clusterSelector)",message="placement needs exactly one of placement.clusters and placement.clusterSelector (an empty clusterSelector selects every member)"
+type PlacementSpec struct {
+	// Clusters lists the member clusters by name, with weights and limits.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=128
+	// +optional
+	Clusters []ClusterPlacement `json:"clusters,omitempty"`
+
+	// ClusterSelector selects member clusters by their labels (region, user labels).
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+
+	// Failover says what happens when a cluster becomes unhealthy.
+	// +kubebuilder:default={}
+	// +optional
+	Failover FailoverSpec `json:"failover,omitempty"`
+}
+
+// ClusterPlacement is one member cluster in placement.clusters.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type ClusterPlacement struct {
+	// Name of the member cluster.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Weight is this cluster's relative share of spec.replicas.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Weight *int32 `json:"weight,omitempty"`
+
+	// MinReplicas this cluster runs whatever its weight.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas this cluster runs at most, also during failover.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+
+	// Overrides change the model server in this cluster only, for example another
+	// accelerator in another region.
+	// +optional
+	Overrides *ClusterOverrides `json:"overrides,omitempty"`
+}
+
+// ClusterOverrides replace parts of spec.model in one cluster.
+type ClusterOverrides struct {
+	// Accelerator replaces model.accelerator.
+	// +optional
+	Accelerator *AcceleratorSpec `json:"accelerator,omitempty"`
+
+	// Image replaces model.server.image.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Args replace model.server.args.
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.all(a, !a.startsWith('--model=') && a != '--model' && !a.startsWith('--port=') && a != '--port')",message="overrides.args must not set --model or --port"
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// Env is added to model.server.env (same names replace).
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// ComputeClass replaces model.computeClass.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
+	// +optional
+	ComputeClass *string `json:"computeClass,omitempty"`
+}
+
+// FailoverSpec says when an unhealthy cluster's share moves and when it comes back.
+type FailoverSpec struct {
+	// Policy is Redistribute (move an unhealthy cluster's share) or None.
+	// +kubebuilder:default=Redistribute
+	// +optional
+	Policy FailoverPolicy `json:"policy,omitempty"`
+
+	// UnhealthyAfter is how long a cluster is unreachable or unable to run its share
+	// before its share moves.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="failover.unhealthyAfter must be between 1s and 24h"
+	// +optional
+	UnhealthyAfter *metav1.Duration `json:"unhealthyAfter,omitempty"`
+
+	// FailbackAfter is how long a cluster stays healthy before its share returns.
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="failover.failbackAfter must be between 0s and 24h"
+	// +optional
+	FailbackAfter *metav1.Duration `json:"failbackAfter,omitempty"`
+}
+
+// GatewaySpec is the cross-region Gateway in the config cluster.
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'InferencePoolImport' || (has(self.className) && self.className.size() > 0)",message="gateway.className is required for provider InferencePoolImport (the default class is GKE's)"
+// +kubebuilder:validation:XValidation:rule="!has(self.logging) || !has(self.logging.enabled) || !self.logging.enabled || !has(self.provider) || self.provider == 'GKE'",message="gateway.logging is a GCPBackendPolicy setting: provider GKE only"
+type GatewaySpec struct {
+	// Provider is GKE (pools imported as GCPInferencePoolImport) or InferencePoolImport
+	// (open source: the hub writes InferencePoolImports).
+	// +kubebuilder:default=GKE
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// Name of the Gateway; several services may share one.
+	// +kubebuilder:default=cross-region-gateway
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// ClassName is the GatewayClass; for provider GKE it defaults to
+	// gke-l7-cross-regional-internal-managed-mc.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$`
+	// +optional
+	ClassName string `json:"className,omitempty"`
+
+	// Port of the Gateway's HTTP listener.
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// PathPrefix the HTTPRoute matches.
+	// +kubebuilder:default="/v1"
+	// +kubebuilder:validation:Pattern=`^/[-A-Za-z0-9._~/%]*$`
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	PathPrefix string `json:"pathPrefix,omitempty"`
+
+	// BodyBasedRouting routes on the X-Gateway-Model-Name header set from the request body,
+	// so a model name the service does not serve gets no route.
+	// +optional
+	BodyBasedRouting bool `json:"bodyBasedRouting,omitempty"`
+
+	// HealthCheck is the load balancer's health check of the model servers.
+	// +kubebuilder:default={}
+	// +optional
+	HealthCheck HealthCheckSpec `json:"healthCheck,omitempty"`
+
+	// TimeoutSeconds is the load balancer's request timeout; set it to at least twice the
+	// P99 request latency.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+
+	// Logging enables the load balancer's access logs (GKE).
+	// +optional
+	Logging *LoggingSpec `json:"logging,omitempty"`
+}
+
+// HealthCheckSpec is an HTTP health check of the model servers.
+type HealthCheckSpec struct {
+	// Path of the health endpoint.
+	// +kubebuilder:default="/health"
+	// +kubebuilder:validation:Pattern=`^/[-A-Za-z0-9._~/%?=&]*$`
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Port probed; defaults to model.server.port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// LoggingSpec is the load balancer's access logging.
+type LoggingSpec struct {
+	// Enabled turns access logging on.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// SampleRate is the fraction of requests logged, 0.0 to 1.0.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	// +kubebuilder:default=1
+	// +optional
+	SampleRate *float64 `json:"sampleRate,omitempty"`
+}
+
+// BalancingSpec is the cross-cluster load-balancing signal; the modes are exclusive.
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'InFlight' || has(self.maxInFlightRequestsPerEndpoint)",message="balancing.maxInFlightRequestsPerEndpoint is required when balancing.mode is InFlight"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'InFlight' || !has(self.customMetric)",message="balancing.customMetric and balancing.mode InFlight are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'CustomMetrics' || !has(self.maxInFlightRequestsPerEndpoint)",message="balancing.maxInFlightRequestsPerEndpoint and balancing.mode CustomMetrics are mutually exclusive"
+type BalancingSpec struct {
+	// Mode is CustomMetrics (KV-cache use) or InFlight (requests per endpoint).
+	// +kubebuilder:default=CustomMetrics
+	// +optional
+	Mode BalancingMode `json:"mode,omitempty"`
+
+	// CustomMetric is the exported KV-cache metric and its target (mode CustomMetrics).
+	// +optional
+	CustomMetric *CustomMetricSpec `json:"customMetric,omitempty"`
+
+	// MaxInFlightRequestsPerEndpoint is each endpoint's capacity (mode InFlight).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MaxInFlightRequestsPerEndpoint *int32 `json:"maxInFlightRequestsPerEndpoint,omitempty"`
+
+	// TrafficDuration is Long for LLM requests that stream for seconds, or Short.
+	// +kubebuilder:default=Long
+	// +optional
+	TrafficDuration TrafficDuration `json:"trafficDuration,omitempty"`
+}
+
+// CustomMetricSpec is the KV-cache metric exported by AutoscalingMetric and balanced on.
+type CustomMetricSpec struct {
+	// Name is the exported metric's name (gke.named_metrics.<name> in the policy).
+	// +kubebuilder:default=kv-cache
+	// +kubebuilder:validation:MaxLength=59
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// MaxUtilization is the target use in percent; 60 is a good start.
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxUtilization int32 `json:"maxUtilization,omitempty"`
+
+	// DryRun reports the metric without balancing on it.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// EndpointPickerSpec configures the endpoint picker (EPP) of each member's InferencePool.
+type EndpointPickerSpec struct {
+	// Image of the endpoint picker.
+	// +kubebuilder:default="registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Replicas of the endpoint picker in each member.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// FailureMode is the InferencePool's behaviour when the picker is down.
+	// +kubebuilder:default=FailOpen
+	// +optional
+	FailureMode EndpointPickerFailureMode `json:"failureMode,omitempty"`
+}
+
+// FleetInferenceServiceStatus is what the hub observes across the fleet.
+type FleetInferenceServiceStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Propagated, RoutesProgrammed, Degraded, FailingOver.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Replicas is the desired number of replicas across the fleet.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of ready replicas across the fleet.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// ReplicasReady is "ready/desired", for the printer column.
+	// +optional
+	ReplicasReady string `json:"replicasReady,omitempty"`
+
+	// ClustersReady is "ready/selected" member clusters, for the printer column.
+	// +optional
+	ClustersReady string `json:"clustersReady,omitempty"`
+
+	// Clusters is the outcome in each selected member cluster.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
+
+	// Gateway is the config cluster's Gateway as observed.
+	// +optional
+	Gateway *GatewayStatus `json:"gateway,omitempty"`
+}
+
+// ClusterStatus is the service's state in one member cluster.
+type ClusterStatus struct {
+	// Name of the member cluster.
+	Name string `json:"name"`
+	// Region of the member cluster.
+	// +optional
+	Region string `json:"region,omitempty"`
+	// Reachable is whether the hub reached the cluster's API on the last sync.
+	Reachable bool `json:"reachable"`
+	// DesiredReplicas is this cluster's share.
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// ReadyReplicas is what the cluster's model Deployment reports ready.
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// Exported is whether the cluster's InferencePool is exported to the config cluster.
+	// +optional
+	Exported bool `json:"exported,omitempty"`
+	// LastSyncTime is when the hub last applied the desired objects.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// Message says what went wrong, if anything.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// GatewayStatus is the config cluster's Gateway as observed.
+type GatewayStatus struct {
+	// Addresses copied from the Gateway's status.
+	// +optional
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// FleetInferenceServiceList is a list of FleetInferenceServices.
+// +kubebuilder:object:root=true
+type FleetInferenceServiceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []FleetInferenceService `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&FleetInferenceService{}, &FleetInferenceServiceList{})
+}
