@@ -16,7 +16,7 @@ all: build
 .PHONY: manifests
 manifests: ## Regenerate CRDs and RBAC from the API types and markers, and copy the external CRDs.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=inferfleet-hub paths=./controllers/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=inferfleet-hub paths=./... output:rbac:artifacts:config=config/rbac
 	bash hack/external-crds.sh
 
 .PHONY: generate
