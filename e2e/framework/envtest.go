@@ -3,17 +3,23 @@
 package framework
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/fleet"
 )
 
 // Root is the module's root folder, found by walking up from the working directory.
@@ -49,21 +55,13 @@ func CRDs() []string {
 	return []string{
 		filepath.Join(r, "config", "crd", "bases"),
 		filepath.Join(r, "config", "crd", "third-party"),
-		filepath.Join(r, "config", "crd", "external"),
+		filepath.Join(r, "config", "crd", "external", "gateway-api"),
+		filepath.Join(r, "config", "crd", "external", "inference-extension"),
 	}
 }
 
-// Scheme knows the built-in types and ours.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
+// Scheme knows the built-in types, ours and the Inference Extension's.
+func Scheme() *runtime.Scheme { return controllers.Scheme() }
 
 // Env is one running envtest control plane.
 type Env struct {
@@ -107,4 +105,31 @@ func Start(t testing.TB, crdDirs []string) *Env {
 		t.Fatal(err)
 	}
 	return &Env{Config: cfg, Client: c}
+}
+
+// Kubeconfig serialises a rest.Config (as envtest returns it) into a kubeconfig file.
+func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[name] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	kc.CurrentContext = name
+	return clientcmd.Write(*kc)
+}
+
+// RegisterMember stores a member's kubeconfig in the hub the way the hub discovers it.
+func RegisterMember(ctx context.Context, hub client.Client, name, region string, labels map[string]string, kubeconfig []byte) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleet.RegistrationNamespace}}
+	if err := hub.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	l := map[string]string{fleet.KubeconfigLabel: "true", fleet.RegionLabel: region}
+	for k, v := range labels {
+		l[k] = v
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fleet.RegistrationNamespace, Labels: l},
+		Data:       map[string][]byte{fleet.KubeconfigKey: kubeconfig},
+	}
+	return hub.Create(ctx, s)
 }

@@ -1,0 +1,204 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers/render"
+)
+
+// FieldManager is the one field manager of every write the hub makes.
+const FieldManager = "inferfleet-hub"
+
+// AnnotationAppliedHash records the hash of what the hub last applied, so a changed
+// desired object is applied even where a subset comparison would not notice (a removed
+// map key, for example).
+const AnnotationAppliedHash = "fleet.inferfleet.dev/applied-hash"
+
+// Outcome is what applying one object did.
+type Outcome int
+
+const (
+	// Unchanged: the live object already matched; nothing was written.
+	Unchanged Outcome = iota
+	// Applied: the object was created or updated.
+	Applied
+	// Conflict: an object of that name exists and is not ours; it was left alone.
+	Conflict
+)
+
+// ConflictError names an object the hub refuses to overwrite.
+type ConflictError struct {
+	GVK  schema.GroupVersionKind
+	Key  client.ObjectKey
+	Held string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s exists and is not owned by this service%s: left unchanged", e.GVK.Kind, e.Key, e.Held)
+}
+
+// IsConflict reports whether err is a ConflictError.
+func IsConflict(err error) bool {
+	_, ok := err.(*ConflictError)
+	return ok
+}
+
+// toUnstructured converts a rendered object (TypeMeta set) into the form the hub applies,
+// stamped with the hash of its content.
+func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
+	var u *unstructured.Unstructured
+	if uu, ok := obj.(*unstructured.Unstructured); ok {
+		u = uu.DeepCopy()
+	} else {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return nil, err
+		}
+		u = &unstructured.Unstructured{Object: m}
+	}
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	if u.GetKind() == "" || u.GetAPIVersion() == "" {
+		return nil, fmt.Errorf("rendered %T %s has no apiVersion/kind", obj, obj.GetName())
+	}
+	raw, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationAppliedHash] = hex.EncodeToString(sum[:12])
+	u.SetAnnotations(ann)
+	return u, nil
+}
+
+// applyOwned makes desired exist in a cluster through c, which must read live (uncached)
+// unstructured objects. It writes nothing when the live object already matches, and
+// never touches an object that svc does not own.
+func applyOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, desired client.Object) (Outcome, *unstructured.Unstructured, error) {
+	u, err := toUnstructured(desired)
+	if err != nil {
+		return Unchanged, nil, err
+	}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(u.GroupVersionKind())
+	key := client.ObjectKeyFromObject(u)
+	switch err := c.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+		// create below
+	case err != nil:
+		return Unchanged, nil, fmt.Errorf("get %s %s: %w", u.GetKind(), key, err)
+	case !render.OwnedBy(live, svc):
+		held := ""
+		if s := live.GetLabels()[render.LabelService]; s != "" {
+			held = fmt.Sprintf(" (it belongs to service %s/%s)", live.GetLabels()[render.LabelNamespace], s)
+		}
+		return Conflict, live, &ConflictError{GVK: u.GroupVersionKind(), Key: key, Held: held}
+	case live.GetAnnotations()[AnnotationAppliedHash] == u.GetAnnotations()[AnnotationAppliedHash] && covers(live.Object, u.Object):
+		return Unchanged, live, nil
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return Unchanged, nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), key, err)
+	}
+	return Applied, u, nil
+}
+
+// covers reports whether live holds every value desired sets. Maps may hold more keys
+// (API server defaults, other managers' fields); lists must match element by element, so
+// a removed list entry counts as drift.
+func covers(live, desired any) bool {
+	switch d := desired.(type) {
+	case map[string]any:
+		l, ok := live.(map[string]any)
+		if !ok {
+			return len(d) == 0 && live == nil
+		}
+		for k, dv := range d {
+			if !covers(l[k], dv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		l, ok := live.([]any)
+		if !ok || len(l) != len(d) {
+			return len(d) == 0 && live == nil
+		}
+		for i := range d {
+			if !covers(l[i], d[i]) {
+				return false
+			}
+		}
+		return true
+	case int64:
+		switch l := live.(type) {
+		case int64:
+			return l == d
+		case float64:
+			return l == float64(d)
+		}
+		return false
+	case nil:
+		return true
+	default:
+		return reflect.DeepEqual(live, desired)
+	}
+}
+
+// deleteOwned deletes svc's objects of the given kinds in a cluster, except those in keep
+// (keyed by kindKey). Kinds the cluster does not serve are skipped. It returns what it
+// deleted.
+func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, kinds []schema.GroupVersionKind, clusterScoped map[schema.GroupVersionKind]bool, keep map[string]bool) ([]string, error) {
+	sel := client.MatchingLabels{render.LabelService: svc.Name, render.LabelNamespace: svc.Namespace, render.LabelManagedBy: render.ManagedBy}
+	var deleted []string
+	for _, gvk := range kinds {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		opts := []client.ListOption{sel}
+		if !clusterScoped[gvk] {
+			opts = append(opts, client.InNamespace(svc.Namespace))
+		}
+		if err := c.List(ctx, list, opts...); err != nil {
+			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				continue
+			}
+			return deleted, fmt.Errorf("list %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			obj.SetGroupVersionKind(gvk)
+			k := kindKey(gvk, client.ObjectKeyFromObject(obj))
+			if keep[k] || obj.GetDeletionTimestamp() != nil {
+				continue
+			}
+			if err := c.Delete(ctx, obj, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
+				return deleted, fmt.Errorf("delete %s: %w", k, err)
+			}
+			deleted = append(deleted, k)
+		}
+	}
+	return deleted, nil
+}
+
+func kindKey(gvk schema.GroupVersionKind, key client.ObjectKey) string {
+	if key.Namespace == "" {
+		return gvk.Kind + " " + key.Name
+	}
+	return gvk.Kind + " " + key.String()
+}

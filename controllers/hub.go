@@ -1,0 +1,115 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers/render"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices/status;fleetinferenceservices/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// HubOptions configures the hub manager.
+type HubOptions struct {
+	MetricsAddr      string
+	ProbeAddr        string
+	LeaderElect      bool
+	LeaderElectionNS string
+	// ClusterNamespace holds the kubeconfig Secrets that register members.
+	ClusterNamespace string
+	// MemberTimeout bounds the work on one member.
+	MemberTimeout time.Duration
+}
+
+// Scheme is every type the hub reads or writes typed.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha2.Install} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// NewHub builds the hub's multicluster manager: member discovery from kubeconfig Secrets
+// and every reconciler. Start it with Start(ctx).
+func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Manager, error) {
+	if o.ClusterNamespace == "" {
+		o.ClusterNamespace = fleet.RegistrationNamespace
+	}
+	if o.MemberTimeout == 0 {
+		o.MemberTimeout = 15 * time.Second
+	}
+	scheme := Scheme()
+	provider := kubeconfig.New(kubeconfig.Options{
+		Namespace:             o.ClusterNamespace,
+		KubeconfigSecretLabel: fleet.KubeconfigLabel,
+		KubeconfigSecretKey:   fleet.KubeconfigKey,
+		ClusterOptions: []cluster.Option{func(co *cluster.Options) {
+			co.Scheme = scheme
+			// Members are watched only for what the hub owns: their other objects (all
+			// Secrets, say) never enter the hub's memory.
+			co.Cache.DefaultLabelSelector = labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
+		}},
+		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error {
+			c.Timeout = o.MemberTimeout
+			return nil
+		}},
+	})
+	renew := 10 * time.Second
+	mgr, err := mcmanager.New(cfg, provider, manager.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "inferfleet-hub",
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		RenewDeadline:           &renew,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	if err := provider.SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("cluster discovery: %w", err)
+	}
+	local := mgr.GetLocalManager()
+	sync := &MemberSync{
+		Hub:            local.GetClient(),
+		Clusters:       mgr,
+		Registry:       &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace},
+		Recorder:       local.GetEventRecorder("inferfleet-hub"),
+		ClusterTimeout: o.MemberTimeout,
+	}
+	if err := sync.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("member sync: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}

@@ -1,0 +1,437 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/controllers/render"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+)
+
+// fleetEnv is a hub and two members, each a real kube-apiserver, with the hub manager
+// running against them.
+type fleetEnv struct {
+	hub     *framework.Env
+	members map[string]*framework.Env
+}
+
+func startFleet(t *testing.T, names ...string) *fleetEnv {
+	t.Helper()
+	f := &fleetEnv{members: map[string]*framework.Env{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	wg.Add(1 + len(names))
+	go func() { defer wg.Done(); f.hub = framework.Start(t, framework.CRDs()) }()
+	for _, n := range names {
+		go func() {
+			defer wg.Done()
+			e := framework.Start(t, framework.CRDs())
+			mu.Lock()
+			f.members[n] = e
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	regions := []string{"europe-west3", "us-east4", "us-central1"}
+	for i, n := range names {
+		kc, err := framework.Kubeconfig(f.members[n].Config, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := framework.RegisterMember(ctx, f.hub.Client, n, regions[i%len(regions)], map[string]string{"tier": "gpu"}, kc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mgr, err := controllers.NewHub(ctx, f.hub.Config, controllers.HubOptions{MetricsAddr: "0", ProbeAddr: "0", MemberTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("hub manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = cond(); last == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, last)
+}
+
+func twoRegionService(clusters ...string) *v1alpha1.FleetInferenceService {
+	var placement []v1alpha1.ClusterPlacement
+	for _, c := range clusters {
+		placement = append(placement, v1alpha1.ClusterPlacement{Name: c})
+	}
+	return &v1alpha1.FleetInferenceService{
+		ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"},
+		Spec: v1alpha1.FleetInferenceServiceSpec{
+			Model: v1alpha1.ModelSpec{
+				Name:         "meta-llama/Llama-3.1-8B-Instruct",
+				Server:       v1alpha1.ServerSpec{HuggingFaceTokenSecretRef: &v1alpha1.SecretKeyRef{Name: "hf-token", Key: "token"}},
+				Accelerator:  &v1alpha1.AcceleratorSpec{Type: "nvidia-h100-80gb", Count: 1},
+				LoraAdapters: []v1alpha1.LoraAdapter{{ID: "food-review-1", Source: "Kawon/llama3.1-food-finetune_v14_r8"}},
+			},
+			Objectives: []v1alpha1.Objective{{Name: "food-review", Priority: ptr.To[int32](10)}},
+			Replicas:   6,
+			Placement:  v1alpha1.PlacementSpec{Clusters: placement},
+		},
+	}
+}
+
+func getDeployment(ctx context.Context, c client.Client, ns, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	return d, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)
+}
+
+func condition(svc *v1alpha1.FleetInferenceService, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(svc.Status.Conditions, typ)
+}
+
+// TestMemberSync drives one service through its life on a hub and two members: rollout,
+// status, drift, conflicts, no-op reconciles, spec changes, unselecting a cluster and
+// deletion.
+func TestMemberSync(t *testing.T) {
+	f := startFleet(t, "west", "east")
+	ctx := context.Background()
+	hub := f.hub.Client
+	west, east := f.members["west"].Client, f.members["east"].Client
+
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving"},
+		Data: map[string][]byte{"token": []byte("hf_secret"), "unrelated": []byte("stays in the hub")}}); err != nil {
+		t.Fatal(err)
+	}
+	// An object in east that has the LoRA ConfigMap's name but is not ours.
+	if err := east.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "llama-adapters", Namespace: "serving"}, Data: map[string]string{"mine": "yes"}}
+	if err := east.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+
+	svc := twoRegionService("west", "east")
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+
+	t.Run("rollout to both members", func(t *testing.T) {
+		for name, m := range map[string]client.Client{"west": west, "east": east} {
+			eventually(t, 20*time.Second, name+" objects", func() error {
+				d, err := getDeployment(ctx, m, "serving", "llama")
+				if err != nil {
+					return err
+				}
+				if *d.Spec.Replicas != 3 {
+					return fmt.Errorf("replicas %d, want 3", *d.Spec.Replicas)
+				}
+				pool := &infv1.InferencePool{}
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama"}, pool); err != nil {
+					return err
+				}
+				if pool.Annotations[render.ExportAnnotationGKE] != "True" {
+					return fmt.Errorf("pool not exported: %v", pool.Annotations)
+				}
+				obj := &infv1alpha2.InferenceObjective{}
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, obj); err != nil {
+					return err
+				}
+				s := &corev1.Secret{}
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "hf-token"}, s); err != nil {
+					return err
+				}
+				if string(s.Data["token"]) != "hf_secret" || len(s.Data) != 1 {
+					return fmt.Errorf("token secret copied wrong: %v", s.Data)
+				}
+				am := &unstructured.Unstructured{}
+				am.SetGroupVersionKind(render.GVKAutoscalingMetric)
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama"}, am); err != nil {
+					return err
+				}
+				epp := &appsv1.Deployment{}
+				return m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama-epp"}, epp)
+			})
+		}
+	})
+
+	t.Run("conflict reported, foreign object untouched", func(t *testing.T) {
+		eventually(t, 10*time.Second, "conflict in status", func() error {
+			got := &v1alpha1.FleetInferenceService{}
+			if err := hub.Get(ctx, key, got); err != nil {
+				return err
+			}
+			for _, c := range got.Status.Clusters {
+				if c.Name == "east" && strings.Contains(c.Message, "ConfigMap serving/llama-adapters exists and is not owned") {
+					if p := condition(got, v1alpha1.ConditionPropagated); p == nil || p.Reason != controllers.ReasonConflict {
+						return fmt.Errorf("Propagated = %+v", p)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no conflict in %+v", got.Status.Clusters)
+		})
+		cm := &corev1.ConfigMap{}
+		if err := east.Get(ctx, client.ObjectKeyFromObject(foreign), cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["mine"] != "yes" || cm.Labels[render.LabelService] != "" {
+			t.Fatalf("foreign ConfigMap was changed: %+v", cm)
+		}
+		// The rest of east still converged.
+		if _, err := getDeployment(ctx, east, "serving", "llama"); err != nil {
+			t.Fatalf("east not synced past the conflict: %v", err)
+		}
+		if err := east.Delete(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("ready with per-cluster status", func(t *testing.T) {
+		// envtest runs no controllers: play the Deployment controller's part.
+		for _, m := range []client.Client{west, east} {
+			eventually(t, 10*time.Second, "mark ready", func() error {
+				d, err := getDeployment(ctx, m, "serving", "llama")
+				if err != nil {
+					return err
+				}
+				d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 3, 3, 3
+				return m.Status().Update(ctx, d)
+			})
+		}
+		eventually(t, 20*time.Second, "Ready", func() error {
+			got := &v1alpha1.FleetInferenceService{}
+			if err := hub.Get(ctx, key, got); err != nil {
+				return err
+			}
+			if c := condition(got, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+				return fmt.Errorf("Ready = %+v; clusters %+v", c, got.Status.Clusters)
+			}
+			if got.Status.ReadyReplicas != 6 || got.Status.ClustersReady != "2/2" || got.Status.ObservedGeneration != got.Generation {
+				return fmt.Errorf("status %+v", got.Status)
+			}
+			for _, c := range got.Status.Clusters {
+				if !c.Reachable || !c.Exported || c.DesiredReplicas != 3 || c.ReadyReplicas != 3 || c.LastSyncTime == nil || c.Region == "" {
+					return fmt.Errorf("cluster status %+v", c)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("no-op reconcile writes nothing", func(t *testing.T) {
+		before := resourceVersions(ctx, t, west)
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		// An annotation change triggers a reconcile without changing the spec.
+		if err := hub.Patch(ctx, got, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"poke":"1"}}}`))); err != nil {
+			t.Fatal(err)
+		}
+		rv, statusBefore := got.ResourceVersion, got.Status.DeepCopy()
+		time.Sleep(3 * time.Second)
+		if err := hub.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		if got.ResourceVersion != rv {
+			t.Errorf("service written by a no-op reconcile: %s -> %s\n%s", rv, got.ResourceVersion, cmp.Diff(statusBefore, &got.Status))
+		}
+		after := resourceVersions(ctx, t, west)
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("%s written by a no-op reconcile", k)
+			}
+		}
+	})
+
+	t.Run("drift is reverted", func(t *testing.T) {
+		d, err := getDeployment(ctx, west, "serving", "llama")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Spec.Replicas = ptr.To[int32](9)
+		d.Spec.Template.Spec.Containers[0].Image = "attacker/image"
+		if err := west.Update(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := west.Delete(ctx, &infv1.InferencePool{ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "reverted", func() error {
+			d, err := getDeployment(ctx, west, "serving", "llama")
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != 3 || d.Spec.Template.Spec.Containers[0].Image != v1alpha1.DefaultImage {
+				return fmt.Errorf("replicas %d image %s", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
+			}
+			return west.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama"}, &infv1.InferencePool{})
+		})
+	})
+
+	t.Run("spec change rolls out and prunes", func(t *testing.T) {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		got.Spec.Replicas = 4
+		got.Spec.Model.Server.Args = []string{"--max-model-len=4096"}
+		got.Spec.Objectives = []v1alpha1.Objective{{Name: "base", Priority: ptr.To[int32](20)}}
+		if err := hub.Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		for name, m := range map[string]client.Client{"west": west, "east": east} {
+			eventually(t, 15*time.Second, name+" rolled out", func() error {
+				d, err := getDeployment(ctx, m, "serving", "llama")
+				if err != nil {
+					return err
+				}
+				if *d.Spec.Replicas != 2 || !contains(d.Spec.Template.Spec.Containers[0].Args, "--max-model-len=4096") {
+					return fmt.Errorf("replicas %d args %v", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
+				}
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, &infv1alpha2.InferenceObjective{}); !apierrors.IsNotFound(err) {
+					return fmt.Errorf("removed objective still there: %v", err)
+				}
+				return m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "base"}, &infv1alpha2.InferenceObjective{})
+			})
+		}
+	})
+
+	t.Run("unselected cluster is cleaned up", func(t *testing.T) {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		got.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "west"}}
+		if err := hub.Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 15*time.Second, "east emptied", func() error {
+			if n := ownedCount(ctx, t, east); n != 0 {
+				return fmt.Errorf("%d owned objects left in east", n)
+			}
+			d, err := getDeployment(ctx, west, "serving", "llama")
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != 4 {
+				return fmt.Errorf("west replicas %d, want all 4", *d.Spec.Replicas)
+			}
+			return nil
+		})
+		// east's namespace existed before the hub came: it stays.
+		if err := east.Get(ctx, client.ObjectKey{Name: "serving"}, &corev1.Namespace{}); err != nil {
+			t.Fatalf("pre-existing namespace removed: %v", err)
+		}
+	})
+
+	t.Run("deletion removes everything", func(t *testing.T) {
+		if err := hub.Delete(ctx, &v1alpha1.FleetInferenceService{ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "service gone", func() error {
+			err := hub.Get(ctx, key, &v1alpha1.FleetInferenceService{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("still there: %v", err)
+			}
+			for name, m := range map[string]client.Client{"west": west, "east": east} {
+				if n := ownedCount(ctx, t, m); n != 0 {
+					return fmt.Errorf("%d owned objects left in %s", n, name)
+				}
+			}
+			// west's namespace was created by the hub: it goes with the service.
+			ns := &corev1.Namespace{}
+			if err := west.Get(ctx, client.ObjectKey{Name: "serving"}, ns); err == nil && ns.DeletionTimestamp.IsZero() {
+				return fmt.Errorf("hub-created namespace still active in west")
+			}
+			return nil
+		})
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedKinds are the kinds whose owned objects tests count.
+var ownedKinds = []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ConfigMapList{}, &corev1.SecretList{}, &corev1.ServiceList{},
+	&corev1.ServiceAccountList{}, &infv1.InferencePoolList{}, &infv1alpha2.InferenceObjectiveList{}}
+
+func ownedCount(ctx context.Context, t *testing.T, c client.Client) int {
+	t.Helper()
+	n := 0
+	for _, l := range ownedKinds {
+		l := l.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy, render.LabelService: "llama"}); err != nil {
+			t.Fatal(err)
+		}
+		n += meta.LenList(l)
+	}
+	return n
+}
+
+func resourceVersions(ctx context.Context, t *testing.T, c client.Client) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, l := range ownedKinds {
+		l := l.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
+			t.Fatal(err)
+		}
+		_ = meta.EachListItem(l, func(o runtime.Object) error {
+			m := o.(client.Object)
+			out[fmt.Sprintf("%T %s", o, client.ObjectKeyFromObject(m))] = m.GetResourceVersion()
+			return nil
+		})
+	}
+	if len(out) < 8 {
+		t.Fatalf("expected the rendered objects, found %d", len(out))
+	}
+	return out
+}

@@ -1,0 +1,345 @@
+package render
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+)
+
+// Values the model-server tutorial (seed 002) sets and explains: the preStop sleep outlasts
+// the gateway's health-check propagation, and the grace period covers the slowest request
+// plus that sleep with a 50% buffer.
+const (
+	preStopSleepSeconds           = 30
+	terminationGracePeriodSeconds = 130
+	startupFailureThreshold       = 600
+	// LoraSyncerImage is the lora-adapter-syncer sidecar of the Inference Extension.
+	LoraSyncerImage = "us-central1-docker.pkg.dev/k8s-staging-images/gateway-api-inference-extension/lora-syncer:main"
+	loraConfigKey   = "configmap.yaml"
+	loraMountPath   = "/config"
+
+	labelGKEAccelerator = "cloud.google.com/gke-accelerator"
+	labelTPUAccelerator = "cloud.google.com/gke-tpu-accelerator"
+	labelTPUTopology    = "cloud.google.com/gke-tpu-topology"
+	labelComputeClass   = "cloud.google.com/compute-class"
+	resourceGPU         = corev1.ResourceName("nvidia.com/gpu")
+	resourceTPU         = corev1.ResourceName("google.com/tpu")
+)
+
+// vllmCommand starts vLLM's OpenAI server; set explicitly because the TPU image has no
+// entrypoint (seed 000) while the GPU image's entrypoint is this same command.
+var vllmCommand = []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
+
+// LoraConfigMapName names the ConfigMap the lora-adapter-syncer watches.
+func LoraConfigMapName(svc *v1alpha1.FleetInferenceService) string { return svc.Name + "-adapters" }
+
+// ModelServer is the model spec in force in one cluster: spec.model with that cluster's
+// placement overrides applied.
+func ModelServer(svc *v1alpha1.FleetInferenceService, cluster string) v1alpha1.ModelSpec {
+	m := *svc.Spec.Model.DeepCopy()
+	for _, c := range svc.Spec.Placement.Clusters {
+		if c.Name != cluster || c.Overrides == nil {
+			continue
+		}
+		o := c.Overrides.DeepCopy()
+		if o.Accelerator != nil {
+			m.Accelerator = o.Accelerator
+			// A cluster that names its own accelerator runs it alone.
+			m.FallbackAccelerators = nil
+		}
+		if o.Image != "" {
+			m.Server.Image = o.Image
+		}
+		if o.Args != nil {
+			m.Server.Args = o.Args
+		}
+		m.Server.Env = mergeEnv(m.Server.Env, o.Env)
+		if o.ComputeClass != nil {
+			m.ComputeClass = *o.ComputeClass
+		}
+	}
+	return m
+}
+
+// mergeEnv returns base with extra appended; a name in extra replaces the same name in base.
+func mergeEnv(base, extra []corev1.EnvVar) []corev1.EnvVar {
+	out := make([]corev1.EnvVar, 0, len(base)+len(extra))
+	idx := map[string]int{}
+	for _, e := range append(append([]corev1.EnvVar{}, base...), extra...) {
+		if i, ok := idx[e.Name]; ok {
+			out[i] = e
+			continue
+		}
+		idx[e.Name] = len(out)
+		out = append(out, e)
+	}
+	return out
+}
+
+// modelDeployment renders the vLLM Deployment (seeds 000, 002, 003).
+func modelDeployment(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, replicas int32) *appsv1.Deployment {
+	app := map[string]string{"app": svc.Name}
+	pod := corev1.PodSpec{
+		EnableServiceLinks:            ptr.To(false),
+		TerminationGracePeriodSeconds: ptr.To[int64](terminationGracePeriodSeconds),
+		RestartPolicy:                 corev1.RestartPolicyAlways,
+		Volumes: []corev1.Volume{
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		},
+	}
+	accels := acceleratorsOf(m)
+	fungible := len(accels) > 1
+	for i, a := range accels {
+		c := serverContainer(svc, m, a, fungible, i == 0)
+		pod.Containers = append(pod.Containers, c)
+	}
+	pod.NodeSelector, pod.Tolerations = placementOf(m, accels)
+	if len(m.LoraAdapters) > 0 {
+		pod.Volumes = append(pod.Volumes,
+			corev1.Volume{Name: "adapters", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			corev1.Volume{Name: "config-volume", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: LoraConfigMapName(svc)},
+			}}},
+		)
+		pod.Containers = append(pod.Containers, corev1.Container{
+			Name:            "lora-adapter-syncer",
+			Image:           LoraSyncerImage,
+			ImagePullPolicy: corev1.PullAlways,
+			Env:             []corev1.EnvVar{{Name: "DYNAMIC_LORA_ROLLOUT_CONFIG", Value: loraMountPath + "/" + loraConfigKey}},
+			// No subPath: ConfigMap updates do not reach subPath mounts.
+			VolumeMounts: []corev1.VolumeMount{{Name: "config-volume", MountPath: loraMountPath}},
+		})
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, Labels: withLabels(svc, app)},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: app},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: app}, Spec: pod},
+		},
+	}
+}
+
+// acceleratorsOf lists the accelerators a replica may run on: the primary one, then the
+// compute class's fallbacks. Empty for a CPU-only server.
+func acceleratorsOf(m v1alpha1.ModelSpec) []*v1alpha1.AcceleratorSpec {
+	if m.Accelerator == nil {
+		return []*v1alpha1.AcceleratorSpec{nil}
+	}
+	out := []*v1alpha1.AcceleratorSpec{m.Accelerator}
+	for i := range m.FallbackAccelerators {
+		out = append(out, &m.FallbackAccelerators[i])
+	}
+	return out
+}
+
+func kindOf(a *v1alpha1.AcceleratorSpec) string {
+	switch {
+	case a == nil:
+		return "cpu"
+	case a.IsTPU():
+		return "tpu"
+	default:
+		return "gpu"
+	}
+}
+
+// serverContainer is one vLLM container. In a fungible pod (a compute class with fallback
+// accelerators, seed 003) there is one per accelerator kind: each starts the server only
+// when its hardware is present and idles otherwise, and since a pod cannot request both a
+// GPU and a TPU, they request none and run privileged to see the node's devices.
+func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, a *v1alpha1.AcceleratorSpec, fungible, first bool) corev1.Container {
+	srv := m.Server
+	args := []string{"--model=" + m.Name, fmt.Sprintf("--port=%d", srv.Port)}
+	args = append(args, srv.Args...)
+	if len(m.LoraAdapters) > 0 {
+		args = append(args, "--enable-lora")
+		if !hasFlag(srv.Args, "--max-loras") {
+			args = append(args, fmt.Sprintf("--max-loras=%d", len(m.LoraAdapters)))
+		}
+	}
+	env := []corev1.EnvVar{{Name: "PORT", Value: fmt.Sprint(srv.Port)}}
+	if ref := srv.HuggingFaceTokenSecretRef; ref != nil {
+		env = append(env, corev1.EnvVar{Name: "HUGGING_FACE_HUB_TOKEN", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key},
+		}})
+	}
+	if len(m.LoraAdapters) > 0 {
+		env = append(env, corev1.EnvVar{Name: "VLLM_ALLOW_RUNTIME_LORA_UPDATING", Value: "true"})
+	}
+	if a.IsTPU() {
+		env = append(env, corev1.EnvVar{Name: "PJRT_DEVICE", Value: "TPU"})
+	}
+	env = mergeEnv(env, srv.Env)
+
+	health := func() *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/health", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
+		}}, PeriodSeconds: 1, SuccessThreshold: 1, TimeoutSeconds: 1}
+	}
+	liveness, readiness, startup := health(), health(), health()
+	liveness.FailureThreshold = 5
+	readiness.FailureThreshold = 1
+	startup.FailureThreshold = startupFailureThreshold
+	startup.InitialDelaySeconds = 2
+	startup.TimeoutSeconds = 0
+
+	c := corev1.Container{
+		Name:            "vllm",
+		Image:           srv.Image,
+		ImagePullPolicy: corev1.PullAlways,
+		Command:         vllmCommand,
+		Args:            args,
+		Env:             env,
+		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+			Sleep: &corev1.SleepAction{Seconds: preStopSleepSeconds},
+		}},
+		LivenessProbe:  liveness,
+		ReadinessProbe: readiness,
+		StartupProbe:   startup,
+		Resources:      *srv.Resources.DeepCopy(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "data", MountPath: "/data"},
+			{Name: "shm", MountPath: "/dev/shm"},
+		},
+	}
+	if first {
+		// The pod shares one network namespace: one container declares the port, and the
+		// probes of every container reach whichever server runs.
+		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: srv.Port, Protocol: corev1.ProtocolTCP}}
+	}
+	if len(m.LoraAdapters) > 0 {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "adapters", MountPath: "/adapters"})
+	}
+	if !fungible {
+		if name, qty := acceleratorResource(a); name != "" {
+			if c.Resources.Limits == nil {
+				c.Resources.Limits = corev1.ResourceList{}
+			}
+			if c.Resources.Requests == nil {
+				c.Resources.Requests = corev1.ResourceList{}
+			}
+			c.Resources.Limits[name] = qty
+			c.Resources.Requests[name] = qty
+		}
+		return c
+	}
+	c.Name = "vllm-" + kindOf(a)
+	if !first {
+		c.ReadinessProbe, c.LivenessProbe, c.StartupProbe = readiness, liveness, startup
+	}
+	c.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+	c.Command = []string{"sh", "-c", fungibleScript(kindOf(a))}
+	return c
+}
+
+// fungibleScript runs vLLM with the container's args when the node has this container's
+// hardware, and sleeps otherwise (the other container serves).
+func fungibleScript(kind string) string {
+	probe := "ls /dev/nvidia0"
+	if kind == "tpu" {
+		probe = "ls /dev/accel0 || ls /dev/vfio/0"
+	}
+	return fmt.Sprintf(`if (%s) >/dev/null 2>&1; then exec %s "$@"; else echo "no %s on this node, idling"; exec sleep infinity; fi`,
+		probe, strings.Join(vllmCommand, " "), strings.ToUpper(kind))
+}
+
+func hasFlag(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func acceleratorResource(a *v1alpha1.AcceleratorSpec) (corev1.ResourceName, resource.Quantity) {
+	switch kindOf(a) {
+	case "gpu":
+		return resourceGPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
+	case "tpu":
+		return resourceTPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
+	}
+	return "", resource.Quantity{}
+}
+
+// placementOf returns the node selector and tolerations that put a replica on its
+// accelerator: GKE's accelerator labels (seed 000), or only the compute class label when a
+// compute class chooses between several accelerators (seed 003).
+func placementOf(m v1alpha1.ModelSpec, accels []*v1alpha1.AcceleratorSpec) (map[string]string, []corev1.Toleration) {
+	sel := map[string]string{}
+	var tol []corev1.Toleration
+	seen := map[string]bool{}
+	for _, a := range accels {
+		k := kindOf(a)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case "gpu":
+			tol = append(tol, corev1.Toleration{Key: string(resourceGPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+		case "tpu":
+			tol = append(tol, corev1.Toleration{Key: string(resourceTPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+		}
+	}
+	if len(accels) == 1 && accels[0] != nil {
+		a := accels[0]
+		if a.IsTPU() {
+			sel[labelTPUAccelerator] = a.Type
+			sel[labelTPUTopology] = a.Topology
+		} else {
+			sel[labelGKEAccelerator] = a.Type
+		}
+	}
+	if m.ComputeClass != "" {
+		sel[labelComputeClass] = m.ComputeClass
+		tol = append(tol, corev1.Toleration{Key: labelComputeClass, Operator: corev1.TolerationOpEqual, Value: m.ComputeClass, Effect: corev1.TaintEffectNoSchedule})
+	}
+	sort.Slice(tol, func(i, j int) bool { return tol[i].Key < tol[j].Key })
+	if len(sel) == 0 {
+		sel = nil
+	}
+	return sel, tol
+}
+
+// loraConfigMap is the lora-adapter-syncer's configuration (seed 002).
+func loraConfigMap(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) (*corev1.ConfigMap, error) {
+	type model struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
+	}
+	cfg := map[string]any{"vLLMLoRAConfig": map[string]any{
+		"name":             svc.Name,
+		"port":             m.Server.Port,
+		"defaultBaseModel": m.Name,
+		"ensureExist": map[string]any{"models": func() []model {
+			out := make([]model, 0, len(m.LoraAdapters))
+			for _, l := range m.LoraAdapters {
+				out = append(out, model{ID: l.ID, Source: l.Source})
+			}
+			return out
+		}()},
+	}}
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("lora config: %w", err)
+	}
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: LoraConfigMapName(svc), Namespace: svc.Namespace, Labels: withLabels(svc, map[string]string{"app": svc.Name})},
+		Data:       map[string]string{loraConfigKey: string(raw)},
+	}, nil
+}

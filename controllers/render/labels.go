@@ -1,0 +1,70 @@
+// Package render builds the objects the hub wants to exist, as pure functions of a
+// FleetInferenceService and the cluster they go to: no client, no clock, no randomness.
+// Reconcilers diff and apply what these functions return.
+package render
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+)
+
+// Ownership labels on every object the hub writes. An object lacking them, or carrying
+// another service's, is not ours and is never overwritten.
+const (
+	LabelService   = "fleet.inferfleet.dev/service"
+	LabelNamespace = "fleet.inferfleet.dev/namespace"
+	LabelUID       = "fleet.inferfleet.dev/uid"
+	// LabelManagedBy is app.kubernetes.io/managed-by=inferfleet-hub.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "inferfleet-hub"
+	// AnnotationCreatedNamespace marks a namespace the hub created, so that only such a
+	// namespace is ever deleted by it.
+	AnnotationCreatedNamespace = "fleet.inferfleet.dev/created-by-hub"
+)
+
+// OwnerLabels are the labels naming svc as an object's owner.
+func OwnerLabels(svc *v1alpha1.FleetInferenceService) map[string]string {
+	return map[string]string{
+		LabelService:   svc.Name,
+		LabelNamespace: svc.Namespace,
+		LabelUID:       string(svc.UID),
+		LabelManagedBy: ManagedBy,
+	}
+}
+
+// OwnedBy reports whether obj carries svc's ownership labels (the UID included, so a
+// recreated service with the same name does not inherit a stale object's ownership
+// silently: it adopts only objects whose UID label it can match or that it rewrites).
+func OwnedBy(obj client.Object, svc *v1alpha1.FleetInferenceService) bool {
+	l := obj.GetLabels()
+	return l[LabelService] == svc.Name && l[LabelNamespace] == svc.Namespace && l[LabelManagedBy] == ManagedBy
+}
+
+// withLabels returns base plus the ownership labels of svc (ownership wins on a clash).
+func withLabels(svc *v1alpha1.FleetInferenceService, base map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+4)
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range OwnerLabels(svc) {
+		out[k] = v
+	}
+	return out
+}
+
+// GVKs of the objects rendered for members and the config cluster.
+var (
+	GVKInferencePool       = schema.GroupVersionKind{Group: "inference.networking.k8s.io", Version: "v1", Kind: "InferencePool"}
+	GVKInferenceObjective  = schema.GroupVersionKind{Group: "inference.networking.x-k8s.io", Version: "v1alpha2", Kind: "InferenceObjective"}
+	GVKInferencePoolImport = schema.GroupVersionKind{Group: "inference.networking.x-k8s.io", Version: "v1alpha1", Kind: "InferencePoolImport"}
+	GVKAutoscalingMetric   = schema.GroupVersionKind{Group: "autoscaling.gke.io", Version: "v1beta1", Kind: "AutoscalingMetric"}
+	GVKHealthCheckPolicy   = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "HealthCheckPolicy"}
+	GVKGCPBackendPolicy    = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPBackendPolicy"}
+	GVKGCPInferencePoolImp = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPInferencePoolImport"}
+)
+
+// EndpointPickerName is the name of the endpoint picker's Deployment, Service and
+// ServiceAccount for svc: "<name>-epp", as the inferencepool chart names them.
+func EndpointPickerName(svc *v1alpha1.FleetInferenceService) string { return svc.Name + "-epp" }

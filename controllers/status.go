@@ -1,0 +1,124 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+)
+
+// buildStatus records each cluster's outcome and rolls it up into conditions.
+func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, results []clusterResult, missing []string, staleErrs []error, stale []string) {
+	prev := map[string]v1alpha1.ClusterStatus{}
+	for _, c := range svc.Status.Clusters {
+		prev[c.Name] = c
+	}
+	var clusters []v1alpha1.ClusterStatus
+	var desiredTotal, readyTotal int32
+	readyClusters := 0
+	var unreachable, conflicts, failed []string
+	for _, res := range results {
+		st := res.status
+		if st.LastSyncTime == nil {
+			st.LastSyncTime = prev[st.Name].LastSyncTime
+		}
+		clusters = append(clusters, st)
+		desiredTotal += st.DesiredReplicas
+		readyTotal += min(st.ReadyReplicas, st.DesiredReplicas)
+		switch {
+		case res.err == nil && st.ReadyReplicas >= st.DesiredReplicas:
+			readyClusters++
+		case res.reason == ReasonUnreachable:
+			unreachable = append(unreachable, st.Name)
+		case res.reason == ReasonConflict:
+			conflicts = append(conflicts, st.Name)
+		case res.err != nil:
+			failed = append(failed, st.Name)
+		}
+	}
+	for _, name := range missing {
+		clusters = append(clusters, v1alpha1.ClusterStatus{Name: name, Message: "cluster is not registered with the hub"})
+	}
+	for i, name := range stale {
+		if staleErrs[i] != nil {
+			st := prev[name]
+			st.Name, st.DesiredReplicas = name, 0
+			st.Message = fmt.Sprintf("no longer selected; cleanup pending: %v", staleErrs[i])
+			clusters = append(clusters, st)
+		}
+	}
+	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
+	svc.Status.Clusters = clusters
+	svc.Status.Replicas = desiredTotal
+	svc.Status.ReadyReplicas = readyTotal
+	svc.Status.ReplicasReady = fmt.Sprintf("%d/%d", readyTotal, desiredTotal)
+	svc.Status.ClustersReady = fmt.Sprintf("%d/%d", readyClusters, len(results))
+
+	switch {
+	case len(results) == 0 && len(missing) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonNotRegistered, "selected clusters are not registered: "+strings.Join(missing, ", "))
+	case len(results) == 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonNoClusters, "placement selects no registered cluster")
+	case len(unreachable) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, ", "))
+	case len(conflicts) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonConflict, "objects owned by someone else in: "+strings.Join(conflicts, ", ")+" (see status.clusters)")
+	case len(failed) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonSyncFailed, "sync failed in: "+strings.Join(failed, ", ")+" (see status.clusters)")
+	case len(missing) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonNotRegistered, "selected clusters are not registered: "+strings.Join(missing, ", "))
+	default:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionTrue, ReasonAllSynced, fmt.Sprintf("%d clusters in sync", len(results)))
+	}
+	bad := append(append(append([]string{}, unreachable...), conflicts...), failed...)
+	if len(bad) > 0 {
+		r.setCondition(svc, v1alpha1.ConditionDegraded, metav1.ConditionTrue, meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionPropagated).Reason,
+			"not serving as desired in: "+strings.Join(bad, ", "))
+	} else {
+		r.setCondition(svc, v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected, "every selected cluster is in sync")
+	}
+	r.summarize(svc)
+}
+
+// summarize derives Ready from the other conditions and the replica counts; a condition
+// that is missing counts as Unknown.
+func (r *MemberSync) summarize(svc *v1alpha1.FleetInferenceService) {
+	prop := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionPropagated)
+	switch {
+	case prop == nil || prop.Status == metav1.ConditionUnknown:
+		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonNotPropagated, "propagation not yet observed")
+	case prop.Status == metav1.ConditionFalse:
+		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionFalse, prop.Reason, prop.Message)
+	case svc.Status.ReadyReplicas < svc.Status.Replicas:
+		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonReplicasPending,
+			fmt.Sprintf("%d of %d replicas ready", svc.Status.ReadyReplicas, svc.Status.Replicas))
+	default:
+		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReplicasReady,
+			fmt.Sprintf("%d of %d replicas ready in %s clusters", svc.Status.ReadyReplicas, svc.Status.Replicas, svc.Status.ClustersReady))
+	}
+}
+
+func (r *MemberSync) setCondition(svc *v1alpha1.FleetInferenceService, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: svc.Generation,
+		LastTransitionTime: metav1.NewTime(r.Now().UTC().Truncate(1e9)),
+	})
+}
+
+// writeStatus writes the status only when it changed, so a no-op reconcile writes nothing.
+func (r *MemberSync) writeStatus(ctx context.Context, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) error {
+	svc.Status.ObservedGeneration = svc.Generation
+	if equality.Semantic.DeepEqual(before, &svc.Status) {
+		return nil
+	}
+	if err := r.Hub.Status().Update(ctx, svc); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
