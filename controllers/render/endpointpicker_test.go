@@ -2,8 +2,6 @@ package render
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,13 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
-// update rewrites the golden files of this package: go test ./controllers/render/ -update
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // eppTestService is a defaulted service named llama in namespace serving, after mutate.
 func eppTestService(mutate func(*v1alpha1.FleetInferenceService)) *v1alpha1.FleetInferenceService {
@@ -62,47 +57,15 @@ var eppCases = []struct {
 	}},
 }
 
-func eppYAML(t *testing.T, objs []client.Object) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	for i, o := range objs {
-		if i > 0 {
-			buf.WriteString("---\n")
-		}
-		b, err := yaml.Marshal(o)
-		if err != nil {
-			t.Fatalf("marshal %T %s: %v", o, o.GetName(), err)
-		}
-		buf.Write(b)
-	}
-	return buf.Bytes()
-}
-
 func TestEndpointPickerGolden(t *testing.T) {
 	for _, tc := range eppCases {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := eppTestService(tc.mutate)
-			got := eppYAML(t, endpointPicker(svc))
-			if again := eppYAML(t, endpointPicker(svc)); !bytes.Equal(got, again) {
+			got := toYAML(t, endpointPicker(svc))
+			if again := toYAML(t, endpointPicker(svc)); !bytes.Equal(got, again) {
 				t.Fatalf("output is not deterministic:\n%s", cmp.Diff(string(got), string(again)))
 			}
-			path := filepath.Join("testdata", "endpointpicker", tc.name+".yaml")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")); diff != "" {
-				t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-			}
+			golden(t, filepath.Join("endpointpicker", tc.name+".yaml"), got)
 		})
 	}
 }
