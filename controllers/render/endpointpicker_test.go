@@ -19,7 +19,6 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
-
 // eppTestService is a defaulted service named llama in namespace serving, after mutate.
 func eppTestService(mutate func(*v1alpha1.FleetInferenceService)) *v1alpha1.FleetInferenceService {
 	svc := &v1alpha1.FleetInferenceService{
