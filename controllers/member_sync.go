@@ -146,15 +146,11 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	names := make([]string, 0, len(desired.Spec.Placement.Clusters))
-	for _, c := range desired.Spec.Placement.Clusters {
-		names = append(names, c.Name)
-	}
-	selected, missing, err := fleet.Select(all, names, desired.Spec.Placement.ClusterSelector)
+	placement, err := fleet.Place(desired, all)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	shares := fleet.EvenSplit(desired.Spec.Replicas, selected)
+	selected, missing, shares := placement.Selected, placement.Missing, placement.Shares
 
 	var token *corev1.Secret
 	if ref := desired.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil {
