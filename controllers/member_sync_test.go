@@ -178,7 +178,7 @@ func TestMemberSync(t *testing.T) {
 					return err
 				}
 				s := &corev1.Secret{}
-				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "hf-token"}, s); err != nil {
+				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama-hf-token"}, s); err != nil {
 					return err
 				}
 				if string(s.Data["token"]) != "hf_secret" || len(s.Data) != 1 {

@@ -173,7 +173,7 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 	env := []corev1.EnvVar{{Name: "PORT", Value: fmt.Sprint(srv.Port)}}
 	if ref := srv.HuggingFaceTokenSecretRef; ref != nil {
 		env = append(env, corev1.EnvVar{Name: "HUGGING_FACE_HUB_TOKEN", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key},
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: TokenSecretName(svc)}, Key: ref.Key},
 		}})
 	}
 	if len(m.LoraAdapters) > 0 {

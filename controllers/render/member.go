@@ -64,6 +64,10 @@ func Member(svc *v1alpha1.FleetInferenceService, in MemberInput) ([]client.Objec
 	return objs, nil
 }
 
+// TokenSecretName names a member's copy of the token Secret: one per service, so services
+// that share a hub Secret never contend for one member object.
+func TokenSecretName(svc *v1alpha1.FleetInferenceService) string { return svc.Name + "-hf-token" }
+
 // tokenSecret copies only the referenced key of the hub's Secret.
 func tokenSecret(svc *v1alpha1.FleetInferenceService, ref *v1alpha1.SecretKeyRef, hub *corev1.Secret) (*corev1.Secret, error) {
 	if hub == nil {
@@ -75,7 +79,7 @@ func tokenSecret(svc *v1alpha1.FleetInferenceService, ref *v1alpha1.SecretKeyRef
 	}
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: svc.Namespace, Labels: withLabels(svc, nil)},
+		ObjectMeta: metav1.ObjectMeta{Name: TokenSecretName(svc), Namespace: svc.Namespace, Labels: withLabels(svc, nil)},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{ref.Key: v},
 	}, nil

@@ -148,7 +148,7 @@ func TestModelServerMatchesSeeds(t *testing.T) {
 	if env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"].Value != "true" || env["PORT"].Value != "8000" {
 		t.Errorf("LoRA/PORT env missing: %v", c.Env)
 	}
-	if ref := env["HUGGING_FACE_HUB_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != "hf-token" || ref.SecretKeyRef.Key != "token" {
+	if ref := env["HUGGING_FACE_HUB_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != TokenSecretName(svc) || ref.SecretKeyRef.Key != "token" {
 		t.Errorf("token env %+v", env["HUGGING_FACE_HUB_TOKEN"])
 	}
 	if q := c.Resources.Limits["nvidia.com/gpu"]; q.Cmp(resource.MustParse("1")) != 0 {
@@ -215,7 +215,7 @@ func TestModelServerMatchesSeeds(t *testing.T) {
 		ms[1].(map[string]any)["name"] != "vllm:gpu_cache_usage_perc" || ms[1].(map[string]any)["exportName"] != "kv-cache-old" {
 		t.Errorf("autoscaling metric %v", am.Object["spec"])
 	}
-	s := find[*corev1.Secret](t, objs, "hf-token")
+	s := find[*corev1.Secret](t, objs, TokenSecretName(svc))
 	if string(s.Data["token"]) != "hf_test_token" || len(s.Data) != 1 {
 		t.Errorf("secret copy %v", s.Data)
 	}

@@ -93,6 +93,8 @@ func Start(t testing.TB, crdDirs []string) *Env {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// A half-started control plane still has processes to stop.
+		_ = env.Stop()
 		t.Fatalf("start envtest: %v", err)
 	}
 	t.Cleanup(func() {

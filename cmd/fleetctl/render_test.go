@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func writeClusters(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clusters.yaml")
+	data := "- {name: gke-west, region: europe-west3, labels: {tier: gpu}}\n- {name: gke-east, region: us-east4, labels: {tier: gpu}}\n- {name: cpu-only, region: us-east4}\n"
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const sample = "../../config/samples/fleet_v1alpha1_two-region-h100.yaml"
+
+func TestRenderYAML(t *testing.T) {
+	var out bytes.Buffer
+	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), output: "yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	west, east := strings.Index(s, "# cluster: gke-west\n"), strings.Index(s, "# cluster: gke-east\n")
+	if west != 0 || east < 0 {
+		t.Fatalf("want gke-west first, then gke-east; got positions %d %d", west, east)
+	}
+	if strings.Contains(s, "# cluster: cpu-only") {
+		t.Error("rendered objects for a cluster the placement does not select")
+	}
+	// Each cluster gets half of the 6 replicas, and the stream parses back document by document.
+	if n := strings.Count(s, "\n  replicas: 3\n"); n != 2 {
+		t.Errorf("want two model Deployments with 3 replicas, found %d", n)
+	}
+	if !strings.Contains(s, base64.StdEncoding.EncodeToString([]byte("<copied from the hub's Secret default/hf-token>"))) {
+		t.Error("token Secret placeholder missing")
+	}
+	for i, doc := range strings.Split(s, "\n---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil || m["kind"] == nil {
+			t.Fatalf("document %d does not parse as an object: %v", i, err)
+		}
+	}
+}
+
+func TestRenderJSON(t *testing.T) {
+	var out bytes.Buffer
+	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc) != 2 || len(doc["gke-west"]) == 0 || len(doc["gke-west"]) != len(doc["gke-east"]) {
+		t.Fatalf("clusters %v", len(doc))
+	}
+	kinds := map[string]bool{}
+	for _, o := range doc["gke-west"] {
+		kinds[o["kind"].(string)] = true
+	}
+	for _, k := range []string{"Deployment", "InferencePool", "InferenceObjective", "AutoscalingMetric", "ConfigMap", "Secret", "Service", "ServiceAccount"} {
+		if !kinds[k] {
+			t.Errorf("no %s rendered", k)
+		}
+	}
+}
+
+func TestRenderRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: fleet.inferfleet.dev/v1alpha1\nkind: FleetInferenceService\nmetadata: {name: x}\nspec:\n  model: {name: m, accelerator: {type: tpu-v5-lite-podslice}}\n  replicas: 1\n  placement: {clusters: [{name: gke-west}]}\n"), 0o644)
+	err := runRender(&bytes.Buffer{}, renderOptions{file: bad, clusters: writeClusters(t), output: "yaml"})
+	if err == nil || !strings.Contains(err.Error(), "topology") {
+		t.Errorf("invalid spec: want an error naming topology, got %v", err)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	os.WriteFile(missing, []byte("apiVersion: fleet.inferfleet.dev/v1alpha1\nkind: FleetInferenceService\nmetadata: {name: x}\nspec:\n  model: {name: m}\n  replicas: 1\n  placement: {clusters: [{name: nowhere}]}\n"), 0o644)
+	err = runRender(&bytes.Buffer{}, renderOptions{file: missing, clusters: writeClusters(t), output: "yaml"})
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("unknown cluster: want an error naming it, got %v", err)
+	}
+	err = runRender(&bytes.Buffer{}, renderOptions{file: sample, clusters: writeClusters(t), output: "xml"})
+	if err == nil {
+		t.Error("accepted -o xml")
+	}
+}

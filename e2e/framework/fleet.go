@@ -1,0 +1,131 @@
+package framework
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/fleet/local"
+)
+
+// ClusterProxy is one cluster a spec talks to: its name, client and the knobs a failure
+// drill needs. Specs take ClusterProxies, so they run on any fleet that provides them.
+type ClusterProxy struct {
+	Name   string
+	Region string
+	Client client.Client
+	// Local is set on the built-in local fleet: it stops and restarts the API server.
+	Local *local.Cluster
+}
+
+// LocalFleet is a running built-in local fleet with the hub manager running in-process.
+type LocalFleet struct {
+	Fleet   *local.Fleet
+	Hub     *ClusterProxy
+	Members map[string]*ClusterProxy
+}
+
+// StartLocalFleet brings up a hub and the given members as real control planes (kwok
+// nodes included), starts the hub manager against them and tears all down at the end.
+func StartLocalFleet(t testing.TB, members []local.ClusterSpec) *LocalFleet {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	crds := CRDs()
+	f, err := local.Start(ctx, local.Options{
+		Dir: dir, BinDir: BinDir(), Members: members,
+		HubCRDDirs: crds, MemberCRDDirs: crds,
+		Log: testWriter{t},
+	})
+	if err != nil {
+		t.Fatalf("start local fleet (run `make bins` first if binaries are missing): %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, dir)
+		}
+		if err := f.Stop(); err != nil {
+			t.Logf("stop local fleet: %v", err)
+		}
+	})
+	lf := &LocalFleet{Fleet: f, Members: map[string]*ClusterProxy{}}
+	proxy := func(c *local.Cluster) *ClusterProxy {
+		cl, err := client.New(c.RESTConfig(), client.Options{Scheme: Scheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &ClusterProxy{Name: c.Name, Region: c.Region, Client: cl, Local: c}
+	}
+	lf.Hub = proxy(f.Hub)
+	for _, m := range f.Members {
+		lf.Members[m.Name] = proxy(m)
+	}
+	return lf
+}
+
+// RunHub starts the hub manager in-process against the fleet's hub until the test ends.
+func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
+	t.Helper()
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = "0"
+	}
+	if o.ProbeAddr == "" {
+		o.ProbeAddr = "0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := controllers.NewHub(ctx, lf.Fleet.Hub.RESTConfig(), o)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("hub manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// dumpLogs prints the tail of every component log of a failed test.
+func dumpLogs(t testing.TB, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		t.Logf("--- %s (tail)\n%s", filepath.Base(l), b)
+	}
+}
+
+// Eventually polls cond until it returns nil or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = cond(); last == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, last)
+}

@@ -1,0 +1,472 @@
+package local
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Cluster is one running cluster of a local fleet.
+type Cluster struct {
+	Name   string
+	Region string
+	Labels map[string]string
+	Nodes  []NodeSpec
+	// KubeconfigPath is <Dir>/<Name>.kubeconfig: admin (system:masters), client-certificate auth.
+	KubeconfigPath string
+	// Server is the kube-apiserver URL, https://127.0.0.1:<port>; it never changes on restart.
+	Server string
+
+	hub          bool
+	fleet        *Fleet
+	dir          string
+	bins         map[string]string
+	etcdPort     int
+	etcdPeerPort int
+	apiPort      int
+	logf         func(string, ...any)
+	pki          *pki
+	kubeconfig   []byte
+	restConfig   *rest.Config
+	kwokStarted  time.Time
+
+	opMu   sync.Mutex // serialises starting and stopping processes
+	procMu sync.Mutex // guards procs
+	procs  []*process // in start order; a restarted kube-apiserver is appended
+}
+
+// memberControllers are the kube-controller-manager controllers a member runs: enough for
+// Deployments to roll out, nodes to be watched, namespaces to get their default ServiceAccount
+// and NoExecute taints to evict. No token controller: pods run without tokens.
+var memberControllers = []string{
+	"deployment", "replicaset", "statefulset", "nodelifecycle", "garbagecollector", "namespace", "podgc",
+	"serviceaccount", "taint-eviction-controller",
+}
+
+// RESTConfig returns an admin config for the cluster. It stays valid across StopAPIServer /
+// StartAPIServer: the port and the certificates outlive the process.
+func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.restConfig) }
+
+// Kubeconfig returns the admin kubeconfig, with certificates inline.
+func (c *Cluster) Kubeconfig() []byte { return append([]byte(nil), c.kubeconfig...) }
+
+// IsHub reports whether this is the fleet's hub.
+func (c *Cluster) IsHub() bool { return c.hub }
+
+// LogPath is where component's output goes: <Dir>/logs/<cluster>-<component>.log.
+func (c *Cluster) LogPath(component string) string {
+	return filepath.Join(c.fleet.Dir, "logs", c.Name+"-"+component+".log")
+}
+
+// APIServerRunning reports whether the cluster's kube-apiserver process is alive.
+func (c *Cluster) APIServerRunning() bool {
+	p := c.proc(KubeAPIServer)
+	return p != nil && !p.exited()
+}
+
+// StopAPIServer sends sig (syscall.SIGKILL for a crash, SIGTERM for a graceful stop) to the
+// kube-apiserver and waits until it has exited. etcd and the other components keep running.
+func (c *Cluster) StopAPIServer(sig os.Signal) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	p := c.proc(KubeAPIServer)
+	if p == nil || p.exited() {
+		return nil
+	}
+	if err := p.signal(sig, 30*time.Second); err != nil {
+		return fmt.Errorf("stop %s kube-apiserver: %w", c.Name, err)
+	}
+	c.logf("%s: kube-apiserver stopped (%v)", c.Name, sig)
+	return c.fleet.writeState()
+}
+
+// StartAPIServer starts the kube-apiserver again on the same port, against the same etcd and
+// with the same certificates, and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if p := c.proc(KubeAPIServer); p != nil && !p.exited() {
+		return fmt.Errorf("start %s kube-apiserver: already running (pid %d)", c.Name, p.pid())
+	}
+	began := time.Now()
+	if err := c.startAPIServer(ctx); err != nil {
+		return fmt.Errorf("start %s kube-apiserver: %w", c.Name, err)
+	}
+	c.logf("%s: kube-apiserver restarted, ready in %s", c.Name, time.Since(began).Round(10*time.Millisecond))
+	return nil
+}
+
+// proc returns the latest process of component.
+func (c *Cluster) proc(component string) *process {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		if c.procs[i].component == component {
+			return c.procs[i]
+		}
+	}
+	return nil
+}
+
+// start brings the cluster up: certificates, etcd, kube-apiserver, the member components, CRDs
+// and nodes. Any process it started is stopped by Fleet.Stop on failure.
+func (c *Cluster) start(ctx context.Context, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	began := time.Now()
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return err
+	}
+	p, err := loadOrCreatePKI(filepath.Join(c.dir, "pki"))
+	if err != nil {
+		return fmt.Errorf("%s certificates: %w", c.Name, err)
+	}
+	c.pki = p
+	c.restConfig = &rest.Config{
+		Host: c.Server,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: p.caCert, CertData: p.adminCert, KeyData: p.adminKey,
+		},
+		QPS: 100, Burst: 200,
+	}
+	if c.kubeconfig, err = kubeconfigFor(c.Name, c.Server, p); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(c.KubeconfigPath, c.kubeconfig, 0o600); err != nil {
+		return fmt.Errorf("write %s kubeconfig: %w", c.Name, err)
+	}
+
+	c.opMu.Lock()
+	_, err = c.launch(Etcd, []string{
+		"--name=" + c.Name,
+		"--data-dir=" + filepath.Join(c.dir, "etcd"),
+		"--listen-client-urls=" + localURL("http", c.etcdPort),
+		"--advertise-client-urls=" + localURL("http", c.etcdPort),
+		"--listen-peer-urls=" + localURL("http", c.etcdPeerPort),
+		"--initial-advertise-peer-urls=" + localURL("http", c.etcdPeerPort),
+		"--initial-cluster=" + c.Name + "=" + localURL("http", c.etcdPeerPort),
+		"--unsafe-no-fsync=true", // throwaway data: speed over durability
+		"--log-level=warn",
+	})
+	if err != nil {
+		c.opMu.Unlock()
+		return fmt.Errorf("start %s etcd: %w", c.Name, err)
+	}
+	err = c.startAPIServer(ctx)
+	c.opMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start %s kube-apiserver: %w", c.Name, err)
+	}
+	c.logf("%s: kube-apiserver ready at %s (%s)", c.Name, c.Server, time.Since(began).Round(10*time.Millisecond))
+
+	if !c.hub {
+		if err := c.startMemberComponents(ctx); err != nil {
+			return err
+		}
+	}
+
+	// CRDs and nodes are independent: do both at once.
+	var wg sync.WaitGroup
+	var crdErr, nodeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if crdErr = installCRDs(ctx, c.restConfig, crds); crdErr != nil {
+			crdErr = fmt.Errorf("%s: %w", c.Name, crdErr)
+		}
+	}()
+	if !c.hub {
+		nodeErr = c.setUpMember(ctx)
+	}
+	wg.Wait()
+	if err := errors.Join(crdErr, nodeErr); err != nil {
+		return c.withExits(err)
+	}
+	if err := c.checkAlive(); err != nil {
+		return err
+	}
+	c.logf("%s: ready (%d CRDs, %d nodes) in %s", c.Name, len(crds), len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
+	return nil
+}
+
+func (c *Cluster) startMemberComponents(ctx context.Context) error {
+	cs, err := kubernetes.NewForConfig(c.restConfig)
+	if err != nil {
+		return err
+	}
+	if err := clearNodeLeases(ctx, cs, c.Nodes); err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	c.kwokStarted = time.Now()
+	stages, err := kwokStages()
+	if err != nil {
+		return err
+	}
+	stagesPath := filepath.Join(c.dir, "kwok-stages.yaml")
+	if err := writeFileAtomic(stagesPath, stages, 0o644); err != nil {
+		return err
+	}
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	for _, s := range []struct {
+		component string
+		args      []string
+	}{
+		{KubeControllerManager, []string{
+			"--kubeconfig=" + c.KubeconfigPath,
+			"--leader-elect=false",
+			"--secure-port=0",
+			"--use-service-account-credentials=false",
+			"--controllers=" + strings.Join(memberControllers, ","),
+			// Short enough that a lost node shows up in drills within seconds, long enough that
+			// kwok's lease heartbeats keep nodes Ready on a loaded 2-core machine.
+			"--node-monitor-grace-period=20s",
+			"--kube-api-qps=100", "--kube-api-burst=200",
+		}},
+		{KubeScheduler, []string{
+			"--kubeconfig=" + c.KubeconfigPath,
+			"--leader-elect=false",
+			"--secure-port=0",
+		}},
+		{Kwok, []string{
+			"--kubeconfig=" + c.KubeconfigPath,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=fake",
+			"--server-address=127.0.0.1:0",
+			"--config=" + stagesPath,
+			"--node-lease-duration-seconds=20", // renewed every 5s, well inside the grace period
+			"--cidr=10.244.0.0/16",             // pod IPs; the default overlaps the service range
+		}},
+	} {
+		if _, err := c.launch(s.component, s.args); err != nil {
+			return fmt.Errorf("start %s %s: %w", c.Name, s.component, err)
+		}
+	}
+	return nil
+}
+
+// setUpMember prepares what workloads in a member need: the default namespace's
+// ServiceAccount (no token controller runs) and Ready fake nodes.
+func (c *Cluster) setUpMember(ctx context.Context) error {
+	if err := EnsureNamespace(ctx, c.restConfig, "default"); err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	cs, err := kubernetes.NewForConfig(c.restConfig)
+	if err != nil {
+		return err
+	}
+	if err := ensureNodes(ctx, cs, c.Nodes); err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	if err := waitNodesReady(ctx, cs, c.Nodes, c.kwokStarted, c.checkAlive); err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// startAPIServer launches kube-apiserver and waits for /readyz; c.opMu must be held.
+func (c *Cluster) startAPIServer(ctx context.Context) error {
+	p := c.pki
+	args := []string{
+		"--etcd-servers=" + localURL("http", c.etcdPort),
+		"--secure-port=" + strconv.Itoa(c.apiPort),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--cert-dir=" + p.dir,
+		"--tls-cert-file=" + p.servingCertFile,
+		"--tls-private-key-file=" + p.servingKeyFile,
+		"--client-ca-file=" + p.caCertFile,
+		"--service-account-key-file=" + p.saPubFile,
+		"--service-account-signing-key-file=" + p.saKeyFile,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=RBAC",
+		"--allow-privileged=true",
+		// No token controller runs, so pods must not wait for a token; GPU/TPU pods get the
+		// tolerations GKE adds for extended-resource taints.
+		"--disable-admission-plugins=ServiceAccount",
+		"--enable-admission-plugins=ExtendedResourceToleration",
+		// Endpoints may not hold loopback addresses; the "kubernetes" Service needs none here.
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		// On SIGTERM, end open watches within a second; otherwise shutdown waits out the 60s
+		// request timeout while controllers keep their watches open.
+		"--shutdown-watch-termination-grace-period=1s",
+	}
+	proc, err := c.launch(KubeAPIServer, args)
+	if err != nil {
+		return err
+	}
+	return c.waitReady(ctx, proc)
+}
+
+// waitReady polls /readyz until it answers ok, failing early if the apiserver or etcd exits.
+func (c *Cluster) waitReady(ctx context.Context, apiserver *process) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.pki.caCert)
+	cert, err := tls.X509KeyPair(c.pki.adminCert, c.pki.adminKey)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			DisableKeepAlives: true,
+		},
+	}
+	etcd := c.proc(Etcd)
+	var last string
+	for {
+		if apiserver.exited() {
+			return apiserver.exitError()
+		}
+		if etcd != nil && etcd.exited() {
+			return etcd.exitError()
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/readyz", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready (%s): %w; last lines of %s:\n%s", last, ctx.Err(), apiserver.logPath, logTail(apiserver.logPath, 25))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// launch starts component and records it in fleet.json; c.opMu must be held.
+func (c *Cluster) launch(component string, args []string) (*process, error) {
+	p, err := startProcess(component, c.bins[component], args, c.LogPath(component), c.fleet.detach)
+	if err != nil {
+		return nil, err
+	}
+	c.procMu.Lock()
+	c.procs = append(c.procs, p)
+	c.procMu.Unlock()
+	return p, c.fleet.writeState()
+}
+
+// checkAlive returns an error, with the log tail, if any component has exited.
+func (c *Cluster) checkAlive() error {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	seen := map[string]bool{}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		if seen[p.component] {
+			continue
+		}
+		seen[p.component] = true
+		if p.exited() {
+			return fmt.Errorf("%s: %w", c.Name, p.exitError())
+		}
+	}
+	return nil
+}
+
+// withExits prefers a crashed component's log over a symptom such as a timeout.
+func (c *Cluster) withExits(err error) error {
+	if dead := c.checkAlive(); dead != nil {
+		return errors.Join(err, dead)
+	}
+	return err
+}
+
+// running returns the live processes.
+func (c *Cluster) running() []*process {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	var ps []*process
+	for _, p := range c.procs {
+		if !p.exited() {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// stop terminates the cluster's processes in stopStage order.
+func (c *Cluster) stop() error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	var errs []error
+	for stage := 0; stage <= 2; stage++ {
+		var wg sync.WaitGroup
+		var emu sync.Mutex
+		for _, p := range c.running() {
+			if stopStage(p.component) != stage {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.signal(syscall.SIGTERM, stopGrace); err != nil {
+					emu.Lock()
+					errs = append(errs, fmt.Errorf("stop %s %s: %w", c.Name, p.component, err))
+					emu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	return errors.Join(errs...)
+}
+
+func kubeconfigFor(name, server string, p *pki) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	// Names are per cluster so several kubeconfigs merge cleanly in KUBECONFIG=a:b:c.
+	user := name + "-admin"
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caCert}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: p.adminCert, ClientKeyData: p.adminKey}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
+	cfg.CurrentContext = name
+	return clientcmd.Write(*cfg)
+}
+
+func localURL(scheme string, port int) string {
+	return scheme + "://127.0.0.1:" + strconv.Itoa(port)
+}
+
+// writeFileAtomic writes through a temporary file so readers never see half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

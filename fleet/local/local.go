@@ -1,0 +1,399 @@
+// Package local runs a fleet of real Kubernetes control planes as processes on 127.0.0.1, no
+// containers: a hub (etcd + kube-apiserver) and member clusters (etcd + kube-apiserver +
+// kube-controller-manager + kube-scheduler + kwok with fake GPU/TPU nodes), each member
+// registered in the hub the way package fleet expects.
+package local
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Options describes the fleet Start brings up.
+type Options struct {
+	// Dir holds the fleet's state: certificates, etcd data, kubeconfigs, logs and fleet.json.
+	// Certificates and etcd data are reused when a fleet is started again in the same Dir.
+	Dir string
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+	// Default: $INFERFLEET_BIN_DIR, else bin/ at the module root found from the working directory.
+	BinDir string
+	// Hub is the hub cluster; its Name defaults to "hub". Its Nodes are ignored: the hub runs
+	// no scheduler or kwok.
+	Hub     ClusterSpec
+	Members []ClusterSpec
+	// Folders of CRD YAML installed into the hub and into every member (recursively, *.yaml;
+	// documents that are not CustomResourceDefinitions are skipped).
+	HubCRDDirs, MemberCRDDirs []string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+	// Detach starts every process in a session of its own that outlives the caller (fleetctl up
+	// --detach); stop it later with StopFromState. Without it processes die with the caller.
+	Detach bool
+}
+
+// ClusterSpec is one cluster of the fleet.
+type ClusterSpec struct {
+	Name   string
+	Region string
+	// Labels are copied onto the member's registration Secret, where placement selectors see them.
+	Labels map[string]string
+	Nodes  []NodeSpec
+}
+
+// NodeSpec is one fake node kwok keeps Ready.
+type NodeSpec struct {
+	Name     string
+	Labels   map[string]string
+	Capacity corev1.ResourceList // e.g. nvidia.com/gpu: 8; also used as allocatable
+	Taints   []corev1.Taint
+}
+
+// DefaultHubName is the hub's name when Options.Hub.Name is empty.
+const DefaultHubName = "hub"
+
+// Component names, also used in log file names (<Dir>/logs/<cluster>-<component>.log).
+const (
+	Etcd                  = "etcd"
+	KubeAPIServer         = "kube-apiserver"
+	KubeControllerManager = "kube-controller-manager"
+	KubeScheduler         = "kube-scheduler"
+	Kwok                  = "kwok"
+)
+
+// startTimeout bounds Start when the caller's context has no deadline.
+const startTimeout = 3 * time.Minute
+
+//go:embed stages/*.yaml
+var stageFiles embed.FS
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	Dir     string
+	Hub     *Cluster
+	Members []*Cluster
+
+	detach  bool
+	stateMu sync.Mutex
+}
+
+// Member returns the member called name, or nil.
+func (f *Fleet) Member(name string) *Cluster {
+	for _, m := range f.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Clusters returns the hub followed by the members.
+func (f *Fleet) Clusters() []*Cluster { return append([]*Cluster{f.Hub}, f.Members...) }
+
+// Start brings up the hub and every member in parallel and returns once all API servers are
+// ready, CRDs are Established, fake nodes are Ready and members are registered in the hub.
+// ctx bounds only the start-up; the processes run until Stop (or, when attached, until the
+// calling process exits).
+func Start(ctx context.Context, o Options) (*Fleet, error) {
+	began := time.Now()
+	if o.Dir == "" {
+		return nil, errors.New("local fleet: Options.Dir is required")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if o.Hub.Name == "" {
+		o.Hub.Name = DefaultHubName
+	}
+	if err := checkNames(o); err != nil {
+		return nil, err
+	}
+	binDir, err := resolveBinDir(o.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	need := []string{Etcd, KubeAPIServer}
+	if len(o.Members) > 0 {
+		need = append(need, KubeControllerManager, KubeScheduler, Kwok)
+	}
+	bins, err := findBinaries(binDir, need)
+	if err != nil {
+		return nil, err
+	}
+	hubCRDs, err := loadCRDs(o.HubCRDDirs)
+	if err != nil {
+		return nil, err
+	}
+	memberCRDs, err := loadCRDs(o.MemberCRDDirs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	// Two fleets in one Dir would share etcd data; refuse rather than corrupt it.
+	if st, err := ReadState(dir); err == nil {
+		if live := st.Running(); len(live) > 0 {
+			return nil, fmt.Errorf("local fleet: %d processes of a fleet still run in %s (pid %d, ...): stop it first (fleetctl down --dir %s)",
+				len(live), dir, live[0].PID, dir)
+		}
+	}
+	out := o.Log
+	if out == nil {
+		out = io.Discard
+	}
+	var logMu sync.Mutex
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	}
+
+	// Ports for every cluster are taken in one go so parallel starts never pick the same one.
+	specs := append([]ClusterSpec{o.Hub}, o.Members...)
+	ports, err := freePorts(3 * len(specs))
+	if err != nil {
+		return nil, fmt.Errorf("local fleet: find free ports: %w", err)
+	}
+	f := &Fleet{Dir: dir, detach: o.Detach}
+	for i, s := range specs {
+		c := &Cluster{
+			Name:           s.Name,
+			Region:         s.Region,
+			Labels:         maps.Clone(s.Labels),
+			KubeconfigPath: filepath.Join(dir, s.Name+".kubeconfig"),
+			Server:         fmt.Sprintf("https://127.0.0.1:%d", ports[3*i+2]),
+			hub:            i == 0,
+			fleet:          f,
+			dir:            filepath.Join(dir, s.Name),
+			bins:           bins,
+			etcdPort:       ports[3*i],
+			etcdPeerPort:   ports[3*i+1],
+			apiPort:        ports[3*i+2],
+			logf:           logf,
+		}
+		if i == 0 {
+			f.Hub = c
+		} else {
+			c.Nodes = s.Nodes
+			f.Members = append(f.Members, c)
+		}
+	}
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+	}
+	// Each cluster comes up in its own goroutine; a member registers itself in the hub as soon
+	// as both are ready.
+	hubDone := make(chan struct{}) // closed once errs[0] holds the hub's outcome
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, c := range f.Clusters() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.hub {
+				errs[i] = c.start(ctx, hubCRDs)
+				close(hubDone)
+				return
+			}
+			if errs[i] = c.start(ctx, memberCRDs); errs[i] != nil {
+				return
+			}
+			<-hubDone // the hub's start is bounded by ctx too
+			if errs[0] == nil {
+				errs[i] = f.register(ctx, c)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		_ = f.Stop()
+		return nil, fmt.Errorf("local fleet: %w", err)
+	}
+	if err := f.writeState(); err != nil {
+		_ = f.Stop()
+		return nil, err
+	}
+	logf("fleet up in %s (%s)", time.Since(began).Round(100*time.Millisecond), dir)
+	return f, nil
+}
+
+// Stop stops every process of the fleet (SIGTERM, then SIGKILL after a few seconds) and waits
+// for them to exit. State on disk is kept, so the fleet can be started again in the same Dir.
+func (f *Fleet) Stop() error {
+	var wg sync.WaitGroup
+	clusters := f.Clusters()
+	errs := make([]error, len(clusters))
+	for i, c := range clusters {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.stop()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, f.writeState())...)
+}
+
+// stopGrace is how long a process gets to exit after SIGTERM before it is killed.
+const stopGrace = 5 * time.Second
+
+// stopStage orders shutdown: clients of the API server first, then the API server, then etcd,
+// so nothing spends its grace period retrying a backend that is already gone.
+func stopStage(component string) int {
+	switch component {
+	case KubeAPIServer:
+		return 1
+	case Etcd:
+		return 2
+	}
+	return 0
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// checkNames rejects names that cannot be a Secret name or a file name, and duplicates.
+func checkNames(o Options) error {
+	seen := map[string]bool{}
+	for _, s := range append([]ClusterSpec{o.Hub}, o.Members...) {
+		if !dnsLabel.MatchString(s.Name) {
+			return fmt.Errorf("local fleet: cluster name %q is not a DNS label", s.Name)
+		}
+		if s.Name == "logs" { // <Dir>/logs holds the process logs
+			return fmt.Errorf("local fleet: cluster name %q is reserved", s.Name)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("local fleet: cluster name %q used twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+// ModuleRoot walks up from the working directory to the go.mod of
+// github.com/inferfleet/inferfleet and returns its folder.
+func ModuleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
+					return d, nil
+				}
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod of %s above %s", modulePath, wd)
+		}
+	}
+}
+
+const modulePath = "github.com/inferfleet/inferfleet"
+
+func resolveBinDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv("INFERFLEET_BIN_DIR")
+	}
+	if dir == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			return "", fmt.Errorf("local fleet: cannot locate bin/ (%v): set INFERFLEET_BIN_DIR or Options.BinDir, and run `make bins` to build the binaries", err)
+		}
+		dir = filepath.Join(root, "bin")
+	}
+	return filepath.Abs(dir)
+}
+
+func findBinaries(dir string, names []string) (map[string]string, error) {
+	bins := map[string]string{}
+	var missing []string
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			missing = append(missing, n)
+			continue
+		}
+		bins[n] = p
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("local fleet: %s missing from %s: run `make bins` (hack/build-bins.sh) to build them",
+			strings.Join(missing, ", "), dir)
+	}
+	return bins, nil
+}
+
+// Ports handed out by this process; the kernel may offer a just-closed port again.
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	var ports []int
+	var held []net.Listener // held open until all are chosen, so none is offered twice
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		if portsUsed[p] {
+			continue
+		}
+		portsUsed[p] = true
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// kwokStages is the kwok --config content: the embedded Stage documents, concatenated.
+func kwokStages() ([]byte, error) {
+	entries, err := stageFiles.ReadDir("stages")
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	for _, e := range entries {
+		data, err := stageFiles.ReadFile("stages/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, "---\n"...)
+		b = append(b, data...)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			b = append(b, '\n')
+		}
+	}
+	return b, nil
+}
