@@ -47,6 +47,9 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
+	if e.GVK.Kind == "" {
+		return "objects exist that this service does not own" + e.Held
+	}
 	return fmt.Sprintf("%s %s exists and is not owned by this service%s: left unchanged", e.GVK.Kind, e.Key, e.Held)
 }
 
@@ -92,6 +95,12 @@ func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
 // unstructured objects. It writes nothing when the live object already matches, and
 // never touches an object that svc does not own.
 func applyOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, desired client.Object) (Outcome, *unstructured.Unstructured, error) {
+	return applyObject(ctx, c, desired, func(live client.Object) bool { return render.OwnedBy(live, svc) })
+}
+
+// applyObject is applyOwned with the ownership test given: ours(live) says whether an
+// existing object of that name may be written.
+func applyObject(ctx context.Context, c client.Client, desired client.Object, ours func(live client.Object) bool) (Outcome, *unstructured.Unstructured, error) {
 	u, err := toUnstructured(desired)
 	if err != nil {
 		return Unchanged, nil, err
@@ -104,7 +113,7 @@ func applyOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferen
 		// create below
 	case err != nil:
 		return Unchanged, nil, fmt.Errorf("get %s %s: %w", u.GetKind(), key, err)
-	case !render.OwnedBy(live, svc):
+	case !ours(live):
 		held := ""
 		if s := live.GetLabels()[render.LabelService]; s != "" {
 			held = fmt.Sprintf(" (it belongs to service %s/%s)", live.GetLabels()[render.LabelNamespace], s)
@@ -161,11 +170,11 @@ func covers(live, desired any) bool {
 	}
 }
 
-// deleteOwned deletes svc's objects of the given kinds in a cluster, except those in keep
+// deleteOwned deletes svc's objects of one role and the given kinds in a cluster, except those in keep
 // (keyed by kindKey). Kinds the cluster does not serve are skipped. It returns what it
 // deleted.
-func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, kinds []schema.GroupVersionKind, clusterScoped map[schema.GroupVersionKind]bool, keep map[string]bool) ([]string, error) {
-	sel := client.MatchingLabels{render.LabelService: svc.Name, render.LabelNamespace: svc.Namespace, render.LabelManagedBy: render.ManagedBy}
+func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, role string, kinds []schema.GroupVersionKind, clusterScoped map[schema.GroupVersionKind]bool, keep map[string]bool) ([]string, error) {
+	sel := client.MatchingLabels{render.LabelService: svc.Name, render.LabelNamespace: svc.Namespace, render.LabelManagedBy: render.ManagedBy, render.LabelRole: role}
 	var deleted []string
 	for _, gvk := range kinds {
 		list := &unstructured.UnstructuredList{}

@@ -9,13 +9,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
 	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -28,6 +34,10 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.gke.io,resources=healthcheckpolicies;gcpbackendpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=inference.networking.x-k8s.io,resources=inferencepoolimports,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=inference.networking.x-k8s.io,resources=inferencepoolimports/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // HubOptions configures the hub manager.
@@ -40,12 +50,15 @@ type HubOptions struct {
 	ClusterNamespace string
 	// MemberTimeout bounds the work on one member.
 	MemberTimeout time.Duration
+	// SeveralPerProcess lets tests run more than one hub in a process (controller names
+	// are otherwise unique per process, for their metrics).
+	SeveralPerProcess bool
 }
 
 // Scheme is every type the hub reads or writes typed.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha2.Install} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha1.Install, infv1alpha2.Install, gwv1.Install} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -87,6 +100,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		LeaderElectionID:        "inferfleet-hub",
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		RenewDeadline:           &renew,
+		Controller:              config.Controller{SkipNameValidation: &o.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
@@ -96,14 +110,26 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	}
 	local := mgr.GetLocalManager()
 	sync := &MemberSync{
-		Hub:            local.GetClient(),
-		Clusters:       mgr,
-		Registry:       &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace},
-		Recorder:       local.GetEventRecorder("inferfleet-hub"),
-		ClusterTimeout: o.MemberTimeout,
+		Hub:                local.GetClient(),
+		Clusters:           mgr,
+		Registry:           &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace},
+		Recorder:           local.GetEventRecorder("inferfleet-hub"),
+		ClusterTimeout:     o.MemberTimeout,
+		SkipNameValidation: o.SeveralPerProcess,
 	}
 	if err := sync.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("member sync: %w", err)
+	}
+	routes := &RouteSync{
+		Hub:                local.GetClient(),
+		Clusters:           mgr,
+		Registry:           sync.Registry,
+		Recorder:           sync.Recorder,
+		MemberTimeout:      o.MemberTimeout,
+		SkipNameValidation: o.SeveralPerProcess,
+	}
+	if err := routes.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("route sync: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
@@ -112,4 +138,13 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// controllerOptions caps the retry backoff: a member that is down is retried every few
+// seconds, so it converges soon after it returns (the default cap is over 16 minutes).
+func controllerOptions(skipNameValidation bool) controller.TypedOptions[mcreconcile.Request] {
+	return controller.TypedOptions[mcreconcile.Request]{
+		SkipNameValidation: &skipNameValidation,
+		RateLimiter:        workqueue.NewTypedItemExponentialFailureRateLimiter[mcreconcile.Request](200*time.Millisecond, 5*time.Second),
+	}
 }

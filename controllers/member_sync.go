@@ -100,6 +100,8 @@ type MemberSync struct {
 	Resync time.Duration
 	// Now is the clock for status times (tests pin it).
 	Now func() time.Time
+	// SkipNameValidation lets several hubs run in one process (tests).
+	SkipNameValidation bool
 
 	pruned sync.Map // "<uid>/<cluster>" -> fingerprint of the last desired set pruned against
 }
@@ -310,7 +312,7 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	fp := strings.Join(sortedKeys(keep), ",")
 	pruneKey := string(svc.UID) + "/" + c.Name
 	if prev, ok := r.pruned.Load(pruneKey); !ok || prev != fp || len(res.applied) > 0 {
-		deleted, err := deleteOwned(ctx, mc, svc, memberKinds, clusterScopedKinds, keep)
+		deleted, err := deleteOwned(ctx, mc, svc, render.RoleMember, memberKinds, clusterScopedKinds, keep)
 		if err != nil {
 			return fail(classify(err), err)
 		}
@@ -407,7 +409,7 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 	ctx, cancel := context.WithTimeout(ctx, r.ClusterTimeout)
 	defer cancel()
 	c := cl.GetClient()
-	deleted, err := deleteOwned(ctx, c, svc, memberKinds, clusterScopedKinds, nil)
+	deleted, err := deleteOwned(ctx, c, svc, render.RoleMember, memberKinds, clusterScopedKinds, nil)
 	if err != nil {
 		return deleted, fmt.Errorf("%s: %w", name, err)
 	}
@@ -496,6 +498,7 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 	members := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)}
 	b := mcbuilder.ControllerManagedBy(mgr).
 		Named("member-sync").
+		WithOptions(controllerOptions(r.SkipNameValidation)).
 		For(&v1alpha1.FleetInferenceService{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Watches(&corev1.Secret{}, r.secretHandler(), local...)
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &infv1.InferencePool{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.Secret{}} {

@@ -67,7 +67,7 @@ func startFleet(t *testing.T, names ...string) *fleetEnv {
 			t.Fatal(err)
 		}
 	}
-	mgr, err := controllers.NewHub(ctx, f.hub.Config, controllers.HubOptions{MetricsAddr: "0", ProbeAddr: "0", MemberTimeout: 5 * time.Second})
+	mgr, err := controllers.NewHub(ctx, f.hub.Config, controllers.HubOptions{MetricsAddr: "0", ProbeAddr: "0", MemberTimeout: 5 * time.Second, SeveralPerProcess: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,15 +286,15 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("drift is reverted", func(t *testing.T) {
-		d, err := getDeployment(ctx, west, "serving", "llama")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Spec.Replicas = ptr.To[int32](9)
-		d.Spec.Template.Spec.Containers[0].Image = "attacker/image"
-		if err := west.Update(ctx, d); err != nil {
-			t.Fatal(err)
-		}
+		eventually(t, 10*time.Second, "edit", func() error {
+			d, err := getDeployment(ctx, west, "serving", "llama")
+			if err != nil {
+				return err
+			}
+			d.Spec.Replicas = ptr.To[int32](9)
+			d.Spec.Template.Spec.Containers[0].Image = "attacker/image"
+			return west.Update(ctx, d)
+		})
 		if err := west.Delete(ctx, &infv1.InferencePool{ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -311,16 +311,11 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("spec change rolls out and prunes", func(t *testing.T) {
-		got := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(ctx, key, got); err != nil {
-			t.Fatal(err)
-		}
-		got.Spec.Replicas = 4
-		got.Spec.Model.Server.Args = []string{"--max-model-len=4096"}
-		got.Spec.Objectives = []v1alpha1.Objective{{Name: "base", Priority: ptr.To[int32](20)}}
-		if err := hub.Update(ctx, got); err != nil {
-			t.Fatal(err)
-		}
+		updateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
+			got.Spec.Replicas = 4
+			got.Spec.Model.Server.Args = []string{"--max-model-len=4096"}
+			got.Spec.Objectives = []v1alpha1.Objective{{Name: "base", Priority: ptr.To[int32](20)}}
+		})
 		for name, m := range map[string]client.Client{"west": west, "east": east} {
 			eventually(t, 15*time.Second, name+" rolled out", func() error {
 				d, err := getDeployment(ctx, m, "serving", "llama")
@@ -339,14 +334,9 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("unselected cluster is cleaned up", func(t *testing.T) {
-		got := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(ctx, key, got); err != nil {
-			t.Fatal(err)
-		}
-		got.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "west"}}
-		if err := hub.Update(ctx, got); err != nil {
-			t.Fatal(err)
-		}
+		updateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
+			got.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "west"}}
+		})
 		eventually(t, 15*time.Second, "east emptied", func() error {
 			if n := ownedCount(ctx, t, east); n != 0 {
 				return fmt.Errorf("%d owned objects left in east", n)
@@ -387,6 +377,20 @@ func TestMemberSync(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// updateService re-reads the service and applies mutate until the update goes through:
+// the hub writes the same object (finalizers, status).
+func updateService(t *testing.T, hub client.Client, key client.ObjectKey, mutate func(*v1alpha1.FleetInferenceService)) {
+	t.Helper()
+	eventually(t, 10*time.Second, "update service", func() error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(context.Background(), key, got); err != nil {
+			return err
+		}
+		mutate(got)
+		return hub.Update(context.Background(), got)
 	})
 }
 

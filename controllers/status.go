@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
@@ -27,6 +29,11 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 		st := res.status
 		if st.LastSyncTime == nil {
 			st.LastSyncTime = prev[st.Name].LastSyncTime
+		}
+		if st.LastSyncTime == nil && res.err == nil {
+			// In sync, but the write that recorded the apply was lost (a status conflict).
+			now := metav1.NewTime(r.Now().UTC().Truncate(time.Second))
+			st.LastSyncTime = &now
 		}
 		clusters = append(clusters, st)
 		desiredTotal += st.DesiredReplicas
@@ -86,38 +93,55 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 	r.summarize(svc)
 }
 
-// summarize derives Ready from the other conditions and the replica counts; a condition
-// that is missing counts as Unknown.
-func (r *MemberSync) summarize(svc *v1alpha1.FleetInferenceService) {
+// summarize derives Ready from the other conditions and the replica counts.
+func (r *MemberSync) summarize(svc *v1alpha1.FleetInferenceService) { summarizeReady(svc, r.Now()) }
+
+func (r *MemberSync) setCondition(svc *v1alpha1.FleetInferenceService, typ string, status metav1.ConditionStatus, reason, msg string) {
+	setCondition(svc, r.Now(), typ, status, reason, msg)
+}
+
+// summarizeReady derives Ready, in one place for every reconciler: a missing Propagated
+// counts as Unknown; RoutesProgrammed blocks Ready only when False (a route that no
+// Gateway controller has reported on yet does not).
+func summarizeReady(svc *v1alpha1.FleetInferenceService, now time.Time) {
 	prop := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionPropagated)
+	routes := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionRoutesProgrammed)
 	switch {
 	case prop == nil || prop.Status == metav1.ConditionUnknown:
-		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonNotPropagated, "propagation not yet observed")
+		setCondition(svc, now, v1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonNotPropagated, "propagation not yet observed")
 	case prop.Status == metav1.ConditionFalse:
-		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionFalse, prop.Reason, prop.Message)
+		setCondition(svc, now, v1alpha1.ConditionReady, metav1.ConditionFalse, prop.Reason, prop.Message)
 	case svc.Status.ReadyReplicas < svc.Status.Replicas:
-		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonReplicasPending,
+		setCondition(svc, now, v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonReplicasPending,
 			fmt.Sprintf("%d of %d replicas ready", svc.Status.ReadyReplicas, svc.Status.Replicas))
+	case routes != nil && routes.Status == metav1.ConditionFalse:
+		setCondition(svc, now, v1alpha1.ConditionReady, metav1.ConditionFalse, routes.Reason, routes.Message)
 	default:
-		r.setCondition(svc, v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReplicasReady,
+		setCondition(svc, now, v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReplicasReady,
 			fmt.Sprintf("%d of %d replicas ready in %s clusters", svc.Status.ReadyReplicas, svc.Status.Replicas, svc.Status.ClustersReady))
 	}
 }
 
-func (r *MemberSync) setCondition(svc *v1alpha1.FleetInferenceService, typ string, status metav1.ConditionStatus, reason, msg string) {
+func setCondition(svc *v1alpha1.FleetInferenceService, now time.Time, typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: svc.Generation,
-		LastTransitionTime: metav1.NewTime(r.Now().UTC().Truncate(1e9)),
+		LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
 	})
 }
 
-// writeStatus writes the status only when it changed, so a no-op reconcile writes nothing.
 func (r *MemberSync) writeStatus(ctx context.Context, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) error {
+	return writeStatus(ctx, r.Hub, svc, before)
+}
+
+// writeStatus writes the status only when it changed, so a no-op reconcile writes nothing.
+// Reconcilers sharing the status update whole statuses with optimistic locking: a stale
+// copy fails and is retried, so neither loses the other's fields.
+func writeStatus(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) error {
 	svc.Status.ObservedGeneration = svc.Generation
 	if equality.Semantic.DeepEqual(before, &svc.Status) {
 		return nil
 	}
-	if err := r.Hub.Status().Update(ctx, svc); err != nil {
+	if err := c.Status().Update(ctx, svc); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	return nil

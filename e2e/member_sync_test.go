@@ -150,14 +150,14 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 	})
 
 	t.Run("edited Deployment is reverted", func(t *testing.T) {
-		d, err := modelDeployment(ctx, west, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Spec.Replicas = ptr.To[int32](5)
-		if err := west.Update(ctx, d); err != nil {
-			t.Fatal(err)
-		}
+		framework.Eventually(t, 10*time.Second, "edit", func() error {
+			d, err := modelDeployment(ctx, west, key)
+			if err != nil {
+				return err
+			}
+			d.Spec.Replicas = ptr.To[int32](5)
+			return west.Update(ctx, d)
+		})
 		framework.Eventually(t, 10*time.Second, "replicas back to 3", func() error {
 			d, err := modelDeployment(ctx, west, key)
 			if err != nil {

@@ -106,6 +106,7 @@ type FleetInferenceService struct {
 }
 
 // FleetInferenceServiceSpec is what the user asks the fleet to serve.
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway.bodyBasedRouting) || !self.gateway.bodyBasedRouting || (has(self.objectives) ? self.objectives.size() : 0) + (has(self.model.loraAdapters) ? self.model.loraAdapters.size() : 0) <= 127",message="gateway.bodyBasedRouting routes each model name with one HTTPRoute match and a route holds at most 128: objectives plus loraAdapters must not exceed 127"
 type FleetInferenceServiceSpec struct {
 	// Model is the model, its server and the accelerator each replica runs on.
 	Model ModelSpec `json:"model"`

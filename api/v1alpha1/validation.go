@@ -20,6 +20,10 @@ var (
 // valid DNS labels in every member.
 const MaxNameLength = 58
 
+// MaxRoutedNames is how many model names body-based routing can match: Gateway API allows
+// 128 matches in one HTTPRoute.
+const MaxRoutedNames = 128
+
 // Validate checks a defaulted FleetInferenceService with the rules the CRD enforces, so that
 // objects that never passed the API server (fleetctl render, older CRDs) fail the same way.
 func (s *FleetInferenceService) Validate() error {
@@ -48,6 +52,9 @@ func (s *FleetInferenceService) Validate() error {
 	errs = append(errs, validatePlacement(&s.Spec.Placement, spec.Child("placement"))...)
 	errs = append(errs, validateGateway(&s.Spec.Gateway, spec.Child("gateway"))...)
 	errs = append(errs, validateBalancing(&s.Spec.Balancing, spec.Child("balancing"))...)
+	if s.Spec.Gateway.BodyBasedRouting && len(s.Spec.Objectives)+len(s.Spec.Model.LoraAdapters) > MaxRoutedNames-1 {
+		errs = append(errs, field.TooMany(spec.Child("gateway", "bodyBasedRouting"), len(s.Spec.Objectives)+len(s.Spec.Model.LoraAdapters), MaxRoutedNames-1))
+	}
 	return errs.ToAggregate()
 }
 

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,18 @@ var invalidCases = []struct {
 	{"name not a DNS-1035 label", set("9svc", "metadata", "name"), "metadata.name"},
 	{"name too long", set(strings.Repeat("a", 59), "metadata", "name"), "metadata.name"},
 	{"model name missing", del("spec", "model", "name"), "model.name"},
+	{"too many names for body-based routing", all(set(true, "spec", "gateway", "bodyBasedRouting"), func(obj map[string]any) {
+		var objs []any
+		for i := range 64 {
+			objs = append(objs, map[string]any{"name": fmt.Sprintf("o%d", i)})
+		}
+		var loras []any
+		for i := range 64 {
+			loras = append(loras, map[string]any{"id": fmt.Sprintf("l%d", i), "source": "x"})
+		}
+		_ = unstructured.SetNestedSlice(obj, objs, "spec", "objectives")
+		_ = unstructured.SetNestedSlice(obj, loras, "spec", "model", "loraAdapters")
+	}), "bodyBasedRouting"},
 }
 
 func baseObject(t *testing.T) map[string]any {

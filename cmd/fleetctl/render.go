@@ -107,8 +107,9 @@ func decodeServices(raw []byte) ([]*v1alpha1.FleetInferenceService, map[string]*
 	return svcs, secrets, nil
 }
 
-// renderFleet returns each cluster's objects, and the clusters in output order.
-func renderFleet(svcs []*v1alpha1.FleetInferenceService, secrets map[string]*corev1.Secret, clusters []fleet.Cluster) (map[string][]client.Object, []string, error) {
+// renderFleet returns each cluster's objects, and the clusters in output order. With a
+// config cluster named, its Gateways, routes and policies come first in its list.
+func renderFleet(svcs []*v1alpha1.FleetInferenceService, secrets map[string]*corev1.Secret, clusters []fleet.Cluster, configCluster string) (map[string][]client.Object, []string, error) {
 	out := map[string][]client.Object{}
 	var order []string
 	for _, c := range clusters {
@@ -141,7 +142,49 @@ func renderFleet(svcs []*v1alpha1.FleetInferenceService, secrets map[string]*cor
 			out[c.Name] = append(out[c.Name], objs...)
 		}
 	}
+	if configCluster != "" {
+		cfg, err := renderConfigCluster(svcs, clusters)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[configCluster] = append(cfg, out[configCluster]...)
+	}
 	return out, order, nil
+}
+
+// renderConfigCluster renders each shared Gateway once, then every service's route and
+// policies, as the hub does in its own cluster. svcs are defaulted and valid.
+func renderConfigCluster(svcs []*v1alpha1.FleetInferenceService, clusters []fleet.Cluster) ([]client.Object, error) {
+	type gatewayKey struct{ ns, name string }
+	var keys []gatewayKey
+	sharing := map[gatewayKey][]*v1alpha1.FleetInferenceService{}
+	regions := map[string][]string{}
+	for _, svc := range svcs {
+		k := gatewayKey{svc.Namespace, svc.Spec.Gateway.Name}
+		if _, ok := sharing[k]; !ok {
+			keys = append(keys, k)
+		}
+		sharing[k] = append(sharing[k], svc)
+		p, err := fleet.Place(svc, clusters)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range p.Selected {
+			regions[svc.Name] = append(regions[svc.Name], c.Region)
+		}
+	}
+	var out []client.Object
+	for _, k := range keys {
+		in := render.NewGatewayInput(sharing[k], regions)
+		out = append(out, render.Gateway(in))
+		for _, svc := range sharing[k] {
+			if svc.Spec.Gateway.ClassName != in.ClassName {
+				return nil, fmt.Errorf("%s/%s: gateway %s has class %s from %s, this service names %s", svc.Namespace, svc.Name, k.name, in.ClassName, sharing[k][0].Name, svc.Spec.Gateway.ClassName)
+			}
+			out = append(out, render.ConfigCluster(svc, in)...)
+		}
+	}
+	return out, nil
 }
 
 func runRender(w io.Writer, o renderOptions) error {
@@ -180,7 +223,7 @@ func runRender(w io.Writer, o renderOptions) error {
 	if o.configCluster != "" && !seen[o.configCluster] {
 		return fmt.Errorf("--config-cluster %q is not in %s", o.configCluster, o.clusters)
 	}
-	perCluster, order, err := renderFleet(svcs, secrets, clusters)
+	perCluster, order, err := renderFleet(svcs, secrets, clusters, o.configCluster)
 	if err != nil {
 		return err
 	}

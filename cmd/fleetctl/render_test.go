@@ -94,3 +94,33 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		t.Error("accepted -o xml")
 	}
 }
+
+func TestRenderConfigCluster(t *testing.T) {
+	var out bytes.Buffer
+	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, o := range doc["gke-west"] {
+		kinds[o["kind"].(string)]++
+	}
+	// The config cluster is also a member here: it holds both sets.
+	if kinds["Gateway"] != 1 || kinds["HTTPRoute"] != 1 || kinds["GCPBackendPolicy"] != 2 || kinds["HealthCheckPolicy"] != 2 || kinds["Deployment"] != 2 {
+		t.Errorf("config cluster objects %v", kinds)
+	}
+	if kinds := doc["gke-east"]; len(kinds) == 0 {
+		t.Error("member gke-east lost its objects")
+	}
+	gw := doc["gke-west"][0]
+	addrs := gw["spec"].(map[string]any)["addresses"].([]any)
+	if gw["kind"] != "Gateway" || len(addrs) != 2 {
+		t.Errorf("gateway first with both regions, got %v", gw)
+	}
+	if err := runRender(&bytes.Buffer{}, renderOptions{file: sample, clusters: writeClusters(t), configCluster: "nowhere", output: "json"}); err == nil {
+		t.Error("accepted an unknown config cluster")
+	}
+}

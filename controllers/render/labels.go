@@ -19,6 +19,11 @@ const (
 	// LabelManagedBy is app.kubernetes.io/managed-by=inferfleet-hub.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "inferfleet-hub"
+	// LabelRole tells a service's member objects from its config-cluster objects, which
+	// can live side by side when the config cluster is also a member.
+	LabelRole  = "fleet.inferfleet.dev/role"
+	RoleMember = "member"
+	RoleConfig = "config"
 	// AnnotationCreatedNamespace marks a namespace the hub created, so that only such a
 	// namespace is ever deleted by it.
 	AnnotationCreatedNamespace = "fleet.inferfleet.dev/created-by-hub"
@@ -42,15 +47,24 @@ func OwnedBy(obj client.Object, svc *v1alpha1.FleetInferenceService) bool {
 	return l[LabelService] == svc.Name && l[LabelNamespace] == svc.Namespace && l[LabelManagedBy] == ManagedBy
 }
 
-// withLabels returns base plus the ownership labels of svc (ownership wins on a clash).
+// withLabels returns base plus the ownership labels of svc for a member object
+// (ownership wins on a clash).
 func withLabels(svc *v1alpha1.FleetInferenceService, base map[string]string) map[string]string {
-	out := make(map[string]string, len(base)+4)
+	out := make(map[string]string, len(base)+5)
 	for k, v := range base {
 		out[k] = v
 	}
 	for k, v := range OwnerLabels(svc) {
 		out[k] = v
 	}
+	out[LabelRole] = RoleMember
+	return out
+}
+
+// withConfigLabels are the ownership labels of svc for a config-cluster object.
+func withConfigLabels(svc *v1alpha1.FleetInferenceService) map[string]string {
+	out := OwnerLabels(svc)
+	out[LabelRole] = RoleConfig
 	return out
 }
 

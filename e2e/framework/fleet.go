@@ -75,6 +75,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = "0"
 	}
+	o.SeveralPerProcess = true
 	if o.ProbeAddr == "" {
 		o.ProbeAddr = "0"
 	}

@@ -1,0 +1,487 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
+	mchandler "sigs.k8s.io/multicluster-runtime/pkg/handler"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers/render"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// RoutesFinalizer holds a service until its config-cluster objects are gone and the
+// shared Gateway no longer counts it.
+const RoutesFinalizer = "fleet.inferfleet.dev/routes"
+
+// Reasons of the RoutesProgrammed condition.
+const (
+	ReasonRoutesProgrammed    = "Programmed"
+	ReasonAwaitingController  = "AwaitingGatewayController"
+	ReasonGatewayNotAccepted  = "GatewayNotProgrammed"
+	ReasonRouteNotAccepted    = "RouteNotAccepted"
+	ReasonGatewayConflict     = "GatewayConflict"
+	ReasonGatewayClassClash   = "GatewayClassMismatch"
+	ReasonConfigApplyFailed   = "ConfigApplyFailed"
+	ReasonInvalidForRouting   = "InvalidSpec"
+	gatewayStatusWaitedReason = "Pending"
+)
+
+// configKinds are the kinds a service may own in the config cluster.
+var configKinds = []schema.GroupVersionKind{
+	gwv1.SchemeGroupVersion.WithKind("HTTPRoute"),
+	render.GVKHealthCheckPolicy,
+	render.GVKGCPBackendPolicy,
+	render.GVKInferencePoolImport,
+}
+
+// RouteSync keeps the config cluster (where the hub runs) serving every service through
+// one cross-region Gateway: the shared Gateway, each service's HTTPRoute and policies, and
+// for the open-source provider the InferencePoolImports and the members' Exported status.
+type RouteSync struct {
+	Hub      client.Client
+	Clusters ClusterGetter
+	Registry *fleet.Registry
+	Recorder events.EventRecorder
+	Now      func() time.Time
+	// MemberTimeout bounds writing pool status into one member.
+	MemberTimeout time.Duration
+	// SkipNameValidation lets several hubs run in one process (tests).
+	SkipNameValidation bool
+}
+
+// Reconcile syncs one service's config-cluster objects and the Gateway it names.
+func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, svc)
+	}
+	if !controllerutil.ContainsFinalizer(svc, RoutesFinalizer) {
+		patch := client.MergeFrom(svc.DeepCopy())
+		controllerutil.AddFinalizer(svc, RoutesFinalizer)
+		if err := r.Hub.Patch(ctx, svc, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+	desired := svc.DeepCopy()
+	v1alpha1.SetDefaults(desired)
+	before := svc.Status.DeepCopy()
+	if err := desired.Validate(); err != nil {
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonInvalidForRouting, err.Error())
+		summarizeReady(svc, r.Now())
+		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
+	}
+
+	gwIn, err := r.gatewayInput(ctx, desired.Namespace, desired.Spec.Gateway.Name, nil)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	reason := ReasonConfigApplyFailed
+	applyErr := r.applyGateway(ctx, gwIn)
+	if applyErr == nil && gwIn.ClassName != desired.Spec.Gateway.ClassName {
+		reason = ReasonGatewayClassClash
+		applyErr = fmt.Errorf("gateway %s has class %s (from the oldest service sharing it), this service names %s", gwIn.Name, gwIn.ClassName, desired.Spec.Gateway.ClassName)
+	}
+	if applyErr == nil {
+		applyErr = r.applyServiceObjects(ctx, desired, gwIn)
+	}
+	if IsConflict(applyErr) {
+		reason = ReasonGatewayConflict
+	}
+	if applyErr == nil {
+		r.observeRoutes(ctx, svc, desired)
+		if desired.Spec.Gateway.Provider == v1alpha1.ProviderInferencePoolImport {
+			applyErr = r.syncImport(ctx, desired)
+		}
+	} else {
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, reason, applyErr.Error())
+	}
+	summarizeReady(svc, r.Now())
+	if err := writeStatus(ctx, r.Hub, svc, before); err != nil {
+		return reconcile.Result{}, err
+	}
+	if applyErr != nil {
+		r.event(svc, corev1.EventTypeWarning, ReasonConfigApplyFailed, "Route", "%v", applyErr)
+		return reconcile.Result{}, applyErr
+	}
+	return reconcile.Result{RequeueAfter: 5 * time.Minute}, nil
+}
+
+// gatewayInput gathers the services that name one Gateway (oldest first), except skip,
+// with the regions each is placed in.
+func (r *RouteSync) gatewayInput(ctx context.Context, ns, name string, skip *types.UID) (render.GatewayInput, error) {
+	var list v1alpha1.FleetInferenceServiceList
+	if err := r.Hub.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return render.GatewayInput{}, err
+	}
+	all, err := r.Registry.List(ctx)
+	if err != nil {
+		return render.GatewayInput{}, err
+	}
+	var sharing []*v1alpha1.FleetInferenceService
+	regions := map[string][]string{}
+	for i := range list.Items {
+		s := list.Items[i].DeepCopy()
+		v1alpha1.SetDefaults(s)
+		if s.Spec.Gateway.Name != name || !s.DeletionTimestamp.IsZero() || (skip != nil && s.UID == *skip) || s.Validate() != nil {
+			continue
+		}
+		p, err := fleet.Place(s, all)
+		if err != nil {
+			continue
+		}
+		for _, c := range p.Selected {
+			regions[s.Name] = append(regions[s.Name], c.Region)
+		}
+		sharing = append(sharing, s)
+	}
+	sort.SliceStable(sharing, func(i, j int) bool {
+		a, b := sharing[i].CreationTimestamp, sharing[j].CreationTimestamp
+		if !a.Equal(&b) {
+			return a.Before(&b)
+		}
+		return sharing[i].Name < sharing[j].Name
+	})
+	in := render.NewGatewayInput(sharing, regions)
+	in.Name, in.Namespace = name, ns
+	return in, nil
+}
+
+// applyGateway writes the shared Gateway, or deletes it once no service names it. A
+// Gateway of that name that the hub did not create is never touched.
+func (r *RouteSync) applyGateway(ctx context.Context, in render.GatewayInput) error {
+	key := client.ObjectKey{Namespace: in.Namespace, Name: in.Name}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(gwv1.SchemeGroupVersion.WithKind("Gateway"))
+	err := r.Hub.Get(ctx, key, live)
+	switch {
+	case apierrors.IsNotFound(err):
+		if in.ClassName == "" {
+			return nil
+		}
+	case err != nil:
+		return fmt.Errorf("get gateway %s: %w", key, err)
+	case live.GetLabels()[render.LabelManagedBy] != render.ManagedBy || live.GetLabels()[render.LabelGateway] != in.Name:
+		return &ConflictError{GVK: live.GroupVersionKind(), Key: key}
+	case in.ClassName == "":
+		if err := r.Hub.Delete(ctx, live); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete unused gateway %s: %w", key, err)
+		}
+		return nil
+	}
+	_, _, err = applyObject(ctx, r.Hub, render.Gateway(in), func(client.Object) bool { return true })
+	return err
+}
+
+// applyServiceObjects writes the service's HTTPRoute and policies and removes the ones it
+// no longer needs (switching provider, say).
+func (r *RouteSync) applyServiceObjects(ctx context.Context, svc *v1alpha1.FleetInferenceService, gw render.GatewayInput) error {
+	keep := map[string]bool{}
+	var conflicts []string
+	for _, obj := range render.ConfigCluster(svc, gw) {
+		keep[kindKey(obj.GetObjectKind().GroupVersionKind(), client.ObjectKeyFromObject(obj))] = true
+		_, _, err := applyOwned(ctx, r.Hub, svc, obj)
+		switch {
+		case IsConflict(err):
+			conflicts = append(conflicts, err.Error())
+		case meta.IsNoMatchError(err):
+			return fmt.Errorf("the config cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
+		case err != nil:
+			return err
+		}
+	}
+	if _, err := deleteOwned(ctx, r.Hub, svc, render.RoleConfig, configKinds, nil, keep); err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		return &ConflictError{Held: ": " + strings.Join(conflicts, "; ")}
+	}
+	return nil
+}
+
+// observeRoutes copies the Gateway's addresses and sets RoutesProgrammed from what a
+// Gateway controller reported on the Gateway and the service's HTTPRoute.
+func (r *RouteSync) observeRoutes(ctx context.Context, svc, desired *v1alpha1.FleetInferenceService) {
+	gw := &gwv1.Gateway{}
+	if err := r.Hub.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: desired.Spec.Gateway.Name}, gw); err != nil {
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, ReasonAwaitingController, fmt.Sprintf("reading gateway: %v", err))
+		return
+	}
+	var addrs []string
+	for _, a := range gw.Status.Addresses {
+		addrs = append(addrs, a.Value)
+	}
+	if len(addrs) > 0 {
+		svc.Status.Gateway = &v1alpha1.GatewayStatus{Addresses: addrs}
+	} else {
+		svc.Status.Gateway = nil
+	}
+	route := &gwv1.HTTPRoute{}
+	if err := r.Hub.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: svc.Name}, route); err != nil {
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, ReasonAwaitingController, fmt.Sprintf("reading route: %v", err))
+		return
+	}
+	programmed := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+	var accepted *metav1.Condition
+	for i := range route.Status.Parents {
+		if string(route.Status.Parents[i].ParentRef.Name) == gw.Name {
+			accepted = meta.FindStatusCondition(route.Status.Parents[i].Conditions, string(gwv1.RouteConditionAccepted))
+		}
+	}
+	fresh := func(c *metav1.Condition, gen int64) bool { return c != nil && c.ObservedGeneration >= gen }
+	switch {
+	case !fresh(programmed, gw.Generation) && accepted == nil:
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, ReasonAwaitingController,
+			fmt.Sprintf("no Gateway controller has reported status for Gateway %s (class %s) yet", gw.Name, gw.Spec.GatewayClassName))
+	case programmed != nil && programmed.Status == metav1.ConditionFalse:
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonGatewayNotAccepted,
+			fmt.Sprintf("Gateway %s not programmed: %s: %s", gw.Name, programmed.Reason, programmed.Message))
+	case accepted != nil && accepted.Status == metav1.ConditionFalse:
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonRouteNotAccepted,
+			fmt.Sprintf("HTTPRoute %s not accepted: %s: %s", route.Name, accepted.Reason, accepted.Message))
+	case programmed != nil && programmed.Status == metav1.ConditionTrue && accepted != nil && accepted.Status == metav1.ConditionTrue:
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionTrue, ReasonRoutesProgrammed,
+			fmt.Sprintf("Gateway %s programmed with %d addresses; route accepted", gw.Name, len(addrs)))
+	default:
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, gatewayStatusWaitedReason,
+			fmt.Sprintf("waiting for Gateway %s to be programmed and the route accepted", gw.Name))
+	}
+}
+
+// ExportingClusters are the clusters whose pool is exported and healthy now: reachable,
+// exported, and running at least one ready replica.
+func ExportingClusters(svc *v1alpha1.FleetInferenceService) []string {
+	var out []string
+	for _, c := range svc.Status.Clusters {
+		if c.Reachable && c.Exported && c.ReadyReplicas > 0 {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// syncImport writes the InferencePoolImport's status (the hub's controller entry) and the
+// Exported condition on every member's pool.
+func (r *RouteSync) syncImport(ctx context.Context, svc *v1alpha1.FleetInferenceService) error {
+	imp := &infv1alpha1.InferencePoolImport{}
+	if err := r.Hub.Get(ctx, client.ObjectKeyFromObject(svc), imp); err != nil {
+		return fmt.Errorf("get InferencePoolImport: %w", err)
+	}
+	exporting := ExportingClusters(svc)
+	want := render.ImportStatus(exporting)
+	var controllers []infv1alpha1.ImportController
+	found := false
+	for _, c := range imp.Status.Controllers {
+		if c.Name == render.ImportController {
+			// Keep the conditions and parents others may have written under our entry.
+			want.Parents, want.Conditions = c.Parents, c.Conditions
+			controllers = append(controllers, want)
+			found = true
+			continue
+		}
+		controllers = append(controllers, c)
+	}
+	if !found {
+		controllers = append(controllers, want)
+	}
+	if !found || !equalControllers(imp.Status.Controllers, controllers) {
+		imp.Status.Controllers = controllers
+		if err := r.Hub.Status().Update(ctx, imp); err != nil {
+			return fmt.Errorf("update InferencePoolImport status: %w", err)
+		}
+	}
+	exportingSet := map[string]bool{}
+	for _, n := range exporting {
+		exportingSet[n] = true
+	}
+	var errs []string
+	for _, c := range svc.Status.Clusters {
+		if !c.Reachable {
+			continue
+		}
+		if err := r.markExported(ctx, svc, c.Name, exportingSet[c.Name]); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", c.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pool export status: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func equalControllers(a, b []infv1alpha1.ImportController) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || len(a[i].ExportingClusters) != len(b[i].ExportingClusters) {
+			return false
+		}
+		for j := range a[i].ExportingClusters {
+			if a[i].ExportingClusters[j] != b[i].ExportingClusters[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// markExported sets the hub's parent entry (kind InferencePoolImport) with the Exported
+// condition on one member's InferencePool, as the multi-cluster proposal asks.
+func (r *RouteSync) markExported(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string, exported bool) error {
+	cl, err := r.Clusters.GetCluster(ctx, multicluster.ClusterName(cluster))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.MemberTimeout)
+	defer cancel()
+	c := cl.GetClient()
+	pool := &infv1.InferencePool{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(svc), pool); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	cond := metav1.Condition{Type: string(infv1.InferencePoolConditionExported), Status: metav1.ConditionTrue,
+		Reason: string(infv1.InferencePoolReasonExported), Message: "imported into the config cluster as InferencePoolImport " + svc.Name,
+		ObservedGeneration: pool.Generation}
+	if !exported {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "ClusterNotHealthy", "the cluster is not serving the pool; it is out of the import's exporting clusters"
+	}
+	parent := infv1.ParentReference{Group: ptrGroup(infv1alpha1.GroupVersion.Group), Kind: "InferencePoolImport", Name: infv1.ObjectName(svc.Name), Namespace: infv1.Namespace(svc.Namespace)}
+	idx := -1
+	for i, p := range pool.Status.Parents {
+		if p.ControllerName == render.ImportController {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		pool.Status.Parents = append(pool.Status.Parents, infv1.ParentStatus{ParentRef: parent, ControllerName: render.ImportController})
+		idx = len(pool.Status.Parents) - 1
+	}
+	entry := &pool.Status.Parents[idx]
+	old := meta.FindStatusCondition(entry.Conditions, cond.Type)
+	if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.ObservedGeneration == cond.ObservedGeneration && entry.ParentRef == parent {
+		return nil
+	}
+	entry.ParentRef = parent
+	meta.SetStatusCondition(&entry.Conditions, cond)
+	return c.Status().Update(ctx, pool)
+}
+
+func ptrGroup(g string) *infv1.Group { x := infv1.Group(g); return &x }
+
+// finalize removes the service's config-cluster objects and its share of the Gateway.
+func (r *RouteSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
+	if !controllerutil.ContainsFinalizer(svc, RoutesFinalizer) {
+		return reconcile.Result{}, nil
+	}
+	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
+		if _, err := deleteOwned(ctx, r.Hub, svc, render.RoleConfig, configKinds, nil, nil); err != nil {
+			return reconcile.Result{}, err
+		}
+		name := svc.Spec.Gateway.Name
+		if name == "" {
+			name = v1alpha1.DefaultGatewayName
+		}
+		in, err := r.gatewayInput(ctx, svc.Namespace, name, &svc.UID)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if err := r.applyGateway(ctx, in); err != nil && !IsConflict(err) {
+			return reconcile.Result{}, err
+		}
+	}
+	patch := client.MergeFrom(svc.DeepCopy())
+	controllerutil.RemoveFinalizer(svc, RoutesFinalizer)
+	return reconcile.Result{}, client.IgnoreNotFound(r.Hub.Patch(ctx, svc, patch))
+}
+
+func (r *RouteSync) event(svc *v1alpha1.FleetInferenceService, typ, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(svc, nil, typ, reason, action, note, args...)
+	}
+}
+
+// SetupWithManager watches services, their routes and Gateways in the config cluster, and
+// registrations (a cluster joining changes the Gateway's regions).
+func (r *RouteSync) SetupWithManager(mgr mcmanager.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.MemberTimeout == 0 {
+		r.MemberTimeout = 15 * time.Second
+	}
+	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
+	byGateway := func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
+			return r.servicesNaming(ctx, obj.GetNamespace(), obj.GetName())
+		})
+	}
+	registrations := func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
+			if obj.GetNamespace() != r.Registry.Namespace || obj.GetLabels()[fleet.KubeconfigLabel] != "true" {
+				return nil
+			}
+			return r.servicesNaming(ctx, "", "")
+		})
+	}
+	return mcbuilder.ControllerManagedBy(mgr).
+		Named("route-sync").
+		WithOptions(controllerOptions(r.SkipNameValidation)).
+		For(&v1alpha1.FleetInferenceService{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		Watches(&gwv1.Gateway{}, byGateway, local...).
+		Watches(&gwv1.HTTPRoute{}, ownerHandler, local...).
+		Watches(&corev1.Secret{}, registrations, local...).
+		Complete(r)
+}
+
+// servicesNaming lists the services that name a Gateway (all services when name is "").
+func (r *RouteSync) servicesNaming(ctx context.Context, ns, name string) []mcreconcile.Request {
+	var list v1alpha1.FleetInferenceServiceList
+	var opts []client.ListOption
+	if ns != "" {
+		opts = append(opts, client.InNamespace(ns))
+	}
+	if err := r.Hub.List(ctx, &list, opts...); err != nil {
+		log.FromContext(ctx).Error(err, "list services")
+		return nil
+	}
+	var out []mcreconcile.Request
+	for _, s := range list.Items {
+		gw := s.Spec.Gateway.Name
+		if gw == "" {
+			gw = v1alpha1.DefaultGatewayName
+		}
+		if name == "" || gw == name {
+			out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}}})
+		}
+	}
+	return out
+}
