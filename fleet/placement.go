@@ -1,22 +1,73 @@
 package fleet
 
-import "github.com/inferfleet/inferfleet/api/v1alpha1"
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+)
+
+// Slot is one cluster competing for replicas.
+type Slot struct {
+	Name   string
+	Weight int32
+	Min    int32
+	// Max is the cluster's cap; nil is no cap.
+	Max *int32
+}
+
+// Distribute spreads total replicas over slots. Each slot first gets its Min (in slot order,
+// while replicas last); every further replica goes to the slot with the smallest
+// (replicas+1)/weight among those below their Max (D'Hondt), ties to the earlier slot. So
+// the split follows the weights as closely as whole replicas allow, is the same for the same
+// inputs, and a slot of weight 0 gets only its Min. It returns the shares and the replicas
+// no slot could take.
+func Distribute(total int32, slots []Slot) (map[string]int32, int32) {
+	shares := make(map[string]int32, len(slots))
+	remaining := total
+	for _, s := range slots {
+		give := min(s.Min, remaining)
+		if s.Max != nil {
+			give = min(give, *s.Max)
+		}
+		shares[s.Name] = max(give, 0)
+		remaining -= shares[s.Name]
+	}
+	for remaining > 0 {
+		best := -1
+		for i, s := range slots {
+			if s.Weight <= 0 || (s.Max != nil && shares[s.Name] >= *s.Max) {
+				continue
+			}
+			if best < 0 {
+				best = i
+				continue
+			}
+			b := slots[best]
+			// (a+1)/wa < (b+1)/wb  <=>  (a+1)*wb < (b+1)*wa, in integers.
+			if int64(shares[s.Name]+1)*int64(b.Weight) < int64(shares[b.Name]+1)*int64(s.Weight) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		shares[slots[best].Name]++
+		remaining--
+	}
+	return shares, remaining
+}
 
 // EvenSplit spreads total replicas evenly over clusters in the given order: each gets
-// total/n, and the first total%n get one more. Deterministic for the same inputs.
+// total/n, and the first total%n get one more.
 func EvenSplit(total int32, clusters []Cluster) map[string]int32 {
-	out := make(map[string]int32, len(clusters))
-	n := int32(len(clusters))
-	if n == 0 {
-		return out
-	}
+	slots := make([]Slot, len(clusters))
 	for i, c := range clusters {
-		out[c.Name] = total / n
-		if int32(i) < total%n {
-			out[c.Name]++
-		}
+		slots[i] = Slot{Name: c.Name, Weight: 1}
 	}
-	return out
+	shares, _ := Distribute(total, slots)
+	return shares
 }
 
 // Placement is where a service's replicas go.
@@ -27,18 +78,187 @@ type Placement struct {
 	Shares map[string]int32
 	// Missing names clusters placement.clusters lists that are not registered.
 	Missing []string
+	// Slots are the selected clusters with their weights and limits.
+	Slots []Slot
 }
 
-// Place selects a service's clusters among the registered ones and splits its replicas.
-// svc must be defaulted.
+// Place selects a service's clusters among the registered ones and splits its replicas by
+// weight within each cluster's limits. svc must be defaulted.
 func Place(svc *v1alpha1.FleetInferenceService, all []Cluster) (Placement, error) {
 	names := make([]string, 0, len(svc.Spec.Placement.Clusters))
+	byName := map[string]v1alpha1.ClusterPlacement{}
 	for _, c := range svc.Spec.Placement.Clusters {
 		names = append(names, c.Name)
+		byName[c.Name] = c
 	}
 	selected, missing, err := Select(all, names, svc.Spec.Placement.ClusterSelector)
 	if err != nil {
 		return Placement{}, err
 	}
-	return Placement{Selected: selected, Shares: EvenSplit(svc.Spec.Replicas, selected), Missing: missing}, nil
+	slots := make([]Slot, len(selected))
+	for i, c := range selected {
+		slots[i] = Slot{Name: c.Name, Weight: 1}
+		if p, ok := byName[c.Name]; ok {
+			if p.Weight != nil {
+				slots[i].Weight = *p.Weight
+			}
+			if p.MinReplicas != nil {
+				slots[i].Min = *p.MinReplicas
+			}
+			slots[i].Max = p.MaxReplicas
+		}
+	}
+	shares, _ := Distribute(svc.Spec.Replicas, slots)
+	return Placement{Selected: selected, Shares: shares, Missing: missing, Slots: slots}, nil
+}
+
+// Observed is what the hub last recorded about a cluster for one service.
+type Observed struct {
+	Health     v1alpha1.ClusterHealth
+	Since      time.Time
+	FailedOver bool
+	// Desired is the share the hub last gave the cluster, Ready what it reports ready.
+	Desired, Ready int32
+	// Cordoned takes the cluster out at once (drills).
+	Cordoned bool
+}
+
+// Plan is the failover decision for one service.
+type Plan struct {
+	// Shares are the replicas each selected cluster runs now.
+	Shares map[string]int32
+	// FailedOver marks the clusters whose share runs elsewhere.
+	FailedOver map[string]bool
+	// Unplaced replicas fit nowhere healthy (every healthy cluster is at its max); they
+	// stay with the failed-over clusters they belong to.
+	Unplaced int32
+	// RecheckAfter is when a timer (unhealthyAfter, failbackAfter) next expires; 0 if none.
+	RecheckAfter time.Duration
+	// Reasons say, per failed-over cluster, why.
+	Reasons map[string]string
+}
+
+// Decide applies the failover policy to a placement, given what was observed:
+//   - a cluster unhealthy (Degraded or Unreachable) for unhealthyAfter, or cordoned, fails
+//     over: its share is redistributed over the others (by weight, within their max);
+//   - a failed-over cluster fails back after failbackAfter of continuous health, and the
+//     clusters that covered for it keep their extra replicas until it has its share ready
+//     (make before break);
+//   - health that changes sooner than those timers moves nothing, so a cluster that
+//     bounces causes at most one move.
+//
+// Decide is pure: the same observations at the same time give the same plan.
+func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Observed, now time.Time) Plan {
+	f := svc.Spec.Placement.Failover
+	unhealthyAfter, failbackAfter := v1alpha1.DefaultUnhealthyAfter, v1alpha1.DefaultFailbackAfter
+	if f.UnhealthyAfter != nil {
+		unhealthyAfter = f.UnhealthyAfter.Duration
+	}
+	if f.FailbackAfter != nil {
+		failbackAfter = f.FailbackAfter.Duration
+	}
+	plan := Plan{FailedOver: map[string]bool{}, Reasons: map[string]string{}}
+	recheck := func(d time.Duration) {
+		if d > 0 && (plan.RecheckAfter == 0 || d < plan.RecheckAfter) {
+			plan.RecheckAfter = d
+		}
+	}
+	for _, c := range p.Selected {
+		o := obs[c.Name]
+		fo := o.FailedOver
+		switch {
+		case o.Cordoned:
+			fo = true
+			plan.Reasons[c.Name] = "cordoned"
+		case f.Policy == v1alpha1.FailoverNone:
+			fo = false
+		case o.Health != "" && o.Health != v1alpha1.Healthy:
+			if elapsed := now.Sub(o.Since); elapsed >= unhealthyAfter {
+				fo = true
+			} else if !fo {
+				recheck(unhealthyAfter - elapsed)
+			}
+			if fo {
+				plan.Reasons[c.Name] = strings.ToLower(string(o.Health)) + " since " + o.Since.UTC().Format(time.RFC3339)
+			}
+		case fo:
+			// Healthy again: back only after failbackAfter of continuous health.
+			if elapsed := now.Sub(o.Since); elapsed >= failbackAfter {
+				fo = false
+			} else {
+				recheck(failbackAfter - elapsed)
+				plan.Reasons[c.Name] = "healthy since " + o.Since.UTC().Format(time.RFC3339) + ", failing back after " + failbackAfter.String()
+			}
+		}
+		if fo {
+			plan.FailedOver[c.Name] = true
+		}
+	}
+	if len(plan.FailedOver) == 0 {
+		plan.Shares = copyShares(p.Shares)
+	} else {
+		var healthy []Slot
+		for _, s := range p.Slots {
+			if !plan.FailedOver[s.Name] {
+				healthy = append(healthy, s)
+			}
+		}
+		shares, unplaced := Distribute(svc.Spec.Replicas, healthy)
+		// What fits nowhere stays with the failed-over clusters, up to their normal share.
+		names := make([]string, 0, len(plan.FailedOver))
+		for _, s := range p.Slots {
+			if plan.FailedOver[s.Name] {
+				names = append(names, s.Name)
+			}
+		}
+		for _, n := range names {
+			give := min(unplaced, p.Shares[n])
+			shares[n] = give
+			unplaced -= give
+		}
+		plan.Shares, plan.Unplaced = shares, unplaced
+	}
+	// Make before break: while a cluster in placement has fewer ready replicas than its
+	// share (one failing back, or gaining replicas from a rebalance), the others keep the
+	// extra they had (up to their max) instead of dropping it at once.
+	short := false
+	for _, c := range p.Selected {
+		if !plan.FailedOver[c.Name] && obs[c.Name].Ready < plan.Shares[c.Name] {
+			short = true
+		}
+	}
+	if short {
+		for _, s := range p.Slots {
+			if plan.FailedOver[s.Name] {
+				continue
+			}
+			o := obs[s.Name]
+			if !o.FailedOver && o.Desired > plan.Shares[s.Name] {
+				keep := o.Desired
+				if s.Max != nil {
+					keep = min(keep, *s.Max)
+				}
+				plan.Shares[s.Name] = keep
+			}
+		}
+	}
+	return plan
+}
+
+func copyShares(in map[string]int32) map[string]int32 {
+	out := make(map[string]int32, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+// SortedNames returns a map's keys in order.
+func SortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -621,7 +621,35 @@ type ClusterStatus struct {
 	// Message says what went wrong, if anything.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Health is the cluster's state for this service: Healthy, Degraded (reachable but
+	// unable to run its share, e.g. pods unschedulable) or Unreachable.
+	// +optional
+	Health ClusterHealth `json:"health,omitempty"`
+	// HealthSince is when Health last changed.
+	// +optional
+	HealthSince *metav1.Time `json:"healthSince,omitempty"`
+	// HealthReason says why the cluster is not Healthy.
+	// +optional
+	HealthReason string `json:"healthReason,omitempty"`
+	// FailedOver is true while this cluster's share runs in other clusters.
+	// +optional
+	FailedOver bool `json:"failedOver,omitempty"`
 }
+
+// ClusterHealth is a member cluster's state as the hub sees it for one service.
+// +kubebuilder:validation:Enum=Healthy;Degraded;Unreachable
+type ClusterHealth string
+
+const (
+	Healthy     ClusterHealth = "Healthy"
+	Degraded    ClusterHealth = "Degraded"
+	Unreachable ClusterHealth = "Unreachable"
+)
+
+// AnnotationCordon on a FleetInferenceService, or on a cluster's registration Secret, takes
+// the listed clusters (comma-separated; on a Secret, the value names who cordoned it) out
+// of placement at once, as a failover would: failover drills use it.
+const AnnotationCordon = "fleet.inferfleet.dev/cordon"
 
 // GatewayStatus is the config cluster's Gateway as observed.
 type GatewayStatus struct {
