@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
@@ -31,7 +33,7 @@ import (
 
 // +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices/status;fleetinferenceservices/finalizers,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes,verbs=get;list;watch;create;update;patch;delete
@@ -50,6 +52,8 @@ type HubOptions struct {
 	ClusterNamespace string
 	// MemberTimeout bounds the work on one member.
 	MemberTimeout time.Duration
+	// ProbeInterval is how often each member's API server is probed (default 2s).
+	ProbeInterval time.Duration
 	// SeveralPerProcess lets tests run more than one hub in a process (controller names
 	// are otherwise unique per process, for their metrics).
 	SeveralPerProcess bool
@@ -109,6 +113,17 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, fmt.Errorf("cluster discovery: %w", err)
 	}
 	local := mgr.GetLocalManager()
+	registry := &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace}
+	monitor := fleet.NewMonitor(mgr, registry)
+	// Changes land on the registration Secrets, which the reconcilers watch.
+	monitor.Hub, monitor.Namespace = local.GetClient(), o.ClusterNamespace
+	if o.ProbeInterval > 0 {
+		monitor.Interval = o.ProbeInterval
+	}
+	if err := local.Add(monitor); err != nil {
+		return nil, err
+	}
+	registerMetrics()
 	sync := &MemberSync{
 		Hub:                local.GetClient(),
 		Clusters:           mgr,
@@ -131,6 +146,10 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := routes.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("route sync: %w", err)
 	}
+	drills := &DrillReconciler{Hub: local.GetClient(), Recorder: sync.Recorder, SkipNameValidation: o.SeveralPerProcess}
+	if err := drills.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failover drills: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -147,4 +166,14 @@ func controllerOptions(skipNameValidation bool) controller.TypedOptions[mcreconc
 		SkipNameValidation: &skipNameValidation,
 		RateLimiter:        workqueue.NewTypedItemExponentialFailureRateLimiter[mcreconcile.Request](200*time.Millisecond, 5*time.Second),
 	}
+}
+
+var registerOnce sync.Once
+
+// registerMetrics adds the hub's metrics to the manager's Prometheus registry, once per
+// process.
+func registerMetrics() {
+	registerOnce.Do(func() {
+		metrics.Registry.MustRegister(append(Collectors(), fleet.Collectors()...)...)
+	})
 }

@@ -94,6 +94,8 @@ type MemberSync struct {
 	Clusters ClusterGetter
 	Registry *fleet.Registry
 	Recorder events.EventRecorder
+	// Monitor, when set, tells which members' API servers answer; failover uses it.
+	Monitor *fleet.Monitor
 	// ClusterTimeout bounds the work on one member, so a slow one never holds the others.
 	ClusterTimeout time.Duration
 	// Resync re-checks members for drift in kinds that are not watched.
@@ -113,6 +115,9 @@ type clusterResult struct {
 	pruned  []string
 	err     error
 	reason  string
+	// unschedulable: some model-server pods cannot be scheduled (capacity is gone).
+	unschedulable    bool
+	unschedulableWhy string
 }
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -152,7 +157,10 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	selected, missing, shares := placement.Selected, placement.Missing, placement.Shares
+	selected, missing := placement.Selected, placement.Missing
+	now := r.Now()
+	obs := r.observations(svc, selected)
+	plan := fleet.Decide(desired, placement, obs, now)
 
 	var token *corev1.Secret
 	if ref := desired.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil {
@@ -171,9 +179,18 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = r.syncCluster(ctx, desired, c, shares[c.Name], token)
+			share := plan.Shares[c.Name]
+			if reach, known := r.reachability(c.Name); known && !reach.Reachable {
+				// The monitor sees it down: do not wait out a timeout per reconcile.
+				results[i] = unreachableResult(c, share, reach.Reason)
+				return
+			}
+			withdraw := plan.FailedOver[c.Name] && desired.Spec.Gateway.Provider == v1alpha1.ProviderGKE
+			results[i] = r.syncCluster(ctx, desired, c, share, token, withdraw)
 		}()
 	}
+	wg.Wait()
+	r.recordHealth(svc, results, plan, obs, now)
 	// Members that are no longer selected lose the service's objects.
 	selectedSet := map[string]bool{}
 	for _, c := range selected {
@@ -208,10 +225,16 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 			r.event(svc, corev1.EventTypeNormal, ReasonSynced, "Sync", "%s: applied %s%s", res.status.Name, listSummary(res.applied), prunedNote(res.pruned))
 		}
 	}
+	r.failoverCondition(svc, plan, obs)
+	r.summarize(svc)
 	if err := r.writeStatus(ctx, svc, before); err != nil {
 		return reconcile.Result{}, err
 	}
-	logger.V(1).Info("reconciled", "clusters", len(selected))
+	logger.V(1).Info("reconciled", "clusters", len(selected), "shares", plan.Shares)
+	requeue := r.Resync
+	if plan.RecheckAfter > 0 && plan.RecheckAfter < requeue {
+		requeue = plan.RecheckAfter
+	}
 	for _, res := range results {
 		if res.err != nil {
 			// Per-cluster failures are in status; retry with the workqueue's backoff.
@@ -223,7 +246,7 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 			return reconcile.Result{}, err
 		}
 	}
-	return reconcile.Result{RequeueAfter: r.Resync}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
 // hadCluster reports whether svc's status lists the cluster, i.e. it may hold objects.
@@ -264,14 +287,14 @@ func prunedNote(p []string) string {
 }
 
 // syncCluster applies svc's objects to one member and reads back its state.
-func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferenceService, c fleet.Cluster, replicas int32, token *corev1.Secret) clusterResult {
+func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferenceService, c fleet.Cluster, replicas int32, token *corev1.Secret, withdrawExport bool) clusterResult {
 	res := clusterResult{status: v1alpha1.ClusterStatus{Name: c.Name, Region: c.Region, DesiredReplicas: replicas}}
 	fail := func(reason string, err error) clusterResult {
 		res.err, res.reason = err, reason
 		res.status.Message = err.Error()
 		return res
 	}
-	objs, err := render.Member(svc, render.MemberInput{Cluster: c, Replicas: replicas, TokenSecret: token})
+	objs, err := render.Member(svc, render.MemberInput{Cluster: c, Replicas: replicas, TokenSecret: token, WithdrawExport: withdrawExport})
 	if err != nil {
 		// A missing token Secret is the user's to fix; nothing is applied half-way.
 		res.status.Reachable = true
@@ -326,7 +349,36 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	if len(conflicts) > 0 {
 		return fail(ReasonConflict, errors.New(strings.Join(conflicts, "; ")))
 	}
+	if res.status.ReadyReplicas < replicas {
+		res.unschedulable, res.unschedulableWhy = unschedulablePods(ctx, cl.GetAPIReader(), svc)
+	}
 	return res
+}
+
+// unschedulablePods reports whether any of the service's model-server pods cannot be
+// scheduled: the sign that a cluster lost the capacity for its share.
+func unschedulablePods(ctx context.Context, r client.Reader, svc *v1alpha1.FleetInferenceService) (bool, string) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(svc.Namespace), client.MatchingLabels{"app": svc.Name}); err != nil {
+		return false, ""
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				return true, fmt.Sprintf("pod %s unschedulable: %s", p.Name, c.Message)
+			}
+		}
+	}
+	return false, ""
+}
+
+// unreachableResult records a cluster the monitor cannot reach, without touching it.
+func unreachableResult(c fleet.Cluster, share int32, reason string) clusterResult {
+	err := fmt.Errorf("unreachable: %s", reason)
+	return clusterResult{
+		status: v1alpha1.ClusterStatus{Name: c.Name, Region: c.Region, DesiredReplicas: share, Message: err.Error()},
+		err:    err, reason: ReasonUnreachable,
+	}
 }
 
 // observe reads the member state status reports from a live object.

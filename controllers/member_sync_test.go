@@ -37,6 +37,11 @@ type fleetEnv struct {
 
 func startFleet(t *testing.T, names ...string) *fleetEnv {
 	t.Helper()
+	return startFleetWith(t, controllers.HubOptions{}, names...)
+}
+
+func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fleetEnv {
+	t.Helper()
 	f := &fleetEnv{members: map[string]*framework.Env{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -67,7 +72,11 @@ func startFleet(t *testing.T, names ...string) *fleetEnv {
 			t.Fatal(err)
 		}
 	}
-	mgr, err := controllers.NewHub(ctx, f.hub.Config, controllers.HubOptions{MetricsAddr: "0", ProbeAddr: "0", MemberTimeout: 5 * time.Second, SeveralPerProcess: true})
+	o.MetricsAddr, o.ProbeAddr, o.SeveralPerProcess = "0", "0", true
+	if o.MemberTimeout == 0 {
+		o.MemberTimeout = 5 * time.Second
+	}
+	mgr, err := controllers.NewHub(ctx, f.hub.Config, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,4 +447,50 @@ func resourceVersions(ctx context.Context, t *testing.T, c client.Client) map[st
 		t.Fatalf("expected the rendered objects, found %d", len(out))
 	}
 	return out
+}
+
+// TestFailoverOnMemberLoss stops a member's API server and expects its share to move to the
+// other member within unhealthyAfter plus a few probe intervals.
+func TestFailoverOnMemberLoss(t *testing.T) {
+	f := startFleetWith(t, controllers.HubOptions{ProbeInterval: 200 * time.Millisecond}, "west", "east")
+	ctx := context.Background()
+	hub := f.hub.Client
+	svc := routeService("lossy", "west", "east")
+	svc.Spec.Placement.Failover.UnhealthyAfter = &metav1.Duration{Duration: 2 * time.Second}
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"west", "east"} {
+		markReady(ctx, t, f.members[m].Client, "lossy", 2)
+	}
+	status := func() map[string]v1alpha1.ClusterStatus {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]v1alpha1.ClusterStatus{}
+		for _, c := range got.Status.Clusters {
+			out[c.Name] = c
+		}
+		return out
+	}
+	eventually(t, 15*time.Second, "spread", func() error {
+		s := status()
+		if s["west"].ReadyReplicas != 2 || s["east"].ReadyReplicas != 2 {
+			return fmt.Errorf("%+v", s)
+		}
+		return nil
+	})
+	stopped := time.Now()
+	if err := f.members["east"].StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "east failed over", func() error {
+		s := status()
+		if !s["east"].FailedOver || s["east"].Health != v1alpha1.Unreachable || s["west"].DesiredReplicas != 4 {
+			return fmt.Errorf("%+v", s)
+		}
+		return nil
+	})
+	t.Logf("failed over %s after the stop", time.Since(stopped).Round(100*time.Millisecond))
 }

@@ -24,7 +24,7 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 	var clusters []v1alpha1.ClusterStatus
 	var desiredTotal, readyTotal int32
 	readyClusters := 0
-	var unreachable, conflicts, failed []string
+	var unreachable, conflicts, failed, failedOver []string
 	for _, res := range results {
 		st := res.status
 		if st.LastSyncTime == nil {
@@ -41,6 +41,9 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 		switch {
 		case res.err == nil && st.ReadyReplicas >= st.DesiredReplicas:
 			readyClusters++
+		case st.FailedOver:
+			// Its share runs elsewhere: Degraded and FailingOver say so, not Propagated.
+			failedOver = append(failedOver, st.Name)
 		case res.reason == ReasonUnreachable:
 			unreachable = append(unreachable, st.Name)
 		case res.reason == ReasonConflict:
@@ -84,13 +87,16 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionTrue, ReasonAllSynced, fmt.Sprintf("%d clusters in sync", len(results)))
 	}
 	bad := append(append(append([]string{}, unreachable...), conflicts...), failed...)
-	if len(bad) > 0 {
+	switch {
+	case len(bad) > 0:
 		r.setCondition(svc, v1alpha1.ConditionDegraded, metav1.ConditionTrue, meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionPropagated).Reason,
-			"not serving as desired in: "+strings.Join(bad, ", "))
-	} else {
+			"not serving as desired in: "+strings.Join(append(bad, failedOver...), ", "))
+	case len(failedOver) > 0:
+		r.setCondition(svc, v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonFailingOver,
+			"failed over: "+strings.Join(failedOver, ", ")+" (their share runs in the other clusters)")
+	default:
 		r.setCondition(svc, v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected, "every selected cluster is in sync")
 	}
-	r.summarize(svc)
 }
 
 // summarize derives Ready from the other conditions and the replica counts.

@@ -20,4 +20,7 @@ type Cluster struct {
 	Name   string            `json:"name"`
 	Region string            `json:"region,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Cordoned clusters are out of every service's placement (the registration Secret
+	// carries the cordon annotation): drills and maintenance.
+	Cordoned bool `json:"cordoned,omitempty"`
 }

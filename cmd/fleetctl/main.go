@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(), newDemoCmd())
+	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(), newDemoCmd(), newDrillCmd())
 	return root
 }

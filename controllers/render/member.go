@@ -33,6 +33,9 @@ type MemberInput struct {
 	// TokenSecret is the hub's Secret named by huggingFaceTokenSecretRef; required when the
 	// service names one.
 	TokenSecret *corev1.Secret
+	// WithdrawExport leaves the export annotation off the pool: a failed-over GKE cluster
+	// stops receiving traffic from the load balancer.
+	WithdrawExport bool
 }
 
 // Member renders every object svc needs in one member cluster. svc must be defaulted
@@ -56,7 +59,11 @@ func Member(svc *v1alpha1.FleetInferenceService, in MemberInput) ([]client.Objec
 	}
 	objs = append(objs, modelDeployment(svc, m, in.Replicas))
 	objs = append(objs, endpointPicker(svc)...)
-	objs = append(objs, inferencePool(svc, m))
+	pool := inferencePool(svc, m)
+	if in.WithdrawExport {
+		pool.Annotations = nil
+	}
+	objs = append(objs, pool)
 	objs = append(objs, objectives(svc)...)
 	if svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE {
 		objs = append(objs, autoscalingMetric(svc, m))

@@ -67,7 +67,14 @@ func Scheme() *runtime.Scheme { return controllers.Scheme() }
 type Env struct {
 	Config *rest.Config
 	Client client.Client
+	env    *envtest.Environment
 }
+
+// StopAPIServer stops the API server (etcd keeps running), as a region loss would.
+func (e *Env) StopAPIServer() error { return e.env.ControlPlane.APIServer.Stop() }
+
+// StartEnv is Start under the name the fleet package's tests use.
+func StartEnv(t testing.TB, crdDirs []string) *Env { return Start(t, crdDirs) }
 
 // Start runs etcd and kube-apiserver from BinDir with the given CRD folders installed and
 // stops them when the test ends. Missing binaries fail the test: run `make bins`.
@@ -106,7 +113,7 @@ func Start(t testing.TB, crdDirs []string) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Config: cfg, Client: c}
+	return &Env{Config: cfg, Client: c, env: env}
 }
 
 // Kubeconfig serialises a rest.Config (as envtest returns it) into a kubeconfig file.

@@ -2,12 +2,16 @@ package framework
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet/local"
@@ -69,9 +73,42 @@ func StartLocalFleet(t testing.TB, members []local.ClusterSpec) *LocalFleet {
 	return lf
 }
 
+// hubLog sends the in-process hub's logs to the running fleet's logs/hub-manager.log,
+// which a failed test prints.
+var hubLog = &switchWriter{}
+
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+var setLogger sync.Once
+
 // RunHub starts the hub manager in-process against the fleet's hub until the test ends.
 func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
 	t.Helper()
+	setLogger.Do(func() { ctrl.SetLogger(zap.New(zap.WriteTo(hubLog), zap.UseDevMode(true))) })
+	logFile, err := os.Create(filepath.Join(lf.Fleet.Dir, "logs", "hub-manager.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubLog.set(logFile)
+	t.Cleanup(func() { hubLog.set(nil); logFile.Close() })
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = "0"
 	}
@@ -109,6 +146,10 @@ func dumpLogs(t testing.TB, dir string) {
 		b, err := os.ReadFile(l)
 		if err != nil {
 			continue
+		}
+		if keep := os.Getenv("INFERFLEET_E2E_LOGS"); keep != "" {
+			_ = os.MkdirAll(keep, 0o755)
+			_ = os.WriteFile(filepath.Join(keep, filepath.Base(l)), b, 0o644)
 		}
 		if len(b) > 3000 {
 			b = b[len(b)-3000:]

@@ -45,6 +45,8 @@ type Cluster struct {
 	kubeconfig   []byte
 	restConfig   *rest.Config
 	kwokStarted  time.Time
+	// componentArgs are the member components' command lines, to restart them.
+	componentArgs map[string][]string
 
 	opMu   sync.Mutex // serialises starting and stopping processes
 	procMu sync.Mutex // guards procs
@@ -109,7 +111,10 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		return fmt.Errorf("start %s kube-apiserver: %w", c.Name, err)
 	}
 	c.logf("%s: kube-apiserver restarted, ready in %s", c.Name, time.Since(began).Round(10*time.Millisecond))
-	return nil
+	if err := c.restartControllerManager(); err != nil {
+		return err
+	}
+	return c.fleet.writeState()
 }
 
 // proc returns the latest process of component.
@@ -255,6 +260,30 @@ func (c *Cluster) startMemberComponents(ctx context.Context) error {
 		if _, err := c.launch(s.component, s.args); err != nil {
 			return fmt.Errorf("start %s %s: %w", c.Name, s.component, err)
 		}
+		if c.componentArgs == nil {
+			c.componentArgs = map[string][]string{}
+		}
+		c.componentArgs[s.component] = s.args
+	}
+	return nil
+}
+
+// restartControllerManager restarts kube-controller-manager. After its API server came back,
+// its informers can stay behind what it wrote before (Kubernetes 1.36's replicaset
+// controller then refuses to sync: "read version ... is not as new as written version");
+// in a real region both come back together.
+func (c *Cluster) restartControllerManager() error {
+	args, ok := c.componentArgs[KubeControllerManager]
+	if !ok {
+		return nil
+	}
+	if p := c.proc(KubeControllerManager); p != nil && !p.exited() {
+		if err := p.signal(syscall.SIGTERM, 10*time.Second); err != nil {
+			return fmt.Errorf("stop %s kube-controller-manager: %w", c.Name, err)
+		}
+	}
+	if _, err := c.launch(KubeControllerManager, args); err != nil {
+		return fmt.Errorf("restart %s kube-controller-manager: %w", c.Name, err)
 	}
 	return nil
 }

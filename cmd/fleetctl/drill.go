@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+)
+
+type drillOptions struct {
+	cluster, service, namespace string
+	timeout                     time.Duration
+	kubeconfig, context         string
+}
+
+func newDrillCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Rehearse failovers on a running fleet",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newDrillRegionCmd())
+	return cmd
+}
+
+func newDrillRegionCmd() *cobra.Command {
+	var o drillOptions
+	cmd := &cobra.Command{
+		Use:   "region",
+		Short: "Take one cluster (a region) out of placement, wait for recovery and failback, and report the times",
+		Long: `region creates a FailoverDrill in the hub: the hub cordons the cluster on every
+FleetInferenceService in the namespace that runs replicas there (or on --service only),
+waits until the other clusters carry the replicas ready, puts the cluster back and waits
+until it carries its share ready again. fleetctl follows the drill, prints each phase and
+ends with a report; it exits non-zero when the drill failed. Ctrl-C deletes the drill,
+which removes its cordon.`,
+		Example: `  fleetctl drill region --cluster gke-west --namespace serving
+  fleetctl drill region --cluster gke-east --service serving/llama --timeout 10m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDrill(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
+		},
+	}
+	cmd.Flags().StringVar(&o.cluster, "cluster", "", "member cluster to take out (required)")
+	cmd.Flags().StringVar(&o.service, "service", "", "drill only this FleetInferenceService, as NAME or NAMESPACE/NAME")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of the services and the drill")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound of each half of the drill (recovery, then failback)")
+	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the hub (a path list like $KUBECONFIG works)")
+	cmd.Flags().StringVar(&o.context, "context", "", "kubeconfig context of the hub (default: the current context)")
+	_ = cmd.MarkFlagRequired("cluster")
+	return cmd
+}
+
+func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namespaceSet bool) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if ns, name, ok := strings.Cut(o.service, "/"); ok {
+		if namespaceSet && ns != o.namespace {
+			return fmt.Errorf("--service %s is in namespace %s, but --namespace says %s", o.service, ns, o.namespace)
+		}
+		o.namespace, o.service = ns, name
+	}
+	c, err := hubClient(o.kubeconfig, o.context)
+	if err != nil {
+		return err
+	}
+	drill := &v1alpha1.FailoverDrill{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-" + o.cluster + "-", Namespace: o.namespace},
+		Spec:       v1alpha1.FailoverDrillSpec{Cluster: o.cluster, Service: o.service, Timeout: &metav1.Duration{Duration: o.timeout}},
+	}
+
+	// Each half is bounded by the hub; the margin covers a hub that is slow to pick it up.
+	sig, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	wait, cancel := context.WithTimeout(sig, 2*o.timeout+time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	p := &drillPrinter{out: out, start: start}
+	final, err := controllers.RunDrill(wait, c, drill, p.progress)
+	switch {
+	case final == nil:
+		return err
+	case errors.Is(err, controllers.ErrDrillFailed), err == nil:
+		writeDrillReport(out, final)
+		return err
+	case sig.Err() != nil:
+		// Interrupted: deleting the drill makes the hub remove its cordon.
+		fmt.Fprintf(errOut, "interrupted: deleting drill %s so the hub removes its cordon\n", final.Name)
+		dctx, dcancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer dcancel()
+		if derr := c.Delete(dctx, final); derr != nil && !apierrors.IsNotFound(derr) {
+			return fmt.Errorf("%w; deleting the drill failed too: %v (delete %s/%s by hand)", err, derr, final.Namespace, final.Name)
+		}
+		return err
+	default:
+		if final.Status.Phase == "" {
+			return fmt.Errorf("%w: the drill never started: is the hub running with the failover-drill controller?", err)
+		}
+		writeDrillReport(out, final)
+		return fmt.Errorf("%w: the drill is still running (kubectl delete failoverdrill -n %s %s aborts it)", err, final.Namespace, final.Name)
+	}
+}
+
+// hubClient builds a client from a kubeconfig path (or path list; empty means the
+// default loading rules) and an optional context.
+func hubClient(kubeconfig, kubeContext string) (client.Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if paths := filepath.SplitList(kubeconfig); len(paths) > 1 {
+		rules.Precedence = paths
+	} else if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return nil, fmt.Errorf("hub client: %w", err)
+	}
+	return c, nil
+}
+
+// drillPrinter prints each phase as RunDrill reports it, with the time since the start.
+type drillPrinter struct {
+	out       io.Writer
+	start     time.Time
+	recovered bool
+}
+
+func (p *drillPrinter) progress(d *v1alpha1.FailoverDrill) {
+	elapsed := fmt.Sprintf("+%s", time.Since(p.start).Round(100*time.Millisecond))
+	switch d.Status.Phase {
+	case "":
+		target := "every service in " + d.Namespace + " placed on it"
+		if d.Spec.Service != "" {
+			target = d.Namespace + "/" + d.Spec.Service
+		}
+		timeout := controllers.DefaultDrillTimeout
+		if d.Spec.Timeout != nil {
+			timeout = d.Spec.Timeout.Duration
+		}
+		fmt.Fprintf(p.out, "drill %s: taking %s out of placement for %s (timeout %s per half)\n", d.Name, d.Spec.Cluster, target, timeout)
+		fmt.Fprintf(p.out, "  %-8s %s\n", elapsed, v1alpha1.DrillPending)
+		return
+	case v1alpha1.DrillDraining:
+		var names []string
+		for _, s := range d.Status.Services {
+			names = append(names, s.Name)
+		}
+		fmt.Fprintf(p.out, "  %-8s %-10s %s cordoned on %s\n", elapsed, d.Status.Phase, d.Spec.Cluster, strings.Join(names, ", "))
+		return
+	}
+	// Recovered lasts a moment: a poll may see Restoring first, so the recovery is printed
+	// with whichever comes first.
+	if d.Status.TimeToRecover != "" && !p.recovered {
+		p.recovered = true
+		fmt.Fprintf(p.out, "  %-8s %-10s the other clusters carry the replicas (time to recover %s)\n", elapsed, v1alpha1.DrillRecovered, d.Status.TimeToRecover)
+		if d.Status.Phase == v1alpha1.DrillRecovered {
+			return
+		}
+	}
+	switch d.Status.Phase {
+	case v1alpha1.DrillRestoring:
+		fmt.Fprintf(p.out, "  %-8s %-10s %s back in placement, waiting for its share to be ready\n", elapsed, d.Status.Phase, d.Spec.Cluster)
+	case v1alpha1.DrillSucceeded:
+		fmt.Fprintf(p.out, "  %-8s %-10s %s carries its share again (time to failback %s)\n", elapsed, d.Status.Phase, d.Spec.Cluster, d.Status.TimeToFailback)
+	default: // Failed: the report says why.
+		fmt.Fprintf(p.out, "  %-8s %s\n", elapsed, d.Status.Phase)
+	}
+}
+
+// writeDrillReport prints what the drill moved and how long each half took.
+func writeDrillReport(out io.Writer, d *v1alpha1.FailoverDrill) {
+	fmt.Fprintf(out, "\nFailover drill %s/%s: cluster %s, %s\n", d.Namespace, d.Name, d.Spec.Cluster, d.Status.Phase)
+	if len(d.Status.Services) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+		fmt.Fprintln(tw, "  SERVICE\tBEFORE\tDURING")
+		for _, s := range d.Status.Services {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, orDash(strings.Join(s.Before, " ")), orDash(strings.Join(s.During, " ")))
+		}
+		_ = tw.Flush()
+	}
+	fmt.Fprintf(out, "  Time to recover:  %s\n", orDash(d.Status.TimeToRecover))
+	fmt.Fprintf(out, "  Time to failback: %s\n", orDash(d.Status.TimeToFailback))
+	if d.Status.Message != "" {
+		fmt.Fprintf(out, "  Note: %s\n", d.Status.Message)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

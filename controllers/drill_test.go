@@ -1,0 +1,477 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+)
+
+// TestDrill runs the drill state machine alone against a real API server: the test plays
+// MemberSync's part by writing the services' status by hand.
+func TestDrill(t *testing.T) {
+	env := framework.Start(t, framework.CRDs())
+	ctx, cancel := context.WithCancel(context.Background())
+	// A nil provider makes a manager of the local cluster only.
+	mgr, err := mcmanager.New(env.Config, nil, manager.Options{
+		Scheme:                 controllers.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := mgr.GetLocalManager()
+	r := &controllers.DrillReconciler{Hub: local.GetClient(), Recorder: local.GetEventRecorder("drill-test"), SkipNameValidation: true}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	c := env.Client
+
+	t.Run("RecoversAndFailsBack", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-ok")
+		// Another cluster cordoned by someone else stays cordoned through the drill.
+		llama := drillService(t, c, ns, "llama", "north")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		// Not on west: not drilled.
+		other := drillService(t, c, ns, "other", "")
+		drillSetStatus(t, c, other, drillCluster("east", 2, 2))
+
+		drill := drillCreate(t, c, ns, "west", "", 30*time.Second)
+		drillWait(t, c, drill, 10*time.Second, "cordon on and Draining", func(d *v1alpha1.FailoverDrill) error {
+			if d.Status.Phase != v1alpha1.DrillDraining {
+				return fmt.Errorf("phase %q", d.Status.Phase)
+			}
+			return drillCordonIs(c, llama, "north,west")
+		})
+		if got := drillCordon(t, c, other); got != "" {
+			t.Errorf("service not on west was cordoned: %q", got)
+		}
+		d := drillGet(t, c, drill)
+		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}}}; !drillReportsEqual(d.Status.Services, want) {
+			t.Errorf("services = %+v, want %+v", d.Status.Services, want)
+		}
+		if d.Status.StartTime == nil || !slices.Contains(d.Finalizers, controllers.DrillFinalizer) {
+			t.Errorf("running drill lacks start time or finalizer: %+v %v", d.Status, d.Finalizers)
+		}
+
+		// MemberSync moved west's share to east, not all of it ready yet: not recovered.
+		drillSetStatus(t, c, llama, drillCluster("east", 6, 4), drillFailedOver("west"))
+		time.Sleep(1500 * time.Millisecond)
+		if d := drillGet(t, c, drill); d.Status.Phase != v1alpha1.DrillDraining {
+			t.Fatalf("recovered with east 4/6 ready: %+v", d.Status)
+		}
+		drillSetStatus(t, c, llama, drillCluster("east", 6, 6), drillFailedOver("west"))
+		drillWait(t, c, drill, 10*time.Second, "recovered, cordon off, Restoring", func(d *v1alpha1.FailoverDrill) error {
+			if d.Status.Phase != v1alpha1.DrillRestoring {
+				return fmt.Errorf("phase %q", d.Status.Phase)
+			}
+			return drillCordonIs(c, llama, "north")
+		})
+		d = drillGet(t, c, drill)
+		if want := []string{"east=6", "west=0"}; !slices.Equal(d.Status.Services[0].During, want) {
+			t.Errorf("during = %v, want %v", d.Status.Services[0].During, want)
+		}
+		if rec, err := time.ParseDuration(d.Status.TimeToRecover); err != nil || rec < time.Second || rec > 20*time.Second {
+			t.Errorf("time to recover %q (%v): want the 1.5s+ the test held east short", d.Status.TimeToRecover, err)
+		}
+		if d.Status.RecoveredTime == nil || d.Status.RestoreTime == nil || d.Status.Message != "" {
+			t.Errorf("status after recovery: %+v", d.Status)
+		}
+
+		// West is back in placement but not ready yet: not done.
+		drillSetStatus(t, c, llama, drillCluster("east", 6, 6), drillCluster("west", 3, 1))
+		time.Sleep(1500 * time.Millisecond)
+		if d := drillGet(t, c, drill); d.Status.Phase != v1alpha1.DrillRestoring {
+			t.Fatalf("failed back with west 1/3 ready: %+v", d.Status)
+		}
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		drillWait(t, c, drill, 10*time.Second, "Succeeded and released", func(d *v1alpha1.FailoverDrill) error {
+			if d.Status.Phase != v1alpha1.DrillSucceeded {
+				return fmt.Errorf("phase %q", d.Status.Phase)
+			}
+			if len(d.Finalizers) > 0 {
+				return fmt.Errorf("finalizers %v", d.Finalizers)
+			}
+			return nil
+		})
+		d = drillGet(t, c, drill)
+		if fb, err := time.ParseDuration(d.Status.TimeToFailback); err != nil || fb < time.Second {
+			t.Errorf("time to failback %q (%v): want the 1.5s+ the test held west short", d.Status.TimeToFailback, err)
+		}
+		if d.Status.CompletionTime == nil || d.Status.TimeToRecover == "" {
+			t.Errorf("final status: %+v", d.Status)
+		}
+		t.Logf("report: recover %s, failback %s, services %+v", d.Status.TimeToRecover, d.Status.TimeToFailback, d.Status.Services)
+		if err := drillCordonIs(c, llama, "north"); err != nil {
+			t.Error(err)
+		}
+		drillWait(t, c, drill, 10*time.Second, "events", func(d *v1alpha1.FailoverDrill) error {
+			return drillHasEvents(c, d, controllers.ReasonDrillStarted, controllers.ReasonDrillRecovered, controllers.ReasonDrillSucceeded)
+		})
+	})
+
+	t.Run("TimesOut", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-timeout")
+		llama := drillService(t, c, ns, "llama", "")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		drill := drillCreate(t, c, ns, "west", "llama", 2*time.Second)
+		drillWait(t, c, drill, 10*time.Second, "cordon on", func(*v1alpha1.FailoverDrill) error { return drillCordonIs(c, llama, "west") })
+		// MemberSync acts, but east never gets ready.
+		drillSetStatus(t, c, llama, drillCluster("east", 6, 3), drillFailedOver("west"))
+		drillWait(t, c, drill, 10*time.Second, "Failed and released", func(d *v1alpha1.FailoverDrill) error {
+			if d.Status.Phase != v1alpha1.DrillFailed {
+				return fmt.Errorf("phase %q", d.Status.Phase)
+			}
+			if len(d.Finalizers) > 0 {
+				return fmt.Errorf("finalizers %v", d.Finalizers)
+			}
+			return nil
+		})
+		d := drillGet(t, c, drill)
+		for _, want := range []string{"timed out", "llama", "east 3/6 ready"} {
+			if !strings.Contains(d.Status.Message, want) {
+				t.Errorf("message %q does not say %q", d.Status.Message, want)
+			}
+		}
+		if err := drillCordonIs(c, llama, ""); err != nil {
+			t.Errorf("cordon left behind: %v", err)
+		}
+	})
+
+	t.Run("CappedRecovery", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-capped")
+		llama := drillService(t, c, ns, "llama", "")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		drill := drillCreate(t, c, ns, "west", "llama", 30*time.Second)
+		drillWait(t, c, drill, 10*time.Second, "cordon on", func(*v1alpha1.FailoverDrill) error { return drillCordonIs(c, llama, "west") })
+		// Placement caps east at 4: recovery is east carrying those 4 ready, with a note.
+		drillSetStatus(t, c, llama, drillCluster("east", 4, 4), drillFailedOver("west"))
+		drillWait(t, c, drill, 10*time.Second, "Restoring", func(d *v1alpha1.FailoverDrill) error {
+			if d.Status.Phase != v1alpha1.DrillRestoring {
+				return fmt.Errorf("phase %q", d.Status.Phase)
+			}
+			return nil
+		})
+		if d := drillGet(t, c, drill); !strings.Contains(d.Status.Message, "carry 4 of 6 replicas") {
+			t.Errorf("message %q does not report the capped recovery", d.Status.Message)
+		}
+		if err := drillCordonIs(c, llama, ""); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("DeletedMidway", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-deleted")
+		llama := drillService(t, c, ns, "llama", "")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		drill := drillCreate(t, c, ns, "west", "", 30*time.Second)
+		drillWait(t, c, drill, 10*time.Second, "cordon on", func(*v1alpha1.FailoverDrill) error { return drillCordonIs(c, llama, "west") })
+		if err := c.Delete(context.Background(), drill); err != nil {
+			t.Fatal(err)
+		}
+		drillWait(t, c, nil, 10*time.Second, "drill gone and cordon off", func(*v1alpha1.FailoverDrill) error {
+			err := c.Get(context.Background(), client.ObjectKeyFromObject(drill), &v1alpha1.FailoverDrill{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("drill still there (%v)", err)
+			}
+			return drillCordonIs(c, llama, "")
+		})
+	})
+
+	t.Run("RunDrill", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-run")
+		llama := drillService(t, c, ns, "llama", "")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		fakeCtx, stopFake := context.WithCancel(context.Background())
+		defer stopFake()
+		go drillFakeMemberSync(fakeCtx, c, llama, "west", "east")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var phases []v1alpha1.DrillPhase
+		drill := &v1alpha1.FailoverDrill{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-west-", Namespace: ns},
+			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "west", Timeout: &metav1.Duration{Duration: 20 * time.Second}},
+		}
+		final, err := controllers.RunDrill(ctx, c, drill, func(d *v1alpha1.FailoverDrill) { phases = append(phases, d.Status.Phase) })
+		if err != nil {
+			t.Fatalf("RunDrill: %v (phases %v)", err, phases)
+		}
+		if final.Status.Phase != v1alpha1.DrillSucceeded || final.Status.TimeToRecover == "" || final.Status.TimeToFailback == "" {
+			t.Errorf("final drill: %+v", final.Status)
+		}
+		// The first call is the created drill; Recovered lasts too short to be polled.
+		if len(phases) < 4 || phases[0] != "" || phases[1] != v1alpha1.DrillDraining || phases[len(phases)-2] != v1alpha1.DrillRestoring || phases[len(phases)-1] != v1alpha1.DrillSucceeded {
+			t.Errorf("progress phases = %v", phases)
+		}
+		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}, During: []string{"east=6", "west=0"}}}; !drillReportsEqual(final.Status.Services, want) {
+			t.Errorf("services = %+v, want %+v", final.Status.Services, want)
+		}
+		t.Logf("report: recover %s, failback %s, services %+v", final.Status.TimeToRecover, final.Status.TimeToFailback, final.Status.Services)
+
+		// A drill that fails returns ErrDrillFailed with its message.
+		failing := &v1alpha1.FailoverDrill{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-south-", Namespace: ns},
+			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "south"},
+		}
+		if _, err := controllers.RunDrill(ctx, c, failing, nil); !errors.Is(err, controllers.ErrDrillFailed) || !strings.Contains(err.Error(), "south") {
+			t.Errorf("failing drill: err = %v", err)
+		}
+	})
+
+	t.Run("NothingToDrill", func(t *testing.T) {
+		ns := drillNamespace(t, c, "drill-none")
+		llama := drillService(t, c, ns, "llama", "")
+		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		for _, tc := range []struct{ cluster, service, want string }{
+			{"south", "", "no FleetInferenceService in namespace drill-none runs replicas on cluster south"},
+			{"west", "absent", "FleetInferenceService absent not found"},
+			{"south", "llama", "runs no replicas on cluster south (shares: east=3, west=3)"},
+		} {
+			drill := drillCreate(t, c, ns, tc.cluster, tc.service, 30*time.Second)
+			drillWait(t, c, drill, 10*time.Second, "Failed", func(d *v1alpha1.FailoverDrill) error {
+				if d.Status.Phase != v1alpha1.DrillFailed {
+					return fmt.Errorf("phase %q", d.Status.Phase)
+				}
+				return nil
+			})
+			d := drillGet(t, c, drill)
+			if !strings.Contains(d.Status.Message, tc.want) || len(d.Finalizers) > 0 || d.Status.StartTime != nil {
+				t.Errorf("%s/%s: message %q (want %q), finalizers %v, start %v", tc.cluster, tc.service, d.Status.Message, tc.want, d.Finalizers, d.Status.StartTime)
+			}
+		}
+		if err := drillCordonIs(c, llama, ""); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func drillNamespace(t *testing.T, c client.Client, name string) string {
+	t.Helper()
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// drillService creates a service placed on east and west, with a cordon annotation when
+// cordon is not empty.
+func drillService(t *testing.T, c client.Client, ns, name, cordon string) *v1alpha1.FleetInferenceService {
+	t.Helper()
+	svc := &v1alpha1.FleetInferenceService{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.FleetInferenceServiceSpec{
+			Model:     v1alpha1.ModelSpec{Name: "meta-llama/Llama-3.1-8B-Instruct"},
+			Replicas:  6,
+			Placement: v1alpha1.PlacementSpec{Clusters: []v1alpha1.ClusterPlacement{{Name: "east"}, {Name: "west"}}},
+		},
+	}
+	if cordon != "" {
+		svc.Annotations = map[string]string{v1alpha1.AnnotationCordon: cordon}
+	}
+	if err := c.Create(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func drillCluster(name string, desired, ready int32) v1alpha1.ClusterStatus {
+	return v1alpha1.ClusterStatus{Name: name, Reachable: true, DesiredReplicas: desired, ReadyReplicas: ready, Health: v1alpha1.Healthy}
+}
+
+func drillFailedOver(name string) v1alpha1.ClusterStatus {
+	st := drillCluster(name, 0, 0)
+	st.FailedOver = true
+	return st
+}
+
+// drillSetStatus writes the service's status as MemberSync would, for its current generation.
+func drillSetStatus(t *testing.T, c client.Client, svc *v1alpha1.FleetInferenceService, clusters ...v1alpha1.ClusterStatus) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &v1alpha1.FleetInferenceService{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(svc), cur); err != nil {
+			return err
+		}
+		var desired, ready int32
+		for _, st := range clusters {
+			desired += st.DesiredReplicas
+			ready += min(st.ReadyReplicas, st.DesiredReplicas)
+		}
+		cur.Status = v1alpha1.FleetInferenceServiceStatus{ObservedGeneration: cur.Generation, Clusters: clusters,
+			Replicas: desired, ReadyReplicas: ready, ReplicasReady: fmt.Sprintf("%d/%d", ready, desired)}
+		return c.Status().Update(context.Background(), cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func drillCreate(t *testing.T, c client.Client, ns, cluster, service string, timeout time.Duration) *v1alpha1.FailoverDrill {
+	t.Helper()
+	d := &v1alpha1.FailoverDrill{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-" + cluster + "-", Namespace: ns},
+		Spec:       v1alpha1.FailoverDrillSpec{Cluster: cluster, Service: service, Timeout: &metav1.Duration{Duration: timeout}},
+	}
+	if err := c.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func drillGet(t *testing.T, c client.Client, drill *v1alpha1.FailoverDrill) *v1alpha1.FailoverDrill {
+	t.Helper()
+	d := &v1alpha1.FailoverDrill{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(drill), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// drillWait polls cond with the drill read fresh (nil when drill is nil) until it holds.
+func drillWait(t *testing.T, c client.Client, drill *v1alpha1.FailoverDrill, timeout time.Duration, what string, cond func(*v1alpha1.FailoverDrill) error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		var d *v1alpha1.FailoverDrill
+		if drill != nil {
+			d = &v1alpha1.FailoverDrill{}
+			if last = c.Get(context.Background(), client.ObjectKeyFromObject(drill), d); last != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		if last = cond(d); last == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, last)
+}
+
+func drillCordon(t *testing.T, c client.Client, svc *v1alpha1.FleetInferenceService) string {
+	t.Helper()
+	cur := &v1alpha1.FleetInferenceService{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(svc), cur); err != nil {
+		t.Fatal(err)
+	}
+	return cur.Annotations[v1alpha1.AnnotationCordon]
+}
+
+// drillCordonIs checks the service's cordon annotation; "" means the annotation is absent.
+func drillCordonIs(c client.Client, svc *v1alpha1.FleetInferenceService, want string) error {
+	cur := &v1alpha1.FleetInferenceService{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(svc), cur); err != nil {
+		return err
+	}
+	got, ok := cur.Annotations[v1alpha1.AnnotationCordon]
+	switch {
+	case want == "" && ok:
+		return fmt.Errorf("%s still has cordon %q", svc.Name, got)
+	case got != want:
+		return fmt.Errorf("%s cordon = %q, want %q", svc.Name, got, want)
+	}
+	return nil
+}
+
+func drillReportsEqual(a, b []v1alpha1.DrillServiceReport) bool {
+	return slices.EqualFunc(a, b, func(x, y v1alpha1.DrillServiceReport) bool {
+		return x.Name == y.Name && slices.Equal(x.Before, y.Before) && slices.Equal(x.During, y.During)
+	})
+}
+
+// drillHasEvents checks the drill has an event with each reason.
+func drillHasEvents(c client.Client, d *v1alpha1.FailoverDrill, reasons ...string) error {
+	var list eventsv1.EventList
+	if err := c.List(context.Background(), &list, client.InNamespace(d.Namespace)); err != nil {
+		return err
+	}
+	var got []string
+	for _, e := range list.Items {
+		if e.Regarding.UID == d.UID {
+			got = append(got, e.Reason)
+		}
+	}
+	for _, r := range reasons {
+		if !slices.Contains(got, r) {
+			return fmt.Errorf("no %s event (have %v)", r, got)
+		}
+	}
+	return nil
+}
+
+// drillFakeMemberSync plays MemberSync's part for one service placed on two clusters with
+// 3 replicas each: a cordon on out moves its share to other, ready half a second later;
+// without the cordon the share comes back, ready half a second later.
+func drillFakeMemberSync(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, out, other string) {
+	write := func(clusters ...v1alpha1.ClusterStatus) {
+		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &v1alpha1.FleetInferenceService{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
+				return err
+			}
+			cur.Status.ObservedGeneration, cur.Status.Clusters = cur.Generation, clusters
+			return c.Status().Update(ctx, cur)
+		})
+	}
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+			return true
+		}
+	}
+	failedOver := false
+	for pause() {
+		cur := &v1alpha1.FleetInferenceService{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
+			continue
+		}
+		cordoned := slices.Contains(strings.Split(cur.Annotations[v1alpha1.AnnotationCordon], ","), out)
+		switch {
+		case cordoned && !failedOver:
+			failedOver = true
+			write(drillCluster(other, 6, 3), drillFailedOver(out))
+			if pause() {
+				write(drillCluster(other, 6, 6), drillFailedOver(out))
+			}
+		case !cordoned && failedOver:
+			failedOver = false
+			write(drillCluster(other, 6, 6), drillCluster(out, 3, 0))
+			if pause() {
+				write(drillCluster(other, 3, 3), drillCluster(out, 3, 3))
+			}
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/fleet/local"
+)
+
+const (
+	unhealthyAfter = 10 * time.Second
+	failbackAfter  = 15 * time.Second
+)
+
+// shares reads each cluster's desired and ready replicas and whether it is failed over.
+func shares(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey) (map[string]v1alpha1.ClusterStatus, *v1alpha1.FleetInferenceService) {
+	t.Helper()
+	svc := getService(ctx, t, hub, key)
+	out := map[string]v1alpha1.ClusterStatus{}
+	for _, c := range svc.Status.Clusters {
+		out[c.Name] = c
+	}
+	return out, svc
+}
+
+// expectShares waits until every cluster runs want replicas, ready.
+func expectShares(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey, timeout time.Duration, what string, want map[string]int32) time.Duration {
+	t.Helper()
+	start := time.Now()
+	framework.Eventually(t, timeout, what, func() error {
+		got, _ := shares(ctx, t, hub, key)
+		for name, n := range want {
+			c := got[name]
+			if c.DesiredReplicas != n || (n > 0 && c.ReadyReplicas != n) {
+				return fmt.Errorf("%s: desired %d ready %d, want %d (all: %+v)", name, c.DesiredReplicas, c.ReadyReplicas, n, got)
+			}
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+// TestRegionFailover runs the failover acceptance on three members: a region drill end to
+// end, a member losing its GPU nodes while its API is up, a flapping member that moves
+// nothing more than once, and a member's API server killed (share redistributed within
+// unhealthyAfter + 15s, nothing deleted, failback after failbackAfter). The kill comes last:
+// a member whose API server was restarted here is slow to start new kwok pods.
+func TestRegionFailover(t *testing.T) {
+	lf := framework.StartLocalFleet(t, []local.ClusterSpec{
+		local.DefaultMember("gke-west", "europe-west3"),
+		local.DefaultMember("gke-east", "us-east4"),
+		local.DefaultMember("gke-central", "us-central1"),
+	})
+	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
+	ctx := context.Background()
+	hub := lf.Hub.Client
+
+	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	svc.Name = "failover"
+	svc.Spec.Model.Server.HuggingFaceTokenSecretRef = nil
+	svc.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "gke-west"}, {Name: "gke-east"}, {Name: "gke-central"}}
+	svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
+		Policy:         v1alpha1.FailoverRedistribute,
+		UnhealthyAfter: &metav1.Duration{Duration: unhealthyAfter},
+		FailbackAfter:  &metav1.Duration{Duration: failbackAfter},
+	}
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+	expectShares(ctx, t, hub, key, 30*time.Second, "initial spread", map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+
+	t.Run("a region drill end to end", func(t *testing.T) {
+		drill := &v1alpha1.FailoverDrill{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-gke-central-", Namespace: "default"},
+			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "gke-central", Service: svc.Name, Timeout: &metav1.Duration{Duration: 90 * time.Second}},
+		}
+		var phases []v1alpha1.DrillPhase
+		done, err := controllers.RunDrill(ctx, hub, drill, func(d *v1alpha1.FailoverDrill) { phases = append(phases, d.Status.Phase) })
+		if err != nil {
+			t.Fatalf("drill: %v (phases %v)", err, phases)
+		}
+		st := done.Status
+		if st.Phase != v1alpha1.DrillSucceeded || st.TimeToRecover == "" || st.TimeToFailback == "" || len(st.Services) != 1 {
+			t.Fatalf("report %+v", st)
+		}
+		rep := st.Services[0]
+		if strings.Join(rep.Before, " ") != "gke-central=2 gke-east=2 gke-west=2" || strings.Join(rep.During, " ") != "gke-central=0 gke-east=3 gke-west=3" {
+			t.Errorf("moved: before %v during %v", rep.Before, rep.During)
+		}
+		t.Logf("drill: recovered in %s, failed back in %s", st.TimeToRecover, st.TimeToFailback)
+		got, full := shares(ctx, t, hub, key)
+		if full.Annotations[v1alpha1.AnnotationCordon] != "" || got["gke-central"].FailedOver {
+			t.Errorf("cordon left behind: %v %+v", full.Annotations, got["gke-central"])
+		}
+	})
+	t.Run("GPU nodes lost while the API is up", func(t *testing.T) {
+		east := lf.Members["gke-east"].Local
+		removed, err := east.RemoveNodes(ctx, map[string]string{local.LabelGKEAccelerator: "nvidia-h100-80gb"})
+		if err != nil || len(removed) == 0 {
+			t.Fatalf("remove nodes: %v %v", removed, err)
+		}
+		took := expectShares(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed after capacity loss",
+			map[string]int32{"gke-west": 3, "gke-east": 0, "gke-central": 3})
+		t.Logf("capacity redistributed %s after the nodes went", took.Round(100*time.Millisecond))
+		got, _ := shares(ctx, t, hub, key)
+		if !got["gke-east"].FailedOver || !got["gke-east"].Reachable {
+			t.Errorf("east status %+v", got["gke-east"])
+		}
+		if err := east.RestoreNodes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		expectShares(ctx, t, hub, key, failbackAfter+30*time.Second, "failed back after capacity returned",
+			map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+	})
+
+	t.Run("a flapping member moves at most once", func(t *testing.T) {
+		west := lf.Members["gke-west"].Local
+		moves, failedOver := 0, false
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(300 * time.Millisecond):
+				}
+				got, _ := shares(ctx, t, hub, key)
+				if fo := got["gke-west"].FailedOver; fo != failedOver {
+					moves++
+					failedOver = fo
+				}
+			}
+		}()
+		for i := 0; i < 4; i++ {
+			if err := west.StopAPIServer(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Second)
+			if err := west.StartAPIServer(ctx); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Second)
+		}
+		close(stop)
+		<-done
+		if moves > 1 {
+			t.Errorf("a member flapping every few seconds caused %d moves", moves)
+		}
+		expectShares(ctx, t, hub, key, failbackAfter+30*time.Second, "steady after flapping",
+			map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+	})
+
+	t.Run("API server killed: failover, then failback", func(t *testing.T) {
+		central := lf.Members["gke-central"]
+		if err := central.Local.StopAPIServer(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		took := expectShares(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed",
+			map[string]int32{"gke-west": 3, "gke-east": 3, "gke-central": 0})
+		t.Logf("capacity redistributed %s after the kill", took.Round(100*time.Millisecond))
+		got, full := shares(ctx, t, hub, key)
+		if !got["gke-central"].FailedOver || got["gke-central"].Health != v1alpha1.Unreachable {
+			t.Errorf("central status %+v", got["gke-central"])
+		}
+		if c := meta.FindStatusCondition(full.Status.Conditions, v1alpha1.ConditionFailingOver); c == nil || c.Status != metav1.ConditionTrue {
+			t.Errorf("FailingOver %+v", c)
+		}
+		if c := meta.FindStatusCondition(full.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			t.Errorf("the other regions carry every replica, yet Ready is %+v", c)
+		}
+
+		restarted := time.Now()
+		if err := central.Local.StartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing was deleted in the lost member while it was away.
+		if _, err := modelDeployment(ctx, central.Client, key); err != nil {
+			t.Fatalf("model Deployment gone from the returning member: %v", err)
+		}
+		// No failback before failbackAfter of continuous health.
+		time.Sleep(failbackAfter / 2)
+		if got, _ := shares(ctx, t, hub, key); !got["gke-central"].FailedOver {
+			t.Fatalf("failed back %s after return, before failbackAfter (%s)", time.Since(restarted).Round(time.Second), failbackAfter)
+		}
+		expectShares(ctx, t, hub, key, failbackAfter+20*time.Second, "failed back",
+			map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+		t.Logf("failed back %s after the API server returned", time.Since(restarted).Round(100*time.Millisecond))
+		_, full = shares(ctx, t, hub, key)
+		if c := meta.FindStatusCondition(full.Status.Conditions, v1alpha1.ConditionFailingOver); c == nil || c.Status != metav1.ConditionFalse {
+			t.Errorf("FailingOver after failback %+v", c)
+		}
+	})
+
+}

@@ -1,0 +1,249 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+)
+
+// Reachability is a member's API reachability as the monitor last saw it.
+type Reachability struct {
+	Reachable bool
+	// Since is when Reachable last changed (or the monitor first saw the cluster).
+	Since time.Time
+	// Reason says why it is unreachable.
+	Reason string
+}
+
+// ClusterGetter returns an engaged member cluster.
+type ClusterGetter interface {
+	GetCluster(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
+}
+
+// ClusterLister lists the registered member clusters.
+type ClusterLister interface {
+	List(ctx context.Context) ([]Cluster, error)
+}
+
+// clusterHealth is a gauge per cluster and state: 1 for the state the cluster is in.
+var clusterHealth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "inferfleet_cluster_reachable",
+	Help: "1 when the member cluster's API server answers /readyz, 0 when it does not.",
+}, []string{"cluster"})
+
+// Collectors are the monitor's metrics, for registration with the manager's registry.
+func Collectors() []prometheus.Collector { return []prometheus.Collector{clusterHealth} }
+
+// Monitor probes every registered member's API server (/readyz, short timeout) on an
+// interval, keeps each one's reachability with the time it last changed, and announces
+// changes on a channel so reconcilers act at once.
+type Monitor struct {
+	Clusters ClusterGetter
+	Registry ClusterLister
+	// Hub, when set, receives every change as annotations on the cluster's registration
+	// Secret in Namespace: reconcilers watching registrations act at once, and people see
+	// it with kubectl.
+	Hub       client.Client
+	Namespace string
+	// Interval between probes of one cluster; Timeout bounds one probe.
+	Interval, Timeout time.Duration
+	Now               func() time.Time
+
+	mu      sync.Mutex
+	state   map[string]Reachability
+	clients map[string]probeClient
+	changes chan event.GenericEvent
+}
+
+type probeClient struct {
+	cfg  *rest.Config
+	rest rest.Interface
+}
+
+// NewMonitor returns a monitor with defaults filled in (2s interval, 2s timeout).
+func NewMonitor(clusters ClusterGetter, registry ClusterLister) *Monitor {
+	return &Monitor{Clusters: clusters, Registry: registry, Interval: 2 * time.Second, Timeout: 2 * time.Second, Now: time.Now,
+		state: map[string]Reachability{}, clients: map[string]probeClient{}, changes: make(chan event.GenericEvent, 64)}
+}
+
+// Changes delivers an event whenever a cluster's reachability changes.
+func (m *Monitor) Changes() <-chan event.GenericEvent { return m.changes }
+
+// Get returns a cluster's reachability; ok is false before its first probe.
+func (m *Monitor) Get(name string) (Reachability, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.state[name]
+	return r, ok
+}
+
+// Start probes until ctx ends. It implements manager.Runnable.
+func (m *Monitor) Start(ctx context.Context) error {
+	t := time.NewTicker(m.Interval)
+	defer t.Stop()
+	for {
+		m.probeAll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// NeedLeaderElection: only the leader acts on health.
+func (m *Monitor) NeedLeaderElection() bool { return true }
+
+func (m *Monitor) probeAll(ctx context.Context) {
+	clusters, err := m.Registry.List(ctx)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "health monitor: list clusters")
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, reason := m.probe(ctx, c.Name)
+			m.record(c.Name, ok, reason)
+		}()
+	}
+	wg.Wait()
+	m.forget(clusters)
+}
+
+// probe asks a member's API server for /readyz.
+func (m *Monitor) probe(ctx context.Context, name string) (bool, string) {
+	cl, err := m.Clusters.GetCluster(ctx, multicluster.ClusterName(name))
+	if err != nil {
+		return false, "not connected: " + err.Error()
+	}
+	rc, err := m.client(name, cl.GetConfig())
+	if err != nil {
+		return false, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.Timeout)
+	defer cancel()
+	if err := rc.Get().AbsPath("/readyz").Do(ctx).Error(); err != nil {
+		return false, "readyz: " + err.Error()
+	}
+	return true, ""
+}
+
+// client caches one REST client per cluster config (a rotated kubeconfig is a new config).
+func (m *Monitor) client(name string, cfg *rest.Config) (rest.Interface, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pc, ok := m.clients[name]; ok && pc.cfg == cfg {
+		return pc.rest, nil
+	}
+	c := rest.CopyConfig(cfg)
+	c.Timeout = m.Timeout
+	dc, err := discovery.NewDiscoveryClientForConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	m.clients[name] = probeClient{cfg: cfg, rest: dc.RESTClient()}
+	return dc.RESTClient(), nil
+}
+
+func (m *Monitor) record(name string, reachable bool, reason string) {
+	m.mu.Lock()
+	prev, seen := m.state[name]
+	changed := !seen || prev.Reachable != reachable
+	if changed {
+		m.state[name] = Reachability{Reachable: reachable, Since: m.Now(), Reason: reason}
+	} else if !reachable {
+		prev.Reason = reason
+		m.state[name] = prev
+	}
+	m.mu.Unlock()
+	v := 0.0
+	if reachable {
+		v = 1
+	}
+	clusterHealth.WithLabelValues(name).Set(v)
+	if changed {
+		log.Log.WithName("health").Info("member reachability changed", "cluster", name, "reachable", reachable, "reason", reason)
+		m.publish(name, reachable, reason)
+		select {
+		case m.changes <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
+		default: // a reconcile of everything is already pending
+		}
+	}
+}
+
+// Annotations on a registration Secret with the monitor's last word on the cluster.
+const (
+	AnnotationReachable      = "fleet.inferfleet.dev/reachable"
+	AnnotationReachableSince = "fleet.inferfleet.dev/reachable-since"
+	AnnotationReachReason    = "fleet.inferfleet.dev/unreachable-reason"
+)
+
+// publish records a reachability change on the cluster's registration Secret.
+func (m *Monitor) publish(name string, reachable bool, reason string) {
+	if m.Hub == nil {
+		return
+	}
+	if len(reason) > 512 {
+		reason = reason[:512]
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
+		AnnotationReachable:      strconv.FormatBool(reachable),
+		AnnotationReachableSince: m.Now().UTC().Format(time.RFC3339),
+		AnnotationReachReason:    reason,
+	}}})
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.Namespace}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Hub.Patch(ctx, s, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		log.Log.WithName("health").Error(err, "record reachability on the registration Secret", "cluster", name)
+	}
+}
+
+// forget drops clusters that are no longer registered.
+func (m *Monitor) forget(current []Cluster) {
+	keep := map[string]bool{}
+	for _, c := range current {
+		keep[c.Name] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n := range m.state {
+		if !keep[n] {
+			delete(m.state, n)
+			delete(m.clients, n)
+			clusterHealth.DeleteLabelValues(n)
+		}
+	}
+}
+
+// HealthOf combines reachability with what the service saw in the cluster into the
+// cluster's health for that service: Unreachable, Degraded (reachable, but its pods
+// cannot be scheduled), or Healthy.
+func HealthOf(reachable, unschedulable bool) v1alpha1.ClusterHealth {
+	switch {
+	case !reachable:
+		return v1alpha1.Unreachable
+	case unschedulable:
+		return v1alpha1.Degraded
+	}
+	return v1alpha1.Healthy
+}
