@@ -99,6 +99,12 @@ func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results [
 	for i := range results {
 		st := &results[i].status
 		o := obs[st.Name]
+		if results[i].pending {
+			// Health and since stay as recorded; only the plan's share and flag apply.
+			st.FailedOver = plan.FailedOver[st.Name]
+			st.DesiredReplicas = plan.Shares[st.Name]
+			continue
+		}
 		h := fleet.HealthOf(st.Reachable, results[i].unschedulable)
 		since := now
 		if h == o.Health && !o.Since.IsZero() {

@@ -127,7 +127,8 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	sync := &MemberSync{
 		Hub:                local.GetClient(),
 		Clusters:           mgr,
-		Registry:           &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace},
+		Registry:           registry,
+		Monitor:            monitor,
 		Recorder:           local.GetEventRecorder("inferfleet-hub"),
 		ClusterTimeout:     o.MemberTimeout,
 		SkipNameValidation: o.SeveralPerProcess,

@@ -57,6 +57,7 @@ const (
 	ReasonAsExpected      = "AsExpected"
 	ReasonCleanedUp       = "CleanedUp"
 	ReasonCleanupBlocked  = "CleanupBlocked"
+	ReasonConnecting      = "Connecting"
 )
 
 // memberKinds are every kind the hub may own in a member, for pruning and cleanup.
@@ -115,6 +116,8 @@ type clusterResult struct {
 	pruned  []string
 	err     error
 	reason  string
+	// pending: the hub is still connecting; the last recorded state stands.
+	pending bool
 	// unschedulable: some model-server pods cannot be scheduled (capacity is gone).
 	unschedulable    bool
 	unschedulableWhy string
@@ -227,6 +230,10 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	}
 	r.failoverCondition(svc, plan, obs)
 	r.summarize(svc)
+	if ctx.Err() != nil {
+		// Stopping: what this reconcile saw may be the shutdown itself.
+		return reconcile.Result{}, ctx.Err()
+	}
 	if err := r.writeStatus(ctx, svc, before); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -302,6 +309,11 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	}
 	cl, err := r.Clusters.GetCluster(ctx, multicluster.ClusterName(c.Name))
 	if err != nil {
+		if r.Monitor != nil {
+			// No client for a registered cluster (connecting, or the hub is stopping): the
+			// monitor, which probes on its own, is the one to call it unreachable.
+			return pendingResult(c, replicas, svc)
+		}
 		return fail(ReasonUnreachable, fmt.Errorf("not connected: %w", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.ClusterTimeout)
@@ -370,6 +382,18 @@ func unschedulablePods(ctx context.Context, r client.Reader, svc *v1alpha1.Fleet
 		}
 	}
 	return false, ""
+}
+
+// pendingResult carries a cluster's last recorded status while the hub connects to it.
+func pendingResult(c fleet.Cluster, share int32, svc *v1alpha1.FleetInferenceService) clusterResult {
+	st := v1alpha1.ClusterStatus{Name: c.Name, Region: c.Region}
+	for _, prev := range svc.Status.Clusters {
+		if prev.Name == c.Name {
+			st = *prev.DeepCopy()
+		}
+	}
+	st.DesiredReplicas = share
+	return clusterResult{status: st, pending: true, err: fmt.Errorf("connecting to %s", c.Name), reason: ReasonConnecting}
 }
 
 // unreachableResult records a cluster the monitor cannot reach, without touching it.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,8 +32,10 @@ import (
 // fleetEnv is a hub and two members, each a real kube-apiserver, with the hub manager
 // running against them.
 type fleetEnv struct {
-	hub     *framework.Env
-	members map[string]*framework.Env
+	hub      *framework.Env
+	members  map[string]*framework.Env
+	startHub func() (stop func())
+	stopHub  func()
 }
 
 func startFleet(t *testing.T, names ...string) *fleetEnv {
@@ -76,19 +79,30 @@ func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fl
 	if o.MemberTimeout == 0 {
 		o.MemberTimeout = 5 * time.Second
 	}
-	mgr, err := controllers.NewHub(ctx, f.hub.Config, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("hub manager: %v", err)
+	f.startHub = func() (stop func()) {
+		hubCtx, stopHub := context.WithCancel(ctx)
+		mgr, err := controllers.NewHub(hubCtx, f.hub.Config, o)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := mgr.Start(hubCtx); err != nil {
+				t.Errorf("hub manager: %v", err)
+			}
+		}()
+		return func() { stopHub(); <-done }
+	}
+	f.stopHub = f.startHub()
+	t.Cleanup(func() { f.stopHub(); cancel() })
 	return f
+}
+
+// restartHub stops the hub manager and starts a new one, as a crashed hub pod would be.
+func (f *fleetEnv) restartHub() {
+	f.stopHub()
+	f.stopHub = f.startHub()
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
@@ -493,4 +507,33 @@ func TestFailoverOnMemberLoss(t *testing.T) {
 		return nil
 	})
 	t.Logf("failed over %s after the stop", time.Since(stopped).Round(100*time.Millisecond))
+
+	// A hub restarted mid-failover resumes from the recorded state: no second move, and no
+	// failback while the member is still down.
+	before := status()
+	f.restartHub()
+	time.Sleep(3 * time.Second)
+	after := status()
+	for _, n := range []string{"west", "east"} {
+		if after[n].FailedOver != before[n].FailedOver || after[n].DesiredReplicas != before[n].DesiredReplicas ||
+			!after[n].HealthSince.Equal(before[n].HealthSince) {
+			t.Errorf("%s changed across a hub restart: %+v -> %+v", n, before[n], after[n])
+		}
+	}
+	var evs eventsv1.EventList
+	if err := hub.List(ctx, &evs, client.InNamespace("default")); err != nil {
+		t.Fatal(err)
+	}
+	moves := 0
+	for _, e := range evs.Items {
+		if e.Reason == controllers.ReasonFailingOver && e.Regarding.Name == "lossy" {
+			moves += int(max(1, e.DeprecatedCount))
+			if e.Series != nil {
+				moves += int(e.Series.Count) - 1
+			}
+		}
+	}
+	if moves != 1 {
+		t.Errorf("want exactly one failover event, got %d", moves)
+	}
 }

@@ -51,6 +51,22 @@ func expectShares(ctx context.Context, t *testing.T, hub client.Client, key clie
 	return time.Since(start)
 }
 
+// expectPlaced waits until every cluster is given want replicas (placement, not readiness).
+func expectPlaced(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey, timeout time.Duration, what string, want map[string]int32) time.Duration {
+	t.Helper()
+	start := time.Now()
+	framework.Eventually(t, timeout, what, func() error {
+		got, _ := shares(ctx, t, hub, key)
+		for name, n := range want {
+			if got[name].DesiredReplicas != n {
+				return fmt.Errorf("%s: desired %d, want %d", name, got[name].DesiredReplicas, n)
+			}
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
 // TestRegionFailover runs the failover acceptance on three members: a region drill end to
 // end, a member losing its GPU nodes while its API is up, a flapping member that moves
 // nothing more than once, and a member's API server killed (share redistributed within
@@ -169,9 +185,12 @@ func TestRegionFailover(t *testing.T) {
 		if err := central.Local.StopAPIServer(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		took := expectShares(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed",
+		took := expectPlaced(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed",
 			map[string]int32{"gke-west": 3, "gke-east": 3, "gke-central": 0})
 		t.Logf("capacity redistributed %s after the kill", took.Round(100*time.Millisecond))
+		took = expectShares(ctx, t, hub, key, 30*time.Second, "ready in the other regions",
+			map[string]int32{"gke-west": 3, "gke-east": 3, "gke-central": 0})
+		t.Logf("the other regions ready %s later", took.Round(100*time.Millisecond))
 		got, full := shares(ctx, t, hub, key)
 		if !got["gke-central"].FailedOver || got["gke-central"].Health != v1alpha1.Unreachable {
 			t.Errorf("central status %+v", got["gke-central"])

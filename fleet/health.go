@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +66,16 @@ type Monitor struct {
 	Interval, Timeout time.Duration
 	Now               func() time.Time
 
-	mu      sync.Mutex
-	state   map[string]Reachability
-	clients map[string]probeClient
-	changes chan event.GenericEvent
+	// ConnectGrace is how long after start a cluster the provider has not connected yet
+	// counts as unknown rather than unreachable.
+	ConnectGrace time.Duration
+
+	started   time.Time
+	mu        sync.Mutex
+	connected map[string]bool
+	state     map[string]Reachability
+	clients   map[string]probeClient
+	changes   chan event.GenericEvent
 }
 
 type probeClient struct {
@@ -79,6 +86,7 @@ type probeClient struct {
 // NewMonitor returns a monitor with defaults filled in (2s interval, 2s timeout).
 func NewMonitor(clusters ClusterGetter, registry ClusterLister) *Monitor {
 	return &Monitor{Clusters: clusters, Registry: registry, Interval: 2 * time.Second, Timeout: 2 * time.Second, Now: time.Now,
+		ConnectGrace: 30 * time.Second, connected: map[string]bool{},
 		state: map[string]Reachability{}, clients: map[string]probeClient{}, changes: make(chan event.GenericEvent, 64)}
 }
 
@@ -93,8 +101,20 @@ func (m *Monitor) Get(name string) (Reachability, bool) {
 	return r, ok
 }
 
+const notConnected = "not connected: "
+
+// EverConnected reports whether the monitor has reached the cluster since it started.
+func (m *Monitor) EverConnected(name string) bool { return m.everConnected(name) }
+
+func (m *Monitor) everConnected(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.connected[name]
+}
+
 // Start probes until ctx ends. It implements manager.Runnable.
 func (m *Monitor) Start(ctx context.Context) error {
+	m.started = m.Now()
 	t := time.NewTicker(m.Interval)
 	defer t.Stop()
 	for {
@@ -122,6 +142,11 @@ func (m *Monitor) probeAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			ok, reason := m.probe(ctx, c.Name)
+			if !ok && strings.HasPrefix(reason, notConnected) && !m.everConnected(c.Name) && m.Now().Sub(m.started) < m.ConnectGrace {
+				// Just started (a restarted hub, say): the provider has not connected yet.
+				// Unknown is not unreachable; recording it would move replicas for nothing.
+				return
+			}
 			m.record(c.Name, ok, reason)
 		}()
 	}
@@ -133,7 +158,7 @@ func (m *Monitor) probeAll(ctx context.Context) {
 func (m *Monitor) probe(ctx context.Context, name string) (bool, string) {
 	cl, err := m.Clusters.GetCluster(ctx, multicluster.ClusterName(name))
 	if err != nil {
-		return false, "not connected: " + err.Error()
+		return false, notConnected + err.Error()
 	}
 	rc, err := m.client(name, cl.GetConfig())
 	if err != nil {
@@ -166,6 +191,9 @@ func (m *Monitor) client(name string, cfg *rest.Config) (rest.Interface, error) 
 
 func (m *Monitor) record(name string, reachable bool, reason string) {
 	m.mu.Lock()
+	if reachable {
+		m.connected[name] = true
+	}
 	prev, seen := m.state[name]
 	changed := !seen || prev.Reachable != reachable
 	if changed {

@@ -38,7 +38,7 @@ func TestMonitorSeesAPIServerStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := fleet.NewMonitor(oneCluster{name: "west", cl: cl}, oneCluster{name: "west", cl: cl})
-	m.Interval, m.Timeout = 200*time.Millisecond, time.Second
+	m.Interval, m.Timeout, m.ConnectGrace = 200*time.Millisecond, time.Second, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = m.Start(ctx) }()

@@ -111,7 +111,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		return fmt.Errorf("start %s kube-apiserver: %w", c.Name, err)
 	}
 	c.logf("%s: kube-apiserver restarted, ready in %s", c.Name, time.Since(began).Round(10*time.Millisecond))
-	if err := c.restartControllerManager(); err != nil {
+	if err := c.restartControllers(); err != nil {
 		return err
 	}
 	return c.fleet.writeState()
@@ -268,22 +268,24 @@ func (c *Cluster) startMemberComponents(ctx context.Context) error {
 	return nil
 }
 
-// restartControllerManager restarts kube-controller-manager. After its API server came back,
-// its informers can stay behind what it wrote before (Kubernetes 1.36's replicaset
-// controller then refuses to sync: "read version ... is not as new as written version");
-// in a real region both come back together.
-func (c *Cluster) restartControllerManager() error {
-	args, ok := c.componentArgs[KubeControllerManager]
-	if !ok {
-		return nil
-	}
-	if p := c.proc(KubeControllerManager); p != nil && !p.exited() {
-		if err := p.signal(syscall.SIGTERM, 10*time.Second); err != nil {
-			return fmt.Errorf("stop %s kube-controller-manager: %w", c.Name, err)
+// restartControllers restarts kube-controller-manager and kube-scheduler. After their API
+// server came back, their informers can stay behind what they wrote before (Kubernetes
+// 1.36's replicaset controller then refuses to sync: "read version ... is not as new as
+// written version"); in a real region the whole control plane comes back together.
+func (c *Cluster) restartControllers() error {
+	for _, component := range []string{KubeControllerManager, KubeScheduler} {
+		args, ok := c.componentArgs[component]
+		if !ok {
+			continue
 		}
-	}
-	if _, err := c.launch(KubeControllerManager, args); err != nil {
-		return fmt.Errorf("restart %s kube-controller-manager: %w", c.Name, err)
+		if p := c.proc(component); p != nil && !p.exited() {
+			if err := p.signal(syscall.SIGTERM, 10*time.Second); err != nil {
+				return fmt.Errorf("stop %s %s: %w", c.Name, component, err)
+			}
+		}
+		if _, err := c.launch(component, args); err != nil {
+			return fmt.Errorf("restart %s %s: %w", c.Name, component, err)
+		}
 	}
 	return nil
 }
