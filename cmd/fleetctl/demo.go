@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -262,23 +261,7 @@ func waitAndShow(ctx context.Context, out io.Writer, c client.Client, key client
 	return false
 }
 
-// printStatus prints a service as `kubectl get fis` does, then one line per cluster and
-// the conditions.
+// printStatus prints a service as `fleetctl status` does.
 func printStatus(w io.Writer, svc *v1alpha1.FleetInferenceService) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	ready := "Unknown"
-	if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-		ready = string(c.Status)
-	}
-	fmt.Fprintln(tw, "NAME\tREADY\tREPLICAS\tCLUSTERS\tGATEWAY")
-	fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, ready, svc.Status.ReplicasReady, svc.Status.ClustersReady, svc.Spec.Gateway.Name)
-	fmt.Fprintln(tw, "\nCLUSTER\tREGION\tREACHABLE\tREADY/DESIRED\tEXPORTED\tMESSAGE")
-	for _, c := range svc.Status.Clusters {
-		fmt.Fprintf(tw, "%s\t%s\t%t\t%d/%d\t%t\t%s\n", c.Name, c.Region, c.Reachable, c.ReadyReplicas, c.DesiredReplicas, c.Exported, c.Message)
-	}
-	fmt.Fprintln(tw, "\nCONDITION\tSTATUS\tREASON\tMESSAGE")
-	for _, c := range svc.Status.Conditions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
-	}
-	tw.Flush()
+	writeStatusTable(w, []v1alpha1.FleetInferenceService{*svc}, time.Now())
 }

@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(), newDemoCmd(), newDrillCmd())
+	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(), newDemoCmd(), newDrillCmd(), newStatusCmd(), newClustersCmd())
 	return root
 }

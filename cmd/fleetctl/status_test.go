@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// TestStatusAndClusters runs `fleetctl status` and `fleetctl clusters` against a real API
+// server holding a service with per-cluster status and two registrations.
+func TestStatusAndClusters(t *testing.T) {
+	env := framework.Start(t, framework.CRDs())
+	ctx := context.Background()
+	kc, err := framework.Kubeconfig(env.Config, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "hub.kubeconfig")
+	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.NewTime(time.Now().Add(-time.Minute))
+	svc.Status = v1alpha1.FleetInferenceServiceStatus{
+		ReplicasReady: "3/6", ClustersReady: "1/2",
+		Clusters: []v1alpha1.ClusterStatus{
+			{Name: "gke-east", Region: "us-east4", Reachable: true, DesiredReplicas: 3, ReadyReplicas: 3, Exported: true, LastSyncTime: &now, Health: v1alpha1.Healthy},
+			{Name: "gke-west", Region: "europe-west3", DesiredReplicas: 0, Health: v1alpha1.Unreachable, FailedOver: true, Message: "unreachable: connection refused"},
+		},
+		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionFailingOver, Status: metav1.ConditionTrue, Reason: "ClusterUnhealthy", Message: "share moved away from gke-west", LastTransitionTime: now}},
+	}
+	if err := env.Client.Status().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.RegisterMember(ctx, env.Client, "gke-west", "europe-west3", map[string]string{"tier": "gpu"}, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: fleet.RegistrationNamespace, Name: "gke-west"}, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Annotations = map[string]string{fleet.AnnotationReachable: "false", fleet.AnnotationReachableSince: now.UTC().Format(time.RFC3339), fleet.AnnotationReachReason: "readyz: connection refused"}
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		cmd := newRootCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs(append(args, "--kubeconfig", kcPath))
+		if err := cmd.ExecuteContext(ctx); err != nil {
+			t.Fatalf("fleetctl %v: %v", args, err)
+		}
+		return out.String()
+	}
+	table := run("status", "default/vllm-llama3-8b-instruct")
+	for _, want := range []string{"default/vllm-llama3-8b-instruct  ready=Unknown  replicas=3/6  clusters=1/2",
+		"gke-east  us-east4", "Healthy", "3/3", "1m0s ago",
+		"gke-west  europe-west3", "Unreachable (failed over)", "0/0", "unreachable: connection refused",
+		"FailingOver=True ClusterUnhealthy: share moved away from gke-west"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("status table lacks %q:\n%s", want, table)
+		}
+	}
+	var svcs []v1alpha1.FleetInferenceService
+	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs) != 1 || len(svcs[0].Status.Clusters) != 2 {
+		t.Errorf("status -o json: %v %+v", err, svcs)
+	}
+	clusters := run("clusters")
+	if !strings.Contains(clusters, "gke-west") || !strings.Contains(clusters, "europe-west3") || !strings.Contains(clusters, "false") ||
+		!strings.Contains(clusters, "tier=gpu") || !strings.Contains(clusters, "readyz: connection refused") {
+		t.Errorf("clusters table:\n%s", clusters)
+	}
+}
