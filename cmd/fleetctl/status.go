@@ -239,4 +239,3 @@ func writeClusterTable(w io.Writer, rows []clusterRow, now time.Time) {
 	}
 	tw.Flush()
 }
-
