@@ -39,11 +39,29 @@ var (
 		Name: "inferfleet_cluster_desired_replicas",
 		Help: "Replicas of a service placed on a cluster.",
 	}, []string{"namespace", "service", "cluster"})
+	readyReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "inferfleet_cluster_ready_replicas",
+		Help: "Ready replicas of a service in a cluster, as its model Deployment reports.",
+	}, []string{"namespace", "service", "cluster"})
+	applyErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inferfleet_apply_errors_total",
+		Help: "Failed syncs of a service to a cluster, by the reason recorded in its status.",
+	}, []string{"cluster", "reason"})
+	propagation = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "inferfleet_propagation_seconds",
+		Help:    "Time from the hub first seeing a service generation to that generation applied in a cluster.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120},
+	}, []string{"cluster"})
+	reconcileDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "inferfleet_reconcile_duration_seconds",
+		Help:    "Duration of one reconcile, by controller.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"controller"})
 )
 
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas}
+	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration}
 }
 
 // reachability is the monitor's view of a cluster; known is false without a monitor or
@@ -136,6 +154,7 @@ func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results [
 			serviceClusterHealth.WithLabelValues(svc.Namespace, svc.Name, st.Name, string(state)).Set(v)
 		}
 		desiredReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.DesiredReplicas))
+		readyReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.ReadyReplicas))
 		switch {
 		case st.FailedOver && !o.FailedOver:
 			failovers.WithLabelValues(svc.Namespace, svc.Name, st.Name).Inc()

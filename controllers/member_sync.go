@@ -107,6 +107,10 @@ type MemberSync struct {
 	SkipNameValidation bool
 
 	pruned sync.Map // "<uid>/<cluster>" -> fingerprint of the last desired set pruned against
+	// firstSeen is when the hub first saw each service's current generation (by UID), and
+	// propagated which generation each cluster last got: propagation latency comes from both.
+	firstSeen  sync.Map
+	propagated sync.Map
 }
 
 // clusterResult is the outcome of syncing one member.
@@ -127,6 +131,9 @@ type clusterResult struct {
 
 // Reconcile syncs one FleetInferenceService to every member it selects.
 func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
+	defer func(start time.Time) {
+		reconcileDuration.WithLabelValues("member-sync").Observe(time.Since(start).Seconds())
+	}(time.Now())
 	logger := log.FromContext(ctx).WithValues("service", req.NamespacedName)
 	svc := &v1alpha1.FleetInferenceService{}
 	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
@@ -219,6 +226,7 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	}
 	wg.Wait()
 
+	r.observePropagation(svc, results)
 	r.buildStatus(svc, desired, results, missing, staleErrs, stale)
 	for _, res := range results {
 		switch {
@@ -617,5 +625,35 @@ func (r *MemberSync) secretHandler() mchandler.TypedEventHandlerFunc[client.Obje
 			}
 			return out
 		})
+	}
+}
+
+// observePropagation records, once per generation and cluster, how long the generation
+// took from first sight to applied there; and counts failed syncs. Memory stays bounded:
+// one entry per service and per service and cluster.
+func (r *MemberSync) observePropagation(svc *v1alpha1.FleetInferenceService, results []clusterResult) {
+	type seen struct {
+		gen int64
+		at  time.Time
+	}
+	uid := string(svc.UID)
+	v, _ := r.firstSeen.Load(uid)
+	first, ok := v.(seen)
+	if !ok || first.gen != svc.Generation {
+		first = seen{gen: svc.Generation, at: r.Now()}
+		r.firstSeen.Store(uid, first)
+	}
+	for _, res := range results {
+		if res.err != nil {
+			if !res.pending {
+				applyErrors.WithLabelValues(res.status.Name, res.reason).Inc()
+			}
+			continue
+		}
+		key := uid + "/" + res.status.Name
+		if prev, ok := r.propagated.Load(key); !ok || prev.(int64) != svc.Generation {
+			r.propagated.Store(key, svc.Generation)
+			propagation.WithLabelValues(res.status.Name).Observe(r.Now().Sub(first.at).Seconds())
+		}
 	}
 }

@@ -77,6 +77,9 @@ type RouteSync struct {
 
 // Reconcile syncs one service's config-cluster objects and the Gateway it names.
 func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
+	defer func(start time.Time) {
+		reconcileDuration.WithLabelValues("route-sync").Observe(time.Since(start).Seconds())
+	}(time.Now())
 	svc := &v1alpha1.FleetInferenceService{}
 	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)

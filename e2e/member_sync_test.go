@@ -5,6 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +34,16 @@ import (
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet/local"
 )
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
 
 func loadSample(t *testing.T, name string) *v1alpha1.FleetInferenceService {
 	t.Helper()
@@ -86,7 +99,8 @@ func updateService(ctx context.Context, t *testing.T, hub client.Client, key cli
 // API server killed during a change, and deletion.
 func TestMemberSyncOnLocalFleet(t *testing.T) {
 	lf := framework.StartLocalFleet(t, local.DefaultMembers())
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second})
+	metricsAddr := freeAddr(t)
+	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: metricsAddr})
 	ctx := context.Background()
 	hub := lf.Hub.Client
 	west, east := lf.Members["gke-west"].Client, lf.Members["gke-east"].Client
@@ -147,6 +161,32 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 		if len(row) != 6 || row[0] != svc.Name || row[1] != "True" || row[2] != "6/6" || row[3] != "2/2" || row[4] != "cross-region-gateway" {
 			t.Fatalf("row %q", lines[1])
 		}
+	})
+
+	t.Run("metrics show every cluster", func(t *testing.T) {
+		framework.Eventually(t, 15*time.Second, "per-cluster series", func() error {
+			resp, err := http.Get("http://" + metricsAddr + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			text := string(body)
+			for _, want := range []string{
+				`inferfleet_cluster_ready_replicas{cluster="gke-west",namespace="default",service="vllm-llama3-8b-instruct"} 3`,
+				`inferfleet_cluster_ready_replicas{cluster="gke-east",namespace="default",service="vllm-llama3-8b-instruct"} 3`,
+				`inferfleet_cluster_desired_replicas{cluster="gke-east",namespace="default",service="vllm-llama3-8b-instruct"} 3`,
+				`inferfleet_service_cluster_health{cluster="gke-west",namespace="default",service="vllm-llama3-8b-instruct",state="Healthy"} 1`,
+				`inferfleet_cluster_reachable{cluster="gke-east"} 1`,
+				`inferfleet_propagation_seconds_count{cluster="gke-west"}`,
+				`inferfleet_reconcile_duration_seconds_count{controller="member-sync"}`,
+			} {
+				if !strings.Contains(text, want) {
+					return fmt.Errorf("no %s in /metrics", want)
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("edited Deployment is reverted", func(t *testing.T) {

@@ -110,7 +110,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
 	hubLog.set(logFile)
 	t.Cleanup(func() { hubLog.set(nil); logFile.Close() })
 	if o.MetricsAddr == "" {
-		o.MetricsAddr = "0"
+		o.MetricsAddr = "0" // off; a test that scrapes passes a free address
 	}
 	o.SeveralPerProcess = true
 	if o.ProbeAddr == "" {
