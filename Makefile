@@ -5,6 +5,8 @@ CONTROLLER_GEN ?= go run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 BIN_DIR        := $(CURDIR)/bin
 FLEET_DIR      ?= $(CURDIR)/.fleet
 GO_TEST_FLAGS  ?=
+# Flags of the hub binary, here and in the Dockerfile (a test keeps them equal).
+HUB_BUILD_FLAGS := -trimpath -ldflags=-s
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
 export INFERFLEET_BIN_DIR := $(BIN_DIR)
 
@@ -37,7 +39,7 @@ bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, ku
 
 .PHONY: build
 build: ## Build the hub manager and fleetctl into bin/.
-	go build -o $(BIN_DIR)/hub ./cmd/hub
+	CGO_ENABLED=0 go build $(HUB_BUILD_FLAGS) -o $(BIN_DIR)/hub ./cmd/hub
 	go build -o $(BIN_DIR)/fleetctl ./cmd/fleetctl
 
 ##@ Test
@@ -56,6 +58,10 @@ bench: bins ## Run the benchmarks.
 .PHONY: demo
 demo: bins build ## Local fleet (hub + 2 members) up, hub running, two-region sample applied, status shown.
 	$(BIN_DIR)/fleetctl demo --dir $(FLEET_DIR)
+
+.PHONY: image
+image: ## Build the hub image (needs a container engine).
+	docker build -t inferfleet/hub:dev .
 
 .PHONY: up
 up: bins build ## Start the local fleet and keep it running in the background.
