@@ -537,3 +537,36 @@ func TestFailoverOnMemberLoss(t *testing.T) {
 		t.Errorf("want exactly one failover event, got %d", moves)
 	}
 }
+
+// TestOrphanDeletionPolicy deletes a service whose deletionPolicy is Orphan: the service
+// goes at once and its objects stay running in the member.
+func TestOrphanDeletionPolicy(t *testing.T) {
+	f := startFleet(t, "west")
+	ctx := context.Background()
+	hub, west := f.hub.Client, f.members["west"].Client
+	svc := routeService("kept", "west")
+	svc.Spec.DeletionPolicy = v1alpha1.DeletionOrphan
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "synced", func() error {
+		_, err := getDeployment(ctx, west, "default", "kept")
+		return err
+	})
+	if err := hub.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "service gone", func() error {
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(svc), &v1alpha1.FleetInferenceService{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if _, err := getDeployment(ctx, west, "default", "kept"); err != nil {
+		t.Fatalf("orphaned Deployment deleted: %v", err)
+	}
+	if err := west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kept"}, &infv1.InferencePool{}); err != nil {
+		t.Fatalf("orphaned InferencePool deleted: %v", err)
+	}
+}
