@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers/render"
@@ -210,4 +211,17 @@ func kindKey(gvk schema.GroupVersionKind, key client.ObjectKey) string {
 		return gvk.Kind + " " + key.Name
 	}
 	return gvk.Kind + " " + key.String()
+}
+
+// ensureFinalizer adds a reconciler's finalizer to a service that lacks it.
+func ensureFinalizer(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, finalizer string) error {
+	if controllerutil.ContainsFinalizer(svc, finalizer) {
+		return nil
+	}
+	patch := client.MergeFrom(svc.DeepCopy())
+	controllerutil.AddFinalizer(svc, finalizer)
+	if err := c.Patch(ctx, svc, patch); err != nil {
+		return fmt.Errorf("add finalizer %s: %w", finalizer, err)
+	}
+	return nil
 }

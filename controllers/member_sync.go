@@ -142,12 +142,8 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if !svc.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, svc)
 	}
-	if !controllerutil.ContainsFinalizer(svc, Finalizer) {
-		patch := client.MergeFrom(svc.DeepCopy())
-		controllerutil.AddFinalizer(svc, Finalizer)
-		if err := r.Hub.Patch(ctx, svc, patch); err != nil {
-			return reconcile.Result{}, fmt.Errorf("add finalizer: %w", err)
-		}
+	if err := ensureFinalizer(ctx, r.Hub, svc, Finalizer); err != nil {
+		return reconcile.Result{}, err
 	}
 
 	desired := svc.DeepCopy()

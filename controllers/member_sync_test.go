@@ -107,15 +107,7 @@ func (f *fleetEnv) restartHub() {
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if last = cond(); last == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, last)
+	framework.Eventually(t, timeout, what, cond)
 }
 
 func twoRegionService(clusters ...string) *v1alpha1.FleetInferenceService {
@@ -283,8 +275,19 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("no-op reconcile writes nothing", func(t *testing.T) {
-		before := resourceVersions(ctx, t, west)
 		got := &v1alpha1.FleetInferenceService{}
+		// Converged first: both reconcilers have written what they have to say.
+		eventually(t, 15*time.Second, "converged", func() error {
+			if err := hub.Get(ctx, key, got); err != nil {
+				return err
+			}
+			if condition(got, v1alpha1.ConditionRoutesProgrammed) == nil || condition(got, v1alpha1.ConditionPropagated).Status != metav1.ConditionTrue {
+				return fmt.Errorf("conditions %+v", got.Status.Conditions)
+			}
+			return nil
+		})
+		time.Sleep(time.Second)
+		before := resourceVersions(ctx, t, west)
 		if err := hub.Get(ctx, key, got); err != nil {
 			t.Fatal(err)
 		}

@@ -87,12 +87,8 @@ func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (rec
 	if !svc.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, svc)
 	}
-	if !controllerutil.ContainsFinalizer(svc, RoutesFinalizer) {
-		patch := client.MergeFrom(svc.DeepCopy())
-		controllerutil.AddFinalizer(svc, RoutesFinalizer)
-		if err := r.Hub.Patch(ctx, svc, patch); err != nil {
-			return reconcile.Result{}, fmt.Errorf("add finalizer: %w", err)
-		}
+	if err := ensureFinalizer(ctx, r.Hub, svc, RoutesFinalizer); err != nil {
+		return reconcile.Result{}, err
 	}
 	desired := svc.DeepCopy()
 	v1alpha1.SetDefaults(desired)

@@ -69,10 +69,15 @@ type Monitor struct {
 	// ConnectGrace is how long after start a cluster the provider has not connected yet
 	// counts as unknown rather than unreachable.
 	ConnectGrace time.Duration
+	// FailureThreshold is how many probes in a row must fail before a reachable cluster
+	// counts as unreachable (a slow probe on a busy hub is not a lost region). The
+	// unreachable time starts at the first failure of the run.
+	FailureThreshold int
 
 	started   time.Time
 	mu        sync.Mutex
 	connected map[string]bool
+	failures  map[string]failureRun
 	state     map[string]Reachability
 	clients   map[string]probeClient
 	changes   chan event.GenericEvent
@@ -86,7 +91,7 @@ type probeClient struct {
 // NewMonitor returns a monitor with defaults filled in (2s interval, 2s timeout).
 func NewMonitor(clusters ClusterGetter, registry ClusterLister) *Monitor {
 	return &Monitor{Clusters: clusters, Registry: registry, Interval: 2 * time.Second, Timeout: 2 * time.Second, Now: time.Now,
-		ConnectGrace: 30 * time.Second, connected: map[string]bool{},
+		ConnectGrace: 30 * time.Second, FailureThreshold: 2, connected: map[string]bool{}, failures: map[string]failureRun{},
 		state: map[string]Reachability{}, clients: map[string]probeClient{}, changes: make(chan event.GenericEvent, 64)}
 }
 
@@ -189,15 +194,36 @@ func (m *Monitor) client(name string, cfg *rest.Config) (rest.Interface, error) 
 	return dc.RESTClient(), nil
 }
 
+// failureRun counts a cluster's consecutive failed probes since the first of them.
+type failureRun struct {
+	count int
+	first time.Time
+}
+
 func (m *Monitor) record(name string, reachable bool, reason string) {
 	m.mu.Lock()
+	now := m.Now()
+	prev, seen := m.state[name]
+	since := now
 	if reachable {
 		m.connected[name] = true
+		delete(m.failures, name)
+	} else {
+		run := m.failures[name]
+		if run.count == 0 {
+			run.first = now
+		}
+		run.count++
+		m.failures[name] = run
+		since = run.first
+		if seen && prev.Reachable && run.count < m.FailureThreshold {
+			m.mu.Unlock()
+			return
+		}
 	}
-	prev, seen := m.state[name]
 	changed := !seen || prev.Reachable != reachable
 	if changed {
-		m.state[name] = Reachability{Reachable: reachable, Since: m.Now(), Reason: reason}
+		m.state[name] = Reachability{Reachable: reachable, Since: since, Reason: reason}
 	} else if !reachable {
 		prev.Reason = reason
 		m.state[name] = prev

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,12 +82,15 @@ func TestStatusAndClusters(t *testing.T) {
 	}
 	table := run("status", "default/vllm-llama3-8b-instruct")
 	for _, want := range []string{"default/vllm-llama3-8b-instruct  ready=Unknown  replicas=3/6  clusters=1/2",
-		"gke-east  us-east4", "Healthy", "3/3", "1m0s ago",
+		"gke-east  us-east4", "Healthy", "3/3", "1m",
 		"gke-west  europe-west3", "Unreachable (failed over)", "0/0", "unreachable: connection refused",
 		"FailingOver=True ClusterUnhealthy: share moved away from gke-west"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("status table lacks %q:\n%s", want, table)
 		}
+	}
+	if !regexp.MustCompile(`gke-east .* 1m[0-9]+s ago`).MatchString(table) {
+		t.Errorf("last sync of gke-east should read about a minute ago:\n%s", table)
 	}
 	var svcs []v1alpha1.FleetInferenceService
 	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs) != 1 || len(svcs[0].Status.Clusters) != 2 {
