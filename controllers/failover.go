@@ -113,7 +113,11 @@ func (r *MemberSync) observations(svc *v1alpha1.FleetInferenceService, selected 
 
 // recordHealth writes each cluster's health (with since-time), failed-over flag and share
 // into its result, and emits the failover and failback events and metrics.
-func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results []clusterResult, plan fleet.Plan, obs map[string]fleet.Observed, now time.Time) {
+//
+// The failover and failback events and counters are returned, to be emitted once the
+// status that records the move is written: a move whose status write failed is decided
+// again by the next reconcile and must not count twice.
+func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results []clusterResult, plan fleet.Plan, obs map[string]fleet.Observed, now time.Time) (announce []func()) {
 	for i := range results {
 		st := &results[i].status
 		o := obs[st.Name]
@@ -155,16 +159,22 @@ func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results [
 		}
 		desiredReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.DesiredReplicas))
 		readyReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.ReadyReplicas))
+		name, desired, prevDesired, reason := st.Name, st.DesiredReplicas, o.Desired, plan.Reasons[st.Name]
 		switch {
 		case st.FailedOver && !o.FailedOver:
-			failovers.WithLabelValues(svc.Namespace, svc.Name, st.Name).Inc()
-			r.event(svc, corev1.EventTypeWarning, ReasonFailingOver, "Failover", "%s failed over (%s): its %d replicas now run in %s",
-				st.Name, plan.Reasons[st.Name], o.Desired, sharesText(plan.Shares, st.Name))
+			announce = append(announce, func() {
+				failovers.WithLabelValues(svc.Namespace, svc.Name, name).Inc()
+				r.event(svc, corev1.EventTypeWarning, ReasonFailingOver, "Failover", "%s failed over (%s): its %d replicas now run in %s",
+					name, reason, prevDesired, sharesText(plan.Shares, name))
+			})
 		case !st.FailedOver && o.FailedOver:
-			failbacks.WithLabelValues(svc.Namespace, svc.Name, st.Name).Inc()
-			r.event(svc, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", st.Name, st.DesiredReplicas)
+			announce = append(announce, func() {
+				failbacks.WithLabelValues(svc.Namespace, svc.Name, name).Inc()
+				r.event(svc, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", name, desired)
+			})
 		}
 	}
+	return announce
 }
 
 func sharesText(shares map[string]int32, except string) string {

@@ -196,7 +196,7 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		}()
 	}
 	wg.Wait()
-	r.recordHealth(svc, results, plan, obs, now)
+	announce := r.recordHealth(svc, results, plan, obs, now)
 	// Members that are no longer selected lose the service's objects.
 	selectedSet := map[string]bool{}
 	for _, c := range selected {
@@ -240,6 +240,9 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	}
 	if err := r.writeStatus(ctx, svc, before); err != nil {
 		return reconcile.Result{}, err
+	}
+	for _, a := range announce {
+		a()
 	}
 	logger.V(1).Info("reconciled", "clusters", len(selected), "shares", plan.Shares)
 	requeue := r.Resync

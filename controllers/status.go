@@ -24,7 +24,7 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 	var clusters []v1alpha1.ClusterStatus
 	var desiredTotal, readyTotal int32
 	readyClusters := 0
-	var unreachable, conflicts, failed, failedOver []string
+	var unreachable, conflicts, failed, failedOver, connecting []string
 	for _, res := range results {
 		st := res.status
 		if st.LastSyncTime == nil {
@@ -44,6 +44,8 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 		case st.FailedOver:
 			// Its share runs elsewhere: Degraded and FailingOver say so, not Propagated.
 			failedOver = append(failedOver, st.Name)
+		case res.pending:
+			connecting = append(connecting, st.Name)
 		case res.reason == ReasonUnreachable:
 			unreachable = append(unreachable, st.Name)
 		case res.reason == ReasonConflict:
@@ -81,6 +83,8 @@ func (r *MemberSync) buildStatus(svc, desired *v1alpha1.FleetInferenceService, r
 		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonConflict, "objects owned by someone else in: "+strings.Join(conflicts, ", ")+" (see status.clusters)")
 	case len(failed) > 0:
 		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonSyncFailed, "sync failed in: "+strings.Join(failed, ", ")+" (see status.clusters)")
+	case len(connecting) > 0:
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonConnecting, "the hub is connecting to: "+strings.Join(connecting, ", "))
 	case len(missing) > 0:
 		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonNotRegistered, "selected clusters are not registered: "+strings.Join(missing, ", "))
 	default:
