@@ -337,7 +337,7 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("spec change rolls out and prunes", func(t *testing.T) {
-		updateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
+		framework.UpdateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
 			got.Spec.Replicas = 4
 			got.Spec.Model.Server.Args = []string{"--max-model-len=4096"}
 			got.Spec.Objectives = []v1alpha1.Objective{{Name: "base", Priority: ptr.To[int32](20)}}
@@ -360,7 +360,7 @@ func TestMemberSync(t *testing.T) {
 	})
 
 	t.Run("unselected cluster is cleaned up", func(t *testing.T) {
-		updateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
+		framework.UpdateService(t, hub, key, func(got *v1alpha1.FleetInferenceService) {
 			got.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "west"}}
 		})
 		eventually(t, 15*time.Second, "east emptied", func() error {
@@ -403,20 +403,6 @@ func TestMemberSync(t *testing.T) {
 			}
 			return nil
 		})
-	})
-}
-
-// updateService re-reads the service and applies mutate until the update goes through:
-// the hub writes the same object (finalizers, status).
-func updateService(t *testing.T, hub client.Client, key client.ObjectKey, mutate func(*v1alpha1.FleetInferenceService)) {
-	t.Helper()
-	eventually(t, 10*time.Second, "update service", func() error {
-		got := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(context.Background(), key, got); err != nil {
-			return err
-		}
-		mutate(got)
-		return hub.Update(context.Background(), got)
 	})
 }
 

@@ -81,19 +81,6 @@ func clusterStatus(svc *v1alpha1.FleetInferenceService, name string) v1alpha1.Cl
 	return v1alpha1.ClusterStatus{}
 }
 
-// updateService re-reads the service and applies mutate until the update goes through.
-func updateService(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey, mutate func(*v1alpha1.FleetInferenceService)) {
-	t.Helper()
-	framework.Eventually(t, 10*time.Second, "update service", func() error {
-		svc := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(ctx, key, svc); err != nil {
-			return err
-		}
-		mutate(svc)
-		return hub.Update(ctx, svc)
-	})
-}
-
 // TestMemberSyncOnLocalFleet is the member-sync acceptance run on a hub and two members
 // with kwok GPU nodes: rollout to ready replicas, drift, conflicts, spec changes, a member
 // API server killed during a change, and deletion.
@@ -287,7 +274,7 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 	})
 
 	t.Run("spec change rolls out to both", func(t *testing.T) {
-		updateService(ctx, t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
 			s.Spec.Replicas = 4
 			s.Spec.Model.Server.Args = append(s.Spec.Model.Server.Args, "--max-model-len=4096")
 		})
@@ -316,7 +303,7 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 				_ = eastCluster.StartAPIServer(context.Background())
 			}
 		})
-		updateService(ctx, t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
 			s.Spec.Model.Server.Args = append(s.Spec.Model.Server.Args, "--enable-prefix-caching")
 		})
 		framework.Eventually(t, 30*time.Second, "west converged, east reported unreachable", func() error {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet/local"
 )
@@ -170,4 +171,18 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("%s: not within %s: %v", what, timeout, last)
+}
+
+// UpdateService re-reads a FleetInferenceService and applies mutate until the update goes
+// through: the hub writes the same object (finalizers, status) meanwhile.
+func UpdateService(t testing.TB, c client.Client, key client.ObjectKey, mutate func(*v1alpha1.FleetInferenceService)) {
+	t.Helper()
+	Eventually(t, 10*time.Second, "update service", func() error {
+		svc := &v1alpha1.FleetInferenceService{}
+		if err := c.Get(context.Background(), key, svc); err != nil {
+			return err
+		}
+		mutate(svc)
+		return c.Update(context.Background(), svc)
+	})
 }
