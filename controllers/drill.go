@@ -115,8 +115,17 @@ func (r *DrillReconciler) reconcile(ctx context.Context, drill *v1alpha1.Failove
 		default:
 			return reconcile.Result{}, nil
 		}
+		// A finished drill's times are observed once its status is written (a failed write
+		// is decided again), from a copy: the write reads back times cut to the second.
+		var finished *v1alpha1.FailoverDrill
+		if !drillFinished(phase) && drillFinished(drill.Status.Phase) {
+			finished = drill.DeepCopy()
+		}
 		if werr := r.writeStatus(ctx, drill, before); werr != nil {
 			return reconcile.Result{}, werr
+		}
+		if finished != nil {
+			observeDrill(finished)
 		}
 		if err != nil {
 			return reconcile.Result{}, err
@@ -305,6 +314,23 @@ func (r *DrillReconciler) failback(ctx context.Context, drill *v1alpha1.Failover
 	r.event(drill, corev1.EventTypeNormal, ReasonDrillSucceeded, "Failback", "recovered without %s in %s, failed back in %s",
 		drill.Spec.Cluster, drill.Status.TimeToRecover, drill.Status.TimeToFailback)
 	return nil
+}
+
+// observeDrill records a finished drill's times in inferfleet_drill_duration_seconds: the
+// times to recover and to fail back exactly as its report states them, and its whole run.
+// A drill that failed before it started (nothing to drill) ran nothing and is not recorded.
+func observeDrill(drill *v1alpha1.FailoverDrill) {
+	start := drillTime(drill, AnnotationDrillStarted, drill.Status.StartTime)
+	if start.IsZero() || drill.Status.CompletionTime == nil {
+		return
+	}
+	cluster, result := drill.Spec.Cluster, string(drill.Status.Phase)
+	for phase, report := range map[string]string{"recover": drill.Status.TimeToRecover, "failback": drill.Status.TimeToFailback} {
+		if d, err := time.ParseDuration(report); err == nil {
+			drillDuration.WithLabelValues(cluster, phase, result).Observe(d.Seconds())
+		}
+	}
+	drillDuration.WithLabelValues(cluster, "total", result).Observe(drill.Status.CompletionTime.Sub(start).Seconds())
 }
 
 // release lets a finished drill go: its cordons were removed before it finished.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +68,9 @@ func TestDrill(t *testing.T) {
 		other := drillService(t, c, ns, "other", "")
 		drillSetStatus(t, c, other, drillCluster("east", 2, 2))
 
+		recBefore := drillObserved(t, "west", "recover", "Succeeded")
+		fbBefore := drillObserved(t, "west", "failback", "Succeeded")
+		totalBefore := drillObserved(t, "west", "total", "Succeeded")
 		drill := drillCreate(t, c, ns, "west", "", 30*time.Second)
 		drillWait(t, c, drill, 10*time.Second, "cordon on and Draining", func(d *v1alpha1.FailoverDrill) error {
 			if d.Status.Phase != v1alpha1.DrillDraining {
@@ -131,6 +137,25 @@ func TestDrill(t *testing.T) {
 			t.Errorf("final status: %+v", d.Status)
 		}
 		t.Logf("report: recover %s, failback %s, services %+v", d.Status.TimeToRecover, d.Status.TimeToFailback, d.Status.Services)
+		// The metric holds the report's times, once each, and the whole run.
+		rec, _ := time.ParseDuration(d.Status.TimeToRecover)
+		fb, _ := time.ParseDuration(d.Status.TimeToFailback)
+		for _, m := range []struct {
+			name          string
+			before, after drillSamples
+			want          float64
+		}{
+			{"recover", recBefore, drillObserved(t, "west", "recover", "Succeeded"), rec.Seconds()},
+			{"failback", fbBefore, drillObserved(t, "west", "failback", "Succeeded"), fb.Seconds()},
+		} {
+			if n, sum := m.after.count-m.before.count, m.after.sum-m.before.sum; n != 1 || math.Abs(sum-m.want) > 1e-6 {
+				t.Errorf("inferfleet_drill_duration_seconds{phase=%q}: %d more samples summing %.3fs, want 1 of %.3fs", m.name, n, sum, m.want)
+			}
+		}
+		total := drillObserved(t, "west", "total", "Succeeded")
+		if n, sum := total.count-totalBefore.count, total.sum-totalBefore.sum; n != 1 || sum < (rec+fb).Seconds()-0.1 || sum > 30 {
+			t.Errorf("inferfleet_drill_duration_seconds{phase=\"total\"}: %d more samples summing %.3fs, want 1 of at least %s", n, sum, rec+fb)
+		}
 		if err := drillCordonIs(c, llama, "north"); err != nil {
 			t.Error(err)
 		}
@@ -143,6 +168,8 @@ func TestDrill(t *testing.T) {
 		ns := drillNamespace(t, c, "drill-timeout")
 		llama := drillService(t, c, ns, "llama", "")
 		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		totalBefore := drillObserved(t, "west", "total", "Failed")
+		recBefore := drillObserved(t, "west", "recover", "Failed")
 		drill := drillCreate(t, c, ns, "west", "llama", 2*time.Second)
 		drillWait(t, c, drill, 10*time.Second, "cordon on", func(*v1alpha1.FailoverDrill) error { return drillCordonIs(c, llama, "west") })
 		// MemberSync acts, but east never gets ready.
@@ -164,6 +191,13 @@ func TestDrill(t *testing.T) {
 		}
 		if err := drillCordonIs(c, llama, ""); err != nil {
 			t.Errorf("cordon left behind: %v", err)
+		}
+		// A failed drill counts its whole run; it never recovered, so no time to recover.
+		if total := drillObserved(t, "west", "total", "Failed"); total.count != totalBefore.count+1 || total.sum-totalBefore.sum < 2 {
+			t.Errorf("total of the failed drill: %d more samples summing %.3fs, want 1 of at least its 2s timeout", total.count-totalBefore.count, total.sum-totalBefore.sum)
+		}
+		if rec := drillObserved(t, "west", "recover", "Failed"); rec.count != recBefore.count {
+			t.Errorf("a drill that never recovered recorded %d times to recover", rec.count-recBefore.count)
 		}
 	})
 
@@ -252,6 +286,7 @@ func TestDrill(t *testing.T) {
 		ns := drillNamespace(t, c, "drill-none")
 		llama := drillService(t, c, ns, "llama", "")
 		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
+		southBefore, westBefore := drillObserved(t, "south", "total", "Failed"), drillObserved(t, "west", "total", "Failed")
 		for _, tc := range []struct{ cluster, service, want string }{
 			{"south", "", "no FleetInferenceService in namespace drill-none runs replicas on cluster south"},
 			{"west", "absent", "FleetInferenceService absent not found"},
@@ -272,7 +307,45 @@ func TestDrill(t *testing.T) {
 		if err := drillCordonIs(c, llama, ""); err != nil {
 			t.Error(err)
 		}
+		// Drills that never started ran nothing to time.
+		if south, west := drillObserved(t, "south", "total", "Failed"), drillObserved(t, "west", "total", "Failed"); south != southBefore || west != westBefore {
+			t.Errorf("drills that never started were timed: south %+v -> %+v, west %+v -> %+v", southBefore, south, westBefore, west)
+		}
 	})
+}
+
+// drillSamples is one series of inferfleet_drill_duration_seconds.
+type drillSamples struct {
+	count uint64
+	sum   float64
+}
+
+// drillObserved reads the series of inferfleet_drill_duration_seconds for one cluster,
+// phase and result, through the collectors the hub registers.
+func drillObserved(t *testing.T, cluster, phase, result string) drillSamples {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(controllers.Collectors()...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"cluster": cluster, "phase": phase, "result": result}
+	for _, f := range families {
+		if f.GetName() != "inferfleet_drill_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, want) {
+				return drillSamples{m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()}
+			}
+		}
+	}
+	return drillSamples{}
 }
 
 func drillNamespace(t *testing.T, c client.Client, name string) string {

@@ -57,11 +57,18 @@ var (
 		Help:    "Duration of one reconcile, by controller.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"controller"})
+	// phase is recover (cordon to the others carrying the replicas), failback (restore to
+	// the cluster carrying its share again) or total (start to finish).
+	drillDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "inferfleet_drill_duration_seconds",
+		Help:    "Times of finished failover drills, by drilled cluster, phase (recover, failback, total) and result (Succeeded, Failed).",
+		Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200},
+	}, []string{"cluster", "phase", "result"})
 )
 
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration}
+	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration}
 }
 
 // reachability is the monitor's view of a cluster; known is false without a monitor or
