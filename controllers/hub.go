@@ -3,12 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
@@ -18,22 +19,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
-	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
-	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
-	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/api/scheme"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/gkehub"
+	"github.com/inferfleet/inferfleet/fleet/kind"
 )
 
 // +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices/status;fleetinferenceservices/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",namespace=inferfleet-system,resources=secrets,verbs=create;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes,verbs=get;list;watch;create;update;patch;delete
@@ -57,21 +57,55 @@ type HubOptions struct {
 	// SeveralPerProcess lets tests run more than one hub in a process (controller names
 	// are otherwise unique per process, for their metrics).
 	SeveralPerProcess bool
+
+	// Sources are the cluster sources (SourceKubeconfig, SourceGKEHub, SourceKind).
+	// Kubeconfig Secrets are always read: the kind source registers its clusters that way,
+	// and a cluster someone registered by hand is a member whatever else is on.
+	Sources []string
+	// GKE configures the GKE Hub source (Project is required when it is on).
+	GKE gkehub.Options
+	// Kind configures the kind source.
+	Kind kind.Options
+	// DiscoveryInterval is how often discovery sources are asked for their clusters
+	// (default 5s; GKE Hub itself is polled on GKE.PollInterval).
+	DiscoveryInterval time.Duration
+}
+
+// Cluster sources, as --cluster-source names them.
+const (
+	SourceKubeconfig = "kubeconfig"
+	SourceGKEHub     = gkehub.SourceName
+	SourceKind       = kind.SourceName
+)
+
+// ParseSources reads a --cluster-source value: a comma-separated list of sources.
+func ParseSources(v string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		switch s {
+		case "":
+			continue
+		case SourceKubeconfig, SourceGKEHub, SourceKind:
+		default:
+			return nil, fmt.Errorf("unknown cluster source %q: use %s, %s or %s (comma-separated to combine)", s, SourceKubeconfig, SourceGKEHub, SourceKind)
+		}
+		if slices.Contains(out, s) {
+			return nil, fmt.Errorf("cluster source %q given twice", s)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cluster source given: use %s, %s or %s", SourceKubeconfig, SourceGKEHub, SourceKind)
+	}
+	return out, nil
 }
 
 // Scheme is every type the hub reads or writes typed.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha1.Install, infv1alpha2.Install, gwv1.Install} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return s
-}
+func Scheme() *runtime.Scheme { return scheme.New() }
 
-// NewHub builds the hub's multicluster manager: member discovery from kubeconfig Secrets
-// and every reconciler. Start it with Start(ctx).
+// NewHub builds the hub's multicluster manager: member discovery (kubeconfig Secrets and
+// the discovery sources in o.Sources) and every reconciler. Start it with Start(ctx).
 func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Manager, error) {
 	if o.ClusterNamespace == "" {
 		o.ClusterNamespace = fleet.RegistrationNamespace
@@ -80,23 +114,28 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		o.MemberTimeout = 15 * time.Second
 	}
 	scheme := Scheme()
+	memberOptions := []cluster.Option{func(co *cluster.Options) {
+		co.Scheme = scheme
+		// Members are watched only for what the hub owns: their other objects (all
+		// Secrets, say) never enter the hub's memory.
+		co.Cache.DefaultLabelSelector = labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
+	}}
 	provider := kubeconfig.New(kubeconfig.Options{
 		Namespace:             o.ClusterNamespace,
 		KubeconfigSecretLabel: fleet.KubeconfigLabel,
 		KubeconfigSecretKey:   fleet.KubeconfigKey,
-		ClusterOptions: []cluster.Option{func(co *cluster.Options) {
-			co.Scheme = scheme
-			// Members are watched only for what the hub owns: their other objects (all
-			// Secrets, say) never enter the hub's memory.
-			co.Cache.DefaultLabelSelector = labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
-		}},
+		ClusterOptions:        memberOptions,
 		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error {
 			c.Timeout = o.MemberTimeout
 			return nil
 		}},
 	})
+	providers, sources, err := discoverySources(o, provider, memberOptions)
+	if err != nil {
+		return nil, err
+	}
 	renew := 10 * time.Second
-	mgr, err := mcmanager.New(cfg, provider, manager.Options{
+	mgr, err := mcmanager.New(cfg, providers, manager.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
@@ -113,6 +152,12 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, fmt.Errorf("cluster discovery: %w", err)
 	}
 	local := mgr.GetLocalManager()
+	if len(sources) > 0 {
+		discovery := &fleet.Discovery{Client: local.GetClient(), Namespace: o.ClusterNamespace, Sources: sources, Interval: o.DiscoveryInterval}
+		if err := local.Add(discovery); err != nil {
+			return nil, err
+		}
+	}
 	registry := &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace}
 	monitor := fleet.NewMonitor(mgr, registry)
 	// Changes land on the registration Secrets, which the reconcilers watch.
@@ -158,6 +203,40 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// discoverySources builds the providers the manager serves clusters from (the kubeconfig
+// provider first) and the discovery sources that register clusters in the hub.
+func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, memberOptions []cluster.Option) (fleet.Providers, []fleet.Source, error) {
+	names := o.Sources
+	if len(names) == 0 {
+		names = []string{SourceKubeconfig}
+	}
+	providers := fleet.Providers{kubeconfigProvider}
+	var sources []fleet.Source
+	for _, name := range names {
+		switch name {
+		case SourceKubeconfig:
+		case SourceGKEHub:
+			g := o.GKE
+			g.ClusterOptions = append(slices.Clone(memberOptions), g.ClusterOptions...)
+			g.RESTOptions = append(g.RESTOptions, func(c *rest.Config) error {
+				c.Timeout = o.MemberTimeout
+				return nil
+			})
+			p, err := gkehub.New(g)
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster source %s: %w", name, err)
+			}
+			providers = append(providers, p)
+			sources = append(sources, p)
+		case SourceKind:
+			sources = append(sources, kind.New(o.Kind))
+		default:
+			return nil, nil, fmt.Errorf("unknown cluster source %q", name)
+		}
+	}
+	return providers, sources, nil
 }
 
 // controllerOptions caps the retry backoff: a member that is down is retried every few

@@ -606,7 +606,7 @@ func ownerHandler(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEv
 func (r *MemberSync) secretHandler() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
 	return func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
 		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
-			registration := obj.GetNamespace() == r.Registry.Namespace && obj.GetLabels()[fleet.KubeconfigLabel] == "true"
+			registration := r.Registry.Registers(obj)
 			var list v1alpha1.FleetInferenceServiceList
 			opts := []client.ListOption{}
 			if !registration {

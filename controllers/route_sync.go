@@ -445,7 +445,7 @@ func (r *RouteSync) SetupWithManager(mgr mcmanager.Manager) error {
 	}
 	registrations := func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
 		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
-			if obj.GetNamespace() != r.Registry.Namespace || obj.GetLabels()[fleet.KubeconfigLabel] != "true" {
+			if !r.Registry.Registers(obj) {
 				return nil
 			}
 			return r.servicesNaming(ctx, "", "")

@@ -7,13 +7,26 @@ package fleet
 // KubeconfigKey. RegionLabel carries the cluster's region; every other label on the Secret
 // (except those under the fleet.inferfleet.dev/ prefix) is a cluster label that placement
 // selectors match.
+//
+// Clusters found by a discovery source (kind, GKE Hub) get the same registration Secret,
+// written by the hub and labelled SourceLabel=<source>: with a kubeconfig when the source
+// has one (kind), without one when the source connects to the cluster itself (GKE Hub,
+// through the Connect Gateway). Either way every member has one registration, where its
+// region, labels, cordon and reachability live.
 const (
 	RegistrationNamespace = "inferfleet-system"
 	KubeconfigLabel       = "fleet.inferfleet.dev/kubeconfig"
 	KubeconfigKey         = "kubeconfig"
+	SourceLabel           = "fleet.inferfleet.dev/source"
 	RegionLabel           = "topology.kubernetes.io/region"
 	LabelPrefix           = "fleet.inferfleet.dev/"
 )
+
+// IsRegistration reports whether a Secret's labels make it a cluster registration: a
+// kubeconfig Secret, or a record written by a discovery source.
+func IsRegistration(labels map[string]string) bool {
+	return labels[KubeconfigLabel] == "true" || labels[SourceLabel] != ""
+}
 
 // Cluster is a member cluster as the hub knows it.
 type Cluster struct {

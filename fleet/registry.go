@@ -14,7 +14,8 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
-// Registry lists the member clusters registered with the hub as kubeconfig Secrets.
+// Registry lists the member clusters registered with the hub: kubeconfig Secrets and the
+// records discovery sources keep.
 type Registry struct {
 	Reader    client.Reader
 	Namespace string
@@ -23,18 +24,23 @@ type Registry struct {
 // List returns the registered clusters sorted by name.
 func (r *Registry) List(ctx context.Context) ([]Cluster, error) {
 	var secrets corev1.SecretList
-	if err := r.Reader.List(ctx, &secrets, client.InNamespace(r.Namespace), client.MatchingLabels{KubeconfigLabel: "true"}); err != nil {
+	if err := r.Reader.List(ctx, &secrets, client.InNamespace(r.Namespace)); err != nil {
 		return nil, fmt.Errorf("list cluster registrations in %s: %w", r.Namespace, err)
 	}
 	out := make([]Cluster, 0, len(secrets.Items))
 	for i := range secrets.Items {
-		if secrets.Items[i].DeletionTimestamp != nil {
+		if secrets.Items[i].DeletionTimestamp != nil || !IsRegistration(secrets.Items[i].Labels) {
 			continue
 		}
 		out = append(out, ClusterFromSecret(&secrets.Items[i]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// Registers reports whether obj is a cluster registration of this registry.
+func (r *Registry) Registers(obj client.Object) bool {
+	return obj.GetNamespace() == r.Namespace && IsRegistration(obj.GetLabels())
 }
 
 // ClusterFromSecret reads a cluster's name, region and labels from its registration Secret.

@@ -181,7 +181,7 @@ func newClustersCmd() *cobra.Command {
 				return err
 			}
 			var secrets corev1.SecretList
-			if err := c.List(cmd.Context(), &secrets, client.InNamespace(ns), client.MatchingLabels{fleet.KubeconfigLabel: "true"}); err != nil {
+			if err := c.List(cmd.Context(), &secrets, client.InNamespace(ns)); err != nil {
 				return err
 			}
 			rows := clusterRows(secrets.Items)
@@ -203,6 +203,9 @@ func newClustersCmd() *cobra.Command {
 // clusterRow is one discovered cluster as fleetctl shows it.
 type clusterRow struct {
 	fleet.Cluster
+	// Source is where the cluster came from: kubeconfig (a Secret someone wrote), kind or
+	// gkehub.
+	Source    string    `json:"source"`
 	Reachable string    `json:"reachable"`
 	Since     time.Time `json:"since,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
@@ -212,7 +215,13 @@ func clusterRows(secrets []corev1.Secret) []clusterRow {
 	var rows []clusterRow
 	for i := range secrets {
 		s := &secrets[i]
-		r := clusterRow{Cluster: fleet.ClusterFromSecret(s), Reachable: "unknown"}
+		if !fleet.IsRegistration(s.Labels) {
+			continue
+		}
+		r := clusterRow{Cluster: fleet.ClusterFromSecret(s), Source: s.Labels[fleet.SourceLabel], Reachable: "unknown"}
+		if r.Source == "" {
+			r.Source = "kubeconfig"
+		}
 		if v, ok := s.Annotations[fleet.AnnotationReachable]; ok {
 			r.Reachable = v
 			r.Since, _ = time.Parse(time.RFC3339, s.Annotations[fleet.AnnotationReachableSince])
@@ -226,7 +235,7 @@ func clusterRows(secrets []corev1.Secret) []clusterRow {
 
 func writeClusterTable(w io.Writer, rows []clusterRow, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tREGION\tREACHABLE\tSINCE\tCORDONED\tLABELS\tREASON")
+	fmt.Fprintln(tw, "CLUSTER\tSOURCE\tREGION\tREACHABLE\tSINCE\tCORDONED\tLABELS\tREASON")
 	for _, r := range rows {
 		var labels []string
 		for k, v := range r.Labels {
@@ -235,7 +244,7 @@ func writeClusterTable(w io.Writer, rows []clusterRow, now time.Time) {
 			}
 		}
 		sort.Strings(labels)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, orDash(r.Region), r.Reachable, since(r.Since, now), r.Cordoned, orDash(strings.Join(labels, ",")), r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", r.Name, r.Source, orDash(r.Region), r.Reachable, since(r.Since, now), r.Cordoned, orDash(strings.Join(labels, ",")), r.Reason)
 	}
 	tw.Flush()
 }

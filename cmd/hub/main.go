@@ -9,11 +9,13 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/kind"
 )
 
 func main() {
@@ -25,15 +27,39 @@ func main() {
 	flag.StringVar(&o.ClusterNamespace, "cluster-namespace", fleet.RegistrationNamespace,
 		"Namespace of the kubeconfig Secrets that register member clusters (label "+fleet.KubeconfigLabel+"=true).")
 	flag.DurationVar(&o.MemberTimeout, "member-timeout", 15*time.Second, "Bound on one member's sync, so a slow member never holds the others.")
+	sources := flag.String("cluster-source", controllers.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
+		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters).")
+	flag.DurationVar(&o.DiscoveryInterval, "discovery-interval", 5*time.Second, "How often discovery sources are asked for their clusters.")
+	flag.StringVar(&o.GKE.Project, "gke-project", "", "gkehub: the fleet host project (id or number) whose memberships are members.")
+	flag.StringVar(&o.GKE.ProjectNumber, "gke-project-number", "", "gkehub: the project number, for Connect Gateway URLs (default: --gke-project).")
+	flag.StringVar(&o.GKE.Location, "gke-location", "global", "gkehub: membership location, a region, or - for all.")
+	gkeSelector := flag.String("gke-selector", "", "gkehub: label selector on membership labels (and "+fleet.RegionLabel+"), e.g. env=prod.")
+	flag.DurationVar(&o.GKE.PollInterval, "gke-poll-interval", 30*time.Second, "gkehub: how often memberships are listed.")
+	flag.StringVar(&o.Kind.Prefix, "kind-prefix", kind.DefaultPrefix, "kind: the name prefix of member kind clusters (- for every kind cluster).")
+	flag.BoolVar(&o.Kind.Internal, "kind-internal", false, "kind: reach clusters at their addresses on the kind network (a hub in a container on that network).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	var err error
+	if o.Sources, err = controllers.ParseSources(*sources); err != nil {
+		fail("--cluster-source", err)
+	}
+	if *gkeSelector != "" {
+		if o.GKE.LabelSelector, err = labels.Parse(*gkeSelector); err != nil {
+			fail("--gke-selector", err)
+		}
+	}
 
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "hub stopped")
 		os.Exit(1)
 	}
+}
+
+func fail(flagName string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", flagName, err)
+	os.Exit(2)
 }
 
 func run(ctx context.Context, o controllers.HubOptions) error {
@@ -45,6 +71,6 @@ func run(ctx context.Context, o controllers.HubOptions) error {
 	if err != nil {
 		return err
 	}
-	ctrl.Log.WithName("hub").Info("starting", "clusterNamespace", o.ClusterNamespace, "leaderElect", o.LeaderElect)
+	ctrl.Log.WithName("hub").Info("starting", "clusterNamespace", o.ClusterNamespace, "clusterSources", o.Sources, "leaderElect", o.LeaderElect)
 	return mgr.Start(ctx)
 }

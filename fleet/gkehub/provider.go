@@ -37,6 +37,7 @@ import (
 var (
 	_ multicluster.Provider         = &Provider{}
 	_ multicluster.ProviderRunnable = &Provider{}
+	_ fleet.Source                  = &Provider{}
 )
 
 const (
@@ -72,6 +73,8 @@ type Options struct {
 	// changed Host (or changed labels) re-creates the cluster. Default: the member's
 	// ConnectGatewayHost, authenticated with TokenSource.
 	RESTConfigFor func(m Member) (*rest.Config, error)
+	// RESTOptions adjust every member's rest.Config after RESTConfigFor (timeouts, say).
+	RESTOptions []func(*rest.Config) error
 	// TokenSource authenticates the default Connect Gateway configs. Nil means Google
 	// application-default credentials, looked up when the provider starts.
 	TokenSource oauth2.TokenSource
@@ -98,8 +101,10 @@ type Provider struct {
 	// running tracks the clusters' Start goroutines, so Start returns after they stop.
 	running sync.WaitGroup
 
-	lock     sync.RWMutex // protects started, clusters and indexers
+	lock     sync.RWMutex // protects started, polled, clusters and indexers
 	started  bool
+	polled   bool     // a list of memberships has gone through once
+	found    []Member // the members of the last list: READY, selected, or kept
 	clusters map[multicluster.ClusterName]activeCluster
 	indexers []index
 }
@@ -186,6 +191,30 @@ func (p *Provider) List() []Member {
 	p.lock.RUnlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// SourceName labels the registrations of GKE Hub clusters.
+const SourceName = "gkehub"
+
+// Name is the discovery source's name, "gkehub".
+func (p *Provider) Name() string { return SourceName }
+
+// Discover returns the members of the last membership list as registrations without a
+// kubeconfig (the provider itself reaches them), whether or not their cluster could be
+// engaged: a member that cannot be reached is registered, so the health monitor reports
+// it unreachable. Before the first successful list it returns fleet.ErrNotSynced.
+func (p *Provider) Discover(context.Context) ([]fleet.Registration, error) {
+	p.lock.RLock()
+	defer p.lock.RUnlock()
+	if !p.polled {
+		return nil, fleet.ErrNotSynced
+	}
+	out := make([]fleet.Registration, len(p.found))
+	for i, m := range p.found {
+		out[i] = fleet.Registration{Cluster: m.Cluster}
+		out[i].Labels = maps.Clone(m.Labels)
+	}
+	return out, nil
 }
 
 // Lister adapts List to fleet.ClusterLister, for the code that takes fleet.Registry.
@@ -284,17 +313,24 @@ func (p *Provider) poll(ctx context.Context, hub *gkehub.GkeHubMembershipClient,
 		}
 	}
 
+	found := slices.Collect(maps.Values(want))
 	for name, ac := range p.snapshot() {
 		if _, ok := want[name]; ok {
 			continue
 		}
 		// A location GKE Hub could not reach says nothing about its memberships.
 		if unreachable[ac.member.Location] {
+			found = append(found, ac.member)
 			continue
 		}
 		p.log.Info("disengaging cluster: membership gone, not READY or not selected", "cluster", name)
 		p.removeCluster(name)
 	}
+
+	slices.SortFunc(found, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	p.lock.Lock()
+	p.found, p.polled = found, true
+	p.lock.Unlock()
 
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		if ctx.Err() != nil {
@@ -302,7 +338,7 @@ func (p *Provider) poll(ctx context.Context, hub *gkehub.GkeHubMembershipClient,
 		}
 		m := want[name]
 		log := p.log.WithValues("cluster", name)
-		cfg, err := restConfigFor(m)
+		cfg, err := p.restConfig(restConfigFor, m)
 		if err != nil {
 			log.Error(err, "build rest config; will retry on the next poll")
 			continue
@@ -321,6 +357,20 @@ func (p *Provider) poll(ctx context.Context, hub *gkehub.GkeHubMembershipClient,
 		}
 	}
 	return nil
+}
+
+// restConfig builds a member's rest.Config and applies the RESTOptions.
+func (p *Provider) restConfig(restConfigFor func(Member) (*rest.Config, error), m Member) (*rest.Config, error) {
+	cfg, err := restConfigFor(m)
+	if err != nil {
+		return nil, err
+	}
+	for _, opt := range p.opts.RESTOptions {
+		if err := opt(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
 }
 
 // listMembers lists every membership under the parent and returns those that are GKE

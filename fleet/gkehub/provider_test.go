@@ -31,7 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
-	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
 )
 
@@ -405,7 +405,7 @@ type harness struct {
 
 // startProvider runs a provider against a fake hub; every member's rest.Config is a copy of
 // the one envtest API server's, while the host the provider would have used is recorded.
-func startProvider(t *testing.T, env *framework.Env, opts Options, ms ...*gkehubpb.Membership) *harness {
+func startProvider(t *testing.T, env *testenv.Env, opts Options, ms ...*gkehubpb.Membership) *harness {
 	t.Helper()
 	hub, clientOpts := startHub(t)
 	hub.set(ms...)
@@ -464,7 +464,7 @@ func (h *harness) createdClusters() int {
 // TestProvider runs the provider against a fake GKE Hub and one real API server that
 // stands in for every member.
 func TestProvider(t *testing.T) {
-	env := framework.Start(t, nil)
+	env := testenv.Start(t, nil)
 	ready := gkehubpb.MembershipState_READY
 
 	t.Run("engages READY GKE memberships and follows changes", func(t *testing.T) {

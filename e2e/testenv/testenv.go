@@ -1,0 +1,142 @@
+// Package testenv starts single real API servers (etcd and kube-apiserver through
+// controller-runtime's envtest) for tests. It depends on no reconciler, so any package's
+// tests can use it; e2e/framework re-exports it next to the multi-cluster local fleet.
+package testenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/inferfleet/inferfleet/api/scheme"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// Root is the module's root folder, found by walking up from the working directory.
+func Root() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// BinDir is where the control-plane binaries live: $INFERFLEET_BIN_DIR, else <root>/bin.
+func BinDir() string {
+	if d := os.Getenv("INFERFLEET_BIN_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(Root(), "bin")
+}
+
+// CRDs are the folders of every CRD the hub and members use: ours, the GKE fixtures and
+// the external ones copied from the pinned modules.
+func CRDs() []string {
+	r := Root()
+	return []string{
+		filepath.Join(r, "config", "crd", "bases"),
+		filepath.Join(r, "config", "crd", "third-party"),
+		filepath.Join(r, "config", "crd", "external", "gateway-api"),
+		filepath.Join(r, "config", "crd", "external", "inference-extension"),
+	}
+}
+
+// Scheme knows the built-in types, ours and the Inference Extension's.
+func Scheme() *runtime.Scheme { return scheme.New() }
+
+// Env is one running envtest control plane.
+type Env struct {
+	Config *rest.Config
+	Client client.Client
+	env    *envtest.Environment
+}
+
+// StopAPIServer stops the API server (etcd keeps running), as a region loss would.
+func (e *Env) StopAPIServer() error { return e.env.ControlPlane.APIServer.Stop() }
+
+// Start runs etcd and kube-apiserver from BinDir with the given CRD folders installed and
+// stops them when the test ends. Missing binaries fail the test: run `make bins`.
+func Start(t testing.TB, crdDirs []string) *Env {
+	t.Helper()
+	bin := BinDir()
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			t.Fatalf("%s not found in %s: run `make bins` first", b, bin)
+		}
+	}
+	var dirs []string
+	for _, d := range crdDirs {
+		if _, err := os.Stat(d); err == nil {
+			dirs = append(dirs, d)
+		}
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: bin,
+		CRDDirectoryPaths:     dirs,
+		ErrorIfCRDPathMissing: true,
+		Scheme:                Scheme(),
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		// A half-started control plane still has processes to stop.
+		_ = env.Stop()
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Logf("stop envtest: %v", err)
+		}
+	})
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Env{Config: cfg, Client: c, env: env}
+}
+
+// Kubeconfig serialises a rest.Config (as envtest returns it) into a kubeconfig file.
+func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[name] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	kc.CurrentContext = name
+	return clientcmd.Write(*kc)
+}
+
+// RegisterMember stores a member's kubeconfig in the hub the way the hub discovers it.
+func RegisterMember(ctx context.Context, hub client.Client, name, region string, labels map[string]string, kubeconfig []byte) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleet.RegistrationNamespace}}
+	if err := hub.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	l := map[string]string{fleet.KubeconfigLabel: "true", fleet.RegionLabel: region}
+	for k, v := range labels {
+		l[k] = v
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fleet.RegistrationNamespace, Labels: l},
+		Data:       map[string][]byte{fleet.KubeconfigKey: kubeconfig},
+	}
+	return hub.Create(ctx, s)
+}
