@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,33 +82,49 @@ func TestInstallManifests(t *testing.T) {
 	}
 }
 
-// TestHubSecretsAccessIsReadAndPatch checks the least-privilege promise of docs/security.md.
+// TestHubSecretsAccessIsReadAndPatch checks the least-privilege promise of docs/security.md:
+// Secrets are read and patched cluster-wide, created and deleted only in the hub's own
+// namespace (the registrations discovery writes).
 func TestHubSecretsAccessIsReadAndPatch(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(framework.Root(), "config", "rbac", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role struct {
+	type role struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
 		Rules []struct {
 			APIGroups []string `json:"apiGroups"`
 			Resources []string `json:"resources"`
 			Verbs     []string `json:"verbs"`
 		} `json:"rules"`
 	}
-	if err := yaml.Unmarshal(raw, &role); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range role.Rules {
-		for _, res := range r.Resources {
-			if res == "*" {
-				t.Errorf("wildcard resource in %+v", r)
-			}
-			if res == "secrets" {
-				if strings.Join(r.Verbs, ",") != "get,list,patch,watch" {
-					t.Errorf("secrets verbs %v, want get,list,patch,watch", r.Verbs)
+	want := map[string]string{"ClusterRole": "get,list,patch,watch", "Role/" + fleet.RegistrationNamespace: "create,delete"}
+	got := map[string]string{}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var r role
+		if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
+			t.Fatal(err)
+		}
+		where := r.Kind
+		if r.Kind == "Role" {
+			where += "/" + r.Metadata.Namespace
+		}
+		for _, rule := range r.Rules {
+			for _, res := range rule.Resources {
+				if res == "*" {
+					t.Errorf("wildcard resource in %s %+v", where, rule)
+				}
+				if res == "secrets" {
+					got[where] = strings.Join(rule.Verbs, ",")
 				}
 			}
 		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("secrets verbs %v, want %v", got, want)
 	}
 }
 
