@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -17,12 +16,6 @@ import (
 	"cloud.google.com/go/gkehub/apiv1beta1/gkehubpb"
 	"github.com/go-logr/logr/funcr"
 	"golang.org/x/oauth2"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
@@ -33,6 +26,7 @@ import (
 
 	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/gkehub/gkehubtest"
 )
 
 func TestMain(m *testing.M) {
@@ -41,31 +35,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// membership builds a GKE Hub membership as the API returns it.
-func membership(location, name, clusterLocation string, state gkehubpb.MembershipState_Code, l map[string]string) *gkehubpb.Membership {
-	return &gkehubpb.Membership{
-		Name:   fmt.Sprintf("projects/p/locations/%s/memberships/%s", location, name),
-		Labels: l,
-		State:  &gkehubpb.MembershipState{Code: state},
-		Type: &gkehubpb.Membership_Endpoint{Endpoint: &gkehubpb.MembershipEndpoint{
-			Type: &gkehubpb.MembershipEndpoint_GkeCluster{GkeCluster: &gkehubpb.GkeCluster{
-				ResourceLink: fmt.Sprintf("//container.googleapis.com/projects/p/locations/%s/clusters/%s", clusterLocation, name),
-			}},
-		}},
-	}
-}
 
 func TestMemberFromMembership(t *testing.T) {
 	ready := gkehubpb.MembershipState_READY
-	missing := membership("global", "gone", "us-east4", ready, nil)
+	missing := gkehubtest.Membership("global", "gone", "us-east4", ready, nil)
 	missing.GetEndpoint().GetGkeCluster().ClusterMissing = true
-	attached := membership("global", "attached", "us-east4", ready, nil)
+	attached := gkehubtest.Membership("global", "attached", "us-east4", ready, nil)
 	attached.Type = &gkehubpb.Membership_Endpoint{Endpoint: &gkehubpb.MembershipEndpoint{
 		Type: &gkehubpb.MembershipEndpoint_MultiCloudCluster{MultiCloudCluster: &gkehubpb.MultiCloudCluster{
 			ResourceLink: "//gkemulticloud.googleapis.com/projects/p/locations/us-east4/attachedClusters/attached",
 		}},
 	}}
-	zonesLink := membership("global", "old", "x", ready, nil)
+	zonesLink := gkehubtest.Membership("global", "old", "x", ready, nil)
 	zonesLink.GetEndpoint().GetGkeCluster().ResourceLink = "//container.googleapis.com/projects/p/zones/europe-west3-c/clusters/old"
 
 	tests := []struct {
@@ -76,7 +57,7 @@ func TestMemberFromMembership(t *testing.T) {
 		wantErr       string
 	}{{
 		name:          "zonal cluster, global membership",
-		in:            membership("global", "gke-west", "europe-west3-c", ready, map[string]string{"env": "prod"}),
+		in:            gkehubtest.Membership("global", "gke-west", "europe-west3-c", ready, map[string]string{"env": "prod"}),
 		projectNumber: "123456",
 		want: Member{
 			Cluster:            fleet.Cluster{Name: "gke-west", Region: "europe-west3", Labels: map[string]string{"env": "prod", fleet.RegionLabel: "europe-west3"}},
@@ -87,7 +68,7 @@ func TestMemberFromMembership(t *testing.T) {
 		},
 	}, {
 		name:          "regional cluster, regional membership uses the regional gateway",
-		in:            membership("us-east4", "gke-east", "us-east4", ready, nil),
+		in:            gkehubtest.Membership("us-east4", "gke-east", "us-east4", ready, nil),
 		projectNumber: "123456",
 		want: Member{
 			Cluster:            fleet.Cluster{Name: "gke-east", Region: "us-east4", Labels: map[string]string{fleet.RegionLabel: "us-east4"}},
@@ -98,7 +79,7 @@ func TestMemberFromMembership(t *testing.T) {
 		},
 	}, {
 		name: "no project number: the project of the membership name",
-		in:   membership("global", "multi-dash", "northamerica-northeast1-b", gkehubpb.MembershipState_CREATING, nil),
+		in:   gkehubtest.Membership("global", "multi-dash", "northamerica-northeast1-b", gkehubpb.MembershipState_CREATING, nil),
 		want: Member{
 			Cluster:            fleet.Cluster{Name: "multi-dash", Region: "northamerica-northeast1", Labels: map[string]string{fleet.RegionLabel: "northamerica-northeast1"}},
 			ResourceLink:       "//container.googleapis.com/projects/p/locations/northamerica-northeast1-b/clusters/multi-dash",
@@ -143,7 +124,7 @@ func TestMemberFromMembership(t *testing.T) {
 	}, {
 		name: "malformed resource link",
 		in: func() *gkehubpb.Membership {
-			m := membership("global", "bad", "us-east4", ready, nil)
+			m := gkehubtest.Membership("global", "bad", "us-east4", ready, nil)
 			m.GetEndpoint().GetGkeCluster().ResourceLink = "//container.googleapis.com/clusters/bad"
 			return m
 		}(),
@@ -171,7 +152,7 @@ func TestMemberFromMembership(t *testing.T) {
 }
 
 func TestMemberFromMembershipDoesNotAliasLabels(t *testing.T) {
-	in := membership("global", "a", "us-east4", gkehubpb.MembershipState_READY, map[string]string{"env": "prod"})
+	in := gkehubtest.Membership("global", "a", "us-east4", gkehubpb.MembershipState_READY, map[string]string{"env": "prod"})
 	m, err := MemberFromMembership(in, "1")
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +202,9 @@ func TestNewValidatesAndDefaults(t *testing.T) {
 	if p.opts.PollInterval != 30*time.Second || p.opts.Backoff != 5*time.Second {
 		t.Errorf("default poll %s backoff %s, want 30s and 5s", p.opts.PollInterval, p.opts.Backoff)
 	}
+	if _, err := p.Discover(context.Background()); !errors.Is(err, fleet.ErrNotSynced) {
+		t.Errorf("Discover before the first list = %v, want ErrNotSynced (registrations must stay)", err)
+	}
 	if _, err := p.Get(context.Background(), "any"); !errors.Is(err, multicluster.ErrClusterNotFound) {
 		t.Errorf("Get before Start = %v, want ErrClusterNotFound", err)
 	}
@@ -245,78 +229,6 @@ func TestConnectGatewayConfigAddsToken(t *testing.T) {
 	}
 	if seen != "Bearer tok" {
 		t.Errorf("Authorization %q, want the token source's bearer token", seen)
-	}
-}
-
-// fakeHub is a GKE Hub membership service on a local gRPC server.
-type fakeHub struct {
-	gkehubpb.UnimplementedGkeHubMembershipServiceServer
-
-	mu          sync.Mutex
-	memberships []*gkehubpb.Membership
-	unreachable []string
-	failNext    int
-	calls       []hubCall
-}
-
-type hubCall struct {
-	at     time.Time
-	parent string
-	failed bool
-}
-
-func (f *fakeHub) ListMemberships(_ context.Context, req *gkehubpb.ListMembershipsRequest) (*gkehubpb.ListMembershipsResponse, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	call := hubCall{at: time.Now(), parent: req.GetParent()}
-	if f.failNext > 0 {
-		f.failNext--
-		call.failed = true
-		f.calls = append(f.calls, call)
-		return nil, status.Error(codes.Unavailable, "fake hub unavailable")
-	}
-	f.calls = append(f.calls, call)
-	resp := &gkehubpb.ListMembershipsResponse{Unreachable: f.unreachable}
-	for _, m := range f.memberships {
-		resp.Resources = append(resp.Resources, proto.Clone(m).(*gkehubpb.Membership))
-	}
-	return resp, nil
-}
-
-// set replaces the memberships the hub returns.
-func (f *fakeHub) set(ms ...*gkehubpb.Membership) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.memberships = ms
-}
-
-func (f *fakeHub) fail(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext = n
-}
-
-func (f *fakeHub) callLog() []hubCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]hubCall(nil), f.calls...)
-}
-
-func startHub(t *testing.T) (*fakeHub, []option.ClientOption) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := &fakeHub{}
-	srv := grpc.NewServer()
-	gkehubpb.RegisterGkeHubMembershipServiceServer(srv, hub)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return hub, []option.ClientOption{
-		option.WithEndpoint(lis.Addr().String()),
-		option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
 }
 
@@ -393,7 +305,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 type harness struct {
-	hub      *fakeHub
+	hub      *gkehubtest.Hub
 	provider *Provider
 	aware    *recordingAware
 	// hosts are the Connect Gateway hosts RESTConfigFor was asked for, by member.
@@ -407,8 +319,8 @@ type harness struct {
 // the one envtest API server's, while the host the provider would have used is recorded.
 func startProvider(t *testing.T, env *testenv.Env, opts Options, ms ...*gkehubpb.Membership) *harness {
 	t.Helper()
-	hub, clientOpts := startHub(t)
-	hub.set(ms...)
+	hub, clientOpts := gkehubtest.Start(t)
+	hub.Set(ms...)
 	h := &harness{hub: hub, aware: &recordingAware{}, hosts: map[string]string{}}
 	opts.Project = "p"
 	opts.ClientOptions = clientOpts
@@ -469,10 +381,10 @@ func TestProvider(t *testing.T) {
 
 	t.Run("engages READY GKE memberships and follows changes", func(t *testing.T) {
 		h := startProvider(t, env, Options{ProjectNumber: "123456", Location: "-", PollInterval: 50 * time.Millisecond},
-			membership("global", "gke-west", "europe-west3-c", ready, map[string]string{"env": "prod"}),
-			membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "prod"}),
-			membership("global", "gke-east-2", "us-east4-a", ready, nil),
-			membership("global", "gke-creating", "us-east4-b", gkehubpb.MembershipState_CREATING, nil),
+			gkehubtest.Membership("global", "gke-west", "europe-west3-c", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("global", "gke-east-2", "us-east4-a", ready, nil),
+			gkehubtest.Membership("global", "gke-creating", "us-east4-b", gkehubpb.MembershipState_CREATING, nil),
 			&gkehubpb.Membership{Name: "projects/p/locations/global/memberships/on-prem", State: &gkehubpb.MembershipState{Code: ready}},
 		)
 		eventually(t, "3 engaged clusters", func() bool { return len(h.aware.active()) == 3 })
@@ -519,31 +431,40 @@ func TestProvider(t *testing.T) {
 		if err != nil || len(lister) != 3 || lister[2].Name != "gke-west" || lister[2].Region != "europe-west3" {
 			t.Errorf("Lister().List() = %+v, %v", lister, err)
 		}
+		regs, err := h.provider.Discover(ctx)
+		if err != nil || len(regs) != 3 {
+			t.Fatalf("Discover() = %+v, %v; want the 3 members", regs, err)
+		}
+		for i, r := range regs {
+			if r.Name != want[i].name || r.Region != want[i].region || len(r.Kubeconfig) != 0 {
+				t.Errorf("registration %d = %+v, want %s in %s without a kubeconfig", i, r, want[i].name, want[i].region)
+			}
+		}
 		for _, skipped := range []string{"gke-creating", "on-prem"} {
 			if _, err := h.provider.Get(ctx, multicluster.ClusterName(skipped)); !errors.Is(err, multicluster.ErrClusterNotFound) {
 				t.Errorf("Get(%s) = %v, want ErrClusterNotFound", skipped, err)
 			}
 		}
-		for _, c := range h.hub.callLog() {
-			if c.parent != "projects/p/locations/-" {
-				t.Fatalf("ListMemberships parent %q, want projects/p/locations/-", c.parent)
+		for _, c := range h.hub.Calls() {
+			if c.Parent != "projects/p/locations/-" {
+				t.Fatalf("ListMemberships parent %q, want projects/p/locations/-", c.Parent)
 			}
 		}
 
 		// Several polls later nothing is re-created: unchanged members stay engaged once.
 		engaged := h.aware.count()
-		calls := len(h.hub.callLog())
-		eventually(t, "3 more polls", func() bool { return len(h.hub.callLog()) >= calls+3 })
+		calls := len(h.hub.Calls())
+		eventually(t, "3 more polls", func() bool { return len(h.hub.Calls()) >= calls+3 })
 		if h.aware.count() != engaged || h.createdClusters() != engaged {
 			t.Errorf("unchanged memberships were re-engaged: %d engagements, %d clusters, want %d", h.aware.count(), h.createdClusters(), engaged)
 		}
 
 		// gke-west is unregistered, gke-east-2 starts deleting, gke-creating becomes READY.
 		west, east2 := active["gke-west"], active["gke-east-2"]
-		h.hub.set(
-			membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "prod"}),
-			membership("global", "gke-east-2", "us-east4-a", gkehubpb.MembershipState_DELETING, nil),
-			membership("global", "gke-creating", "us-east4-b", ready, nil),
+		h.hub.Set(
+			gkehubtest.Membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("global", "gke-east-2", "us-east4-a", gkehubpb.MembershipState_DELETING, nil),
+			gkehubtest.Membership("global", "gke-creating", "us-east4-b", ready, nil),
 		)
 		for _, e := range []*engagement{west, east2} {
 			select {
@@ -564,9 +485,9 @@ func TestProvider(t *testing.T) {
 
 		// A label change re-creates the cluster: the old engagement ends, a new one begins.
 		east := h.aware.active()["gke-east"]
-		h.hub.set(
-			membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "canary"}),
-			membership("global", "gke-creating", "us-east4-b", ready, nil),
+		h.hub.Set(
+			gkehubtest.Membership("us-east4", "gke-east", "us-east4", ready, map[string]string{"env": "canary"}),
+			gkehubtest.Membership("global", "gke-creating", "us-east4-b", ready, nil),
 		)
 		select {
 		case <-east.done:
@@ -585,19 +506,19 @@ func TestProvider(t *testing.T) {
 	t.Run("API errors keep the clusters and back off", func(t *testing.T) {
 		const backoff, poll = 20 * time.Millisecond, 400 * time.Millisecond
 		h := startProvider(t, env, Options{PollInterval: poll, Backoff: backoff},
-			membership("global", "a", "us-east4-a", ready, nil),
-			membership("global", "b", "europe-west3", ready, nil),
+			gkehubtest.Membership("global", "a", "us-east4-a", ready, nil),
+			gkehubtest.Membership("global", "b", "europe-west3", ready, nil),
 		)
 		eventually(t, "a and b engaged", func() bool { return len(h.aware.active()) == 2 })
 		b := h.aware.active()["b"]
 
 		// b leaves the fleet while the hub fails: only a successful list may disengage it.
-		h.hub.fail(6)
-		h.hub.set(membership("global", "a", "us-east4-a", ready, nil))
-		failed := func() []hubCall {
-			var out []hubCall
-			for _, c := range h.hub.callLog() {
-				if c.failed {
+		h.hub.Fail(6)
+		h.hub.Set(gkehubtest.Membership("global", "a", "us-east4-a", ready, nil))
+		failed := func() []gkehubtest.Call {
+			var out []gkehubtest.Call
+			for _, c := range h.hub.Calls() {
+				if c.Failed {
 					out = append(out, c)
 				}
 			}
@@ -630,10 +551,10 @@ func TestProvider(t *testing.T) {
 
 		// The retries after each failure came after 20, 40, 80, 160, 320 ms, then the
 		// capped 400 ms; the first one sooner than a poll would have.
-		calls := h.hub.callLog()
+		calls := h.hub.Calls()
 		first := -1
 		for i, c := range calls {
-			if c.failed {
+			if c.Failed {
 				first = i
 				break
 			}
@@ -643,41 +564,40 @@ func TestProvider(t *testing.T) {
 		}
 		wait := backoff
 		for i := first + 1; i <= first+6; i++ {
-			gap := calls[i].at.Sub(calls[i-1].at)
+			gap := calls[i].At.Sub(calls[i-1].At)
 			if gap < wait {
 				t.Errorf("retry %d came %s after the failure, want at least %s", i-first, gap, wait)
 			}
 			wait = min(2*wait, poll)
 		}
-		if gap := calls[first+1].at.Sub(calls[first].at); gap >= poll {
+		if gap := calls[first+1].At.Sub(calls[first].At); gap >= poll {
 			t.Errorf("first retry after %s, want sooner than the poll interval %s", gap, poll)
 		}
-		if calls[first+6].failed {
+		if calls[first+6].Failed {
 			t.Errorf("call after 6 failures failed too")
 		}
 	})
 
 	t.Run("memberships in unreachable locations are kept", func(t *testing.T) {
 		h := startProvider(t, env, Options{Location: "-", PollInterval: 50 * time.Millisecond},
-			membership("us-east4", "east", "us-east4", ready, nil),
-			membership("europe-west3", "west", "europe-west3", ready, nil),
+			gkehubtest.Membership("us-east4", "east", "us-east4", ready, nil),
+			gkehubtest.Membership("europe-west3", "west", "europe-west3", ready, nil),
 		)
 		eventually(t, "east and west engaged", func() bool { return len(h.aware.active()) == 2 })
 		east := h.aware.active()["east"]
-		h.hub.mu.Lock()
-		h.hub.unreachable = []string{"projects/p/locations/us-east4"}
-		h.hub.memberships = h.hub.memberships[1:]
-		h.hub.mu.Unlock()
-		calls := len(h.hub.callLog())
-		eventually(t, "3 more polls", func() bool { return len(h.hub.callLog()) >= calls+3 })
+		h.hub.SetUnreachable("projects/p/locations/us-east4")
+		h.hub.Set(gkehubtest.Membership("europe-west3", "west", "europe-west3", ready, nil))
+		calls := len(h.hub.Calls())
+		eventually(t, "3 more polls", func() bool { return len(h.hub.Calls()) >= calls+3 })
 		select {
 		case <-east.done:
 			t.Fatal("a membership in an unreachable location was disengaged")
 		default:
 		}
-		h.hub.mu.Lock()
-		h.hub.unreachable = nil
-		h.hub.mu.Unlock()
+		if regs, err := h.provider.Discover(context.Background()); err != nil || len(regs) != 2 || regs[0].Name != "east" {
+			t.Errorf("Discover() while us-east4 is unreachable = %+v, %v; want east kept", regs, err)
+		}
+		h.hub.SetUnreachable()
 		select {
 		case <-east.done:
 		case <-time.After(10 * time.Second):
@@ -691,19 +611,19 @@ func TestProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := startProvider(t, env, Options{LabelSelector: sel, PollInterval: 50 * time.Millisecond},
-			membership("global", "prod-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
-			membership("global", "dev-east", "us-east4-a", ready, map[string]string{"env": "dev"}),
-			membership("global", "prod-asia", "asia-east1-b", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("global", "prod-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("global", "dev-east", "us-east4-a", ready, map[string]string{"env": "dev"}),
+			gkehubtest.Membership("global", "prod-asia", "asia-east1-b", ready, map[string]string{"env": "prod"}),
 		)
 		eventually(t, "prod-east engaged", func() bool { return h.aware.active()["prod-east"] != nil })
-		calls := len(h.hub.callLog())
-		eventually(t, "3 more polls", func() bool { return len(h.hub.callLog()) >= calls+3 })
+		calls := len(h.hub.Calls())
+		eventually(t, "3 more polls", func() bool { return len(h.hub.Calls()) >= calls+3 })
 		if names := activeNames(h.aware); !slices.Equal(names, []string{"prod-east"}) {
 			t.Fatalf("engaged %v, want only prod-east", names)
 		}
-		h.hub.set(
-			membership("global", "prod-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
-			membership("global", "dev-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
+		h.hub.Set(
+			gkehubtest.Membership("global", "prod-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
+			gkehubtest.Membership("global", "dev-east", "us-east4-a", ready, map[string]string{"env": "prod"}),
 		)
 		eventually(t, "dev-east engaged once relabelled prod", func() bool { return h.aware.active()["dev-east"] != nil })
 	})
