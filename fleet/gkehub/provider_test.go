@@ -35,7 +35,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-
 func TestMemberFromMembership(t *testing.T) {
 	ready := gkehubpb.MembershipState_READY
 	missing := gkehubtest.Membership("global", "gone", "us-east4", ready, nil)
