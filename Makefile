@@ -16,10 +16,11 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Regenerate CRDs and RBAC from the API types and markers, and copy the external CRDs.
+manifests: ## Regenerate CRDs and RBAC from the API types and markers, and copy the external CRDs and the chart's.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=inferfleet-hub paths=./... output:rbac:artifacts:config=config/rbac
 	bash hack/external-crds.sh
+	bash hack/chart-sync.sh
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code.
@@ -34,7 +35,7 @@ vet:
 	go vet ./...
 
 .PHONY: bins
-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/ (once).
+bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm into bin/ (once).
 	bash hack/build-bins.sh
 
 .PHONY: build

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the local fleet and envtest run into bin/, from the Go
-# module proxy only. A binary is rebuilt only when its pinned version changes.
+# Builds the control-plane binaries the local fleet and envtest run, and helm for the chart's
+# tests, into bin/, from the Go module proxy only. A binary is rebuilt only when its pinned version changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -9,6 +9,7 @@ mkdir -p "$bin"
 KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.19.2 # also in hack/helm/go.mod
 
 fresh() { # fresh NAME VERSION: is bin/NAME built at VERSION?
   [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]
@@ -31,4 +32,15 @@ if ! fresh kwok "$KWOK_VERSION"; then
   echo "building kwok $KWOK_VERSION"
   GOBIN="$bin" GOFLAGS= go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   stamp kwok "$KWOK_VERSION"
+fi
+if ! fresh helm "$HELM_VERSION"; then
+  echo "building helm $HELM_VERSION"
+  # The ldflags of helm's own Makefile: its version, and the Kubernetes version that
+  # `helm template` and `helm lint` assume (the client-go it is built with).
+  (cd "$root/hack/helm" && k8s=$(GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go) && minor=$(echo "$k8s" | cut -d. -f2) &&
+    GOFLAGS=-mod=mod go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
+      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
+      -o "$bin/helm" helm.sh/helm/v3/cmd/helm)
+  stamp helm "$HELM_VERSION"
 fi
