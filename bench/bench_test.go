@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole harness small (one service then two, two members, one run,
+// short windows) so that it cannot rot: every measurement must come out positive and
+// ordered, and the results must survive a round trip through results.json.
+func TestSmoke(t *testing.T) {
+	res := Run(t, Options{
+		Members: []int{2}, Services: []int{1, 2}, Runs: 1, FailoverServices: 2,
+		UnhealthyAfter: 5 * time.Second, FailbackAfter: 5 * time.Second,
+		Window: 10 * time.Second, Settle: 3 * time.Second, Timeout: 3 * time.Minute,
+	})
+	if t.Failed() {
+		return
+	}
+	dir := t.TempDir()
+	if err := res.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Machine.Cores < 1 || got.Machine.GoVersion == "" || got.Machine.Date == "" {
+		t.Errorf("machine facts missing: %+v", got.Machine)
+	}
+	if len(got.Fleets) != 1 || got.Fleets[0].Members != 2 {
+		t.Fatalf("fleets %+v", got.Fleets)
+	}
+	f := got.Fleets[0]
+	positive := func(what string, s Summary, n int) {
+		t.Helper()
+		if s.N != n || !(s.P50 > 0) || s.P50 > s.P90 || s.P90 > s.P99 || s.P99 > s.Max || math.IsInf(s.Max, 0) {
+			t.Errorf("%s: %+v, want %d ordered positive latencies", what, s, n)
+		}
+	}
+	if len(f.Propagation) != 2 || len(f.Update) != 2 {
+		t.Fatalf("propagation %+v update %+v", f.Propagation, f.Update)
+	}
+	for i, k := range []int{1, 2} {
+		p, u := f.Propagation[i], f.Update[i]
+		if p.Services != k || u.Services != k || p.ObjectsPerMember < 5 {
+			t.Errorf("K=%d: propagation %+v update %+v", k, p, u)
+		}
+		positive("applied", p.Applied, k)
+		positive("ready", p.Ready, k)
+		positive("update applied", u.Applied, k)
+		positive("update rolled out", u.RolledOut, k)
+		// Ready needs the pods, so it cannot come before the objects that make them.
+		if p.Ready.Max < p.Applied.P50 || u.RolledOut.Max < u.Applied.P50 {
+			t.Errorf("K=%d: readiness before application: %+v %+v", k, p, u)
+		}
+		if !(p.ObjectsPerSecond > 0) {
+			t.Errorf("K=%d: objects/s %v", k, p.ObjectsPerSecond)
+		}
+	}
+	fo := f.Failover
+	if fo == nil || fo.Services != 2 || fo.Victim != "member-2" {
+		t.Fatalf("failover %+v", fo)
+	}
+	positive("failover placed", fo.Placed, 2)
+	positive("failover ready", fo.Ready, 2)
+	positive("failback placed", fo.FailbackPlaced, 2)
+	positive("failback ready", fo.FailbackReady, 2)
+	// A share moves only after unhealthyAfter, and returns only after failbackAfter.
+	if fo.Placed.P50 < 5 || fo.FailbackPlaced.P50 < 5 || fo.Ready.P50 < fo.Placed.P50 {
+		t.Errorf("failover faster than its timers allow: %+v", fo)
+	}
+	s := f.SteadyState
+	if s == nil || s.Services != 2 || s.WindowSeconds < 10 || s.Reads <= 0 || !(s.CPUCores > 0) {
+		t.Fatalf("steady state %+v: the window saw no requests or no CPU at all", s)
+	}
+	if s.WritesHub+s.WritesMembers != sum(s.Writes) {
+		t.Errorf("writes by target %d+%d != by method %v", s.WritesHub, s.WritesMembers, s.Writes)
+	}
+	fp := f.Footprint
+	if fp == nil || fp.ManagedObjects != 2*2*f.Propagation[1].ObjectsPerMember || fp.RSSBytes <= fp.BaselineRSS/2 || fp.HeapBytes <= 0 || !(fp.CPUSeconds > 0) {
+		t.Errorf("footprint %+v", fp)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "## Steady state", "## Footprint"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Second)
+	}
+	s := summarize(ds)
+	if s != (Summary{N: 100, P50: 50, P90: 90, P99: 99, Max: 100}) {
+		t.Errorf("1..100s: %+v", s)
+	}
+	if s := summarize([]time.Duration{1500 * time.Millisecond}); s != (Summary{N: 1, P50: 1.5, P90: 1.5, P99: 1.5, Max: 1.5}) {
+		t.Errorf("one value: %+v", s)
+	}
+	if s := summarize(nil); s != (Summary{}) {
+		t.Errorf("none: %+v", s)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	runs := []PropagationResult{
+		{Services: 10, Applied: Summary{N: 10, P50: 1}, ObjectsPerSecond: 30},
+		{Services: 10, Applied: Summary{N: 10, P50: 3}, ObjectsPerSecond: 10},
+		{Services: 10, Applied: Summary{N: 10, P50: 2}, ObjectsPerSecond: 20},
+	}
+	m := medianPropagation(runs)
+	if m.Applied.P50 != 2 || m.ObjectsPerSecond != 20 || m.Services != 10 || len(m.Runs) != 3 {
+		t.Errorf("median of runs: %+v", m)
+	}
+}
+
+func TestSteadyStateCountsWritesByTarget(t *testing.T) {
+	before := requestCounts{
+		"127.0.0.1:100": {"GET": 10, "PATCH": 4},
+		"127.0.0.1:200": {"GET": 5},
+	}
+	after := requestCounts{
+		"127.0.0.1:100": {"GET": 12, "PATCH": 6, "PUT": 1},
+		"127.0.0.1:200": {"GET": 9, "DELETE": 1},
+		"127.0.0.1:300": {"POST": 2},
+	}
+	s := steadyState(before, after, "https://127.0.0.1:100")
+	if s.WritesHub != 3 || s.WritesMembers != 3 || s.Reads != 6 || s.Writes["PATCH"] != 2 || s.Writes["PUT"] != 1 || s.Writes["DELETE"] != 1 || s.Writes["POST"] != 2 {
+		t.Errorf("%+v", s)
+	}
+}

@@ -1,0 +1,519 @@
+// Package bench measures the hub on the built-in local fleet: how fast FleetInferenceServices
+// reach every member and turn Ready, how fast a change follows, how long a failover and a
+// failback take when a member's API server dies, how many writes the hub issues when nothing
+// changes, and how much memory and CPU it uses. `make bench` runs it and writes
+// bench/results.json and bench/results.md; a small smoke run is an ordinary test.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/controllers/render"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/local"
+)
+
+// Options say what to measure. Zero values take the defaults in parentheses.
+type Options struct {
+	// Members are the fleet sizes; each gets a fleet of its own (2).
+	Members []int
+	// Services are the K values of the propagation and update runs, ascending; the
+	// largest also gives the footprint and the steady-state window (1).
+	Services []int
+	// Runs repeats every measurement; results are medians (1).
+	Runs int
+	// ReplicasPerMember is each service's share per member (1).
+	ReplicasPerMember int
+	// FailoverServices run while a member's API server is killed (1).
+	FailoverServices int
+	// The failover timers of those services (10s, 15s).
+	UnhealthyAfter, FailbackAfter time.Duration
+	// Window is the steady-state window during which the hub's writes are counted (1m).
+	Window time.Duration
+	// Settle is how long the fleet is left alone, once everything is Ready, before memory
+	// is measured and the window opens (10s).
+	Settle time.Duration
+	// Timeout bounds each wait for a milestone (10m).
+	Timeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if len(o.Members) == 0 {
+		o.Members = []int{2}
+	}
+	if len(o.Services) == 0 {
+		o.Services = []int{1}
+	}
+	o.Services = slices.Sorted(slices.Values(o.Services))
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.Runs, 1)
+	def(&o.ReplicasPerMember, 1)
+	def(&o.FailoverServices, 1)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur(&o.UnhealthyAfter, 10*time.Second)
+	defDur(&o.FailbackAfter, 15*time.Second)
+	defDur(&o.Window, time.Minute)
+	defDur(&o.Settle, 10*time.Second)
+	defDur(&o.Timeout, 10*time.Minute)
+}
+
+// Run measures every fleet size in o.Members, each in a subtest that owns its fleet, and
+// returns what was measured. A failed measurement fails t.
+func Run(t *testing.T, o Options) *Results {
+	o.setDefaults()
+	res := &Results{
+		Machine: machine(),
+		Options: OptionsRecord{
+			Members: o.Members, Services: o.Services, Runs: o.Runs, ReplicasPerMember: o.ReplicasPerMember,
+			FailoverServices:      o.FailoverServices,
+			UnhealthyAfterSeconds: o.UnhealthyAfter.Seconds(), FailbackAfterSeconds: o.FailbackAfter.Seconds(),
+			WindowSeconds: o.Window.Seconds(),
+		},
+	}
+	for _, m := range o.Members {
+		t.Run(fmt.Sprintf("members=%d", m), func(t *testing.T) {
+			b := &fleetBench{t: t, o: o, members: m}
+			res.Fleets = append(res.Fleets, b.run())
+		})
+	}
+	return res
+}
+
+// namespace holds the benchmark's services in the hub and their objects in members.
+const namespace = "default"
+
+// regions name the members' regions in order.
+var regions = []string{"europe-west3", "us-east4", "us-central1", "asia-east1", "europe-west4", "us-west1", "asia-northeast1", "southamerica-east1"}
+
+type fleetBench struct {
+	t       *testing.T
+	o       Options
+	members int
+
+	lf       *framework.LocalFleet
+	hub      client.Client
+	names    []string
+	template *v1alpha1.FleetInferenceService
+	token    *corev1.Secret
+	kinds    []schema.GroupVersionKind
+	perSvc   int // objects one service has in one member
+	baseline memory
+}
+
+func (b *fleetBench) logf(format string, args ...any) {
+	b.t.Helper()
+	b.t.Logf("[%s] %s", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// memberSpecs sizes each member's two GPU nodes so that either could carry every replica a
+// member may get, rollouts and failovers included: the benchmark measures the hub, not
+// capacity.
+func (b *fleetBench) memberSpecs() []local.ClusterSpec {
+	maxK := slices.Max(append([]int{b.o.FailoverServices}, b.o.Services...))
+	gpus := 4 * maxK * b.o.ReplicasPerMember
+	pods := 8*maxK*b.o.ReplicasPerMember + 50
+	var specs []local.ClusterSpec
+	for i := range b.members {
+		region := regions[i%len(regions)]
+		nodes := local.GPUNodes(region, "nvidia-h100-80gb", 2, 8)
+		for j := range nodes {
+			nodes[j].Capacity[local.ResourceGPU] = *resource.NewQuantity(int64(max(8, gpus)), resource.DecimalSI)
+			nodes[j].Capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(max(110, pods)), resource.DecimalSI)
+		}
+		specs = append(specs, local.ClusterSpec{Name: fmt.Sprintf("member-%d", i+1), Region: region, Labels: map[string]string{"tier": "gpu"}, Nodes: nodes})
+	}
+	return specs
+}
+
+func (b *fleetBench) run() FleetResult {
+	t := b.t
+	ctx := context.Background()
+	o := b.o
+	b.logf("starting a hub and %d members", b.members)
+	specs := b.memberSpecs()
+	b.lf = framework.StartLocalFleet(t, specs)
+	for _, s := range specs {
+		b.names = append(b.names, s.Name)
+	}
+	var err error
+	if b.baseline, err = measureMemory(); err != nil {
+		t.Fatal(err)
+	}
+	b.lf.RunHub(t, controllers.HubOptions{})
+	b.hub = b.lf.Hub.Client
+	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace}, Data: map[string][]byte{"token": []byte("hf_bench")}}
+	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	b.loadTemplate()
+
+	out := FleetResult{Members: b.members}
+	props := make([][]PropagationResult, len(o.Services))
+	updates := make([][]UpdateResult, len(o.Services))
+	var foot []Footprint
+	for run := range o.Runs {
+		obs := b.observe()
+		for i, k := range o.Services {
+			p, keys, fp := b.propagate(obs, run, k)
+			props[i] = append(props[i], p)
+			updates[i] = append(updates[i], b.update(obs, run, keys))
+			b.logf("run %d, %d services: applied p50 %.2fs p99 %.2fs, Ready p50 %.2fs p99 %.2fs, %.0f objects/s; update applied p50 %.2fs, rolled out p50 %.2fs",
+				run+1, k, p.Applied.P50, p.Applied.P99, p.Ready.P50, p.Ready.P99, p.ObjectsPerSecond, updates[i][run].Applied.P50, updates[i][run].RolledOut.P50)
+			if k == o.Services[len(o.Services)-1] {
+				// The largest K: memory, then (once) the steady-state window, without the
+				// harness's own copies of the member objects.
+				b.settle(obs, keys, 2)
+				obs.stopMembers()
+				fp.footprint(b.baseline, k*b.members*b.perSvc)
+				foot = append(foot, fp)
+				b.logf("footprint: RSS %s MiB (%s over baseline), heap %s MiB, %.0f heap B per managed object",
+					mib(fp.RSSBytes), mib(fp.RSSBytes-fp.BaselineRSS), mib(fp.HeapBytes), fp.HeapPerObject)
+				if run == o.Runs-1 {
+					s := b.steadyWindow(k)
+					out.SteadyState = &s
+				}
+			}
+			b.deleteAll(obs, keys)
+		}
+		obs.stop()
+	}
+	for i := range o.Services {
+		out.Propagation = append(out.Propagation, medianPropagation(props[i]))
+		out.Update = append(out.Update, medianUpdate(updates[i]))
+	}
+	out.Footprint = medianFootprint(foot)
+
+	// Failovers come last: a member whose API server was restarted is slower to start new
+	// pods, which would skew later propagation runs.
+	var fo []FailoverResult
+	for run := range o.Runs {
+		obs := b.observe()
+		fo = append(fo, b.failover(obs, run))
+		obs.stop()
+	}
+	out.Failover = medianFailover(fo)
+	return out
+}
+
+// loadTemplate reads the two-region H100 sample, which every benchmark service copies, and
+// renders it once to learn which objects one service has in a member.
+func (b *fleetBench) loadTemplate() {
+	raw, err := os.ReadFile(filepath.Join(framework.Root(), "config", "samples", "fleet_v1alpha1_two-region-h100.yaml"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
+		b.t.Fatal(err)
+	}
+	b.template = svc
+	objs := b.render(b.service("template"), b.names[0])
+	b.perSvc = len(objs)
+	if b.kinds, err = memberGVKs(objs); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// service is a benchmark service named name, spread evenly over every member.
+func (b *fleetBench) service(name string) *v1alpha1.FleetInferenceService {
+	svc := b.template.DeepCopy()
+	svc.Name, svc.Namespace = name, namespace
+	// InferenceObjectives are named after the objective: each service needs its own names.
+	for i := range svc.Spec.Objectives {
+		svc.Spec.Objectives[i].Name = name + "-" + svc.Spec.Objectives[i].Name
+	}
+	total := int32(b.members * b.o.ReplicasPerMember)
+	svc.Spec.Replicas = total
+	svc.Spec.Placement.Clusters = nil
+	for _, n := range b.names {
+		svc.Spec.Placement.Clusters = append(svc.Spec.Placement.Clusters, v1alpha1.ClusterPlacement{Name: n, Weight: ptr.To[int32](1), MaxReplicas: ptr.To(total)})
+	}
+	return svc
+}
+
+// render is what the hub writes for svc in one member.
+func (b *fleetBench) render(svc *v1alpha1.FleetInferenceService, member string) []client.Object {
+	d := svc.DeepCopy()
+	v1alpha1.SetDefaults(d)
+	objs, err := render.Member(d, render.MemberInput{
+		Cluster:     fleet.Cluster{Name: member},
+		Replicas:    int32(b.o.ReplicasPerMember),
+		TokenSecret: b.token,
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return objs
+}
+
+// expected are the observer keys of svc's objects in every member.
+func (b *fleetBench) expected(svc *v1alpha1.FleetInferenceService) []string {
+	var keys []string
+	for _, m := range b.names {
+		for _, obj := range b.render(svc, m) {
+			gvk, err := memberGVKs([]client.Object{obj})
+			if err != nil {
+				b.t.Fatal(err)
+			}
+			keys = append(keys, objectKey(m, gvk[0], obj.GetNamespace(), obj.GetName()))
+		}
+	}
+	return keys
+}
+
+func (b *fleetBench) observe() *observer {
+	cfgs := map[string]*rest.Config{}
+	for n, m := range b.lf.Members {
+		cfgs[n] = m.Local.RESTConfig()
+	}
+	obs, err := startObserver(context.Background(), b.lf.Fleet.Hub.RESTConfig(), cfgs, b.kinds)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return obs
+}
+
+func (b *fleetBench) wait(obs *observer, m *milestone) map[client.ObjectKey]time.Time {
+	b.t.Helper()
+	reached, err := obs.wait(m, b.o.Timeout)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return reached
+}
+
+// latencies are, per service, the time from its start to its milestone.
+func latencies(start, reached map[client.ObjectKey]time.Time) []time.Duration {
+	var out []time.Duration
+	for k, s := range start {
+		out = append(out, reached[k].Sub(s))
+	}
+	return out
+}
+
+// propagate creates k services at once and measures each from its create to all member
+// objects applied and to Ready.
+func (b *fleetBench) propagate(obs *observer, run, k int) (PropagationResult, []client.ObjectKey, Footprint) {
+	ctx := context.Background()
+	var svcs []*v1alpha1.FleetInferenceService
+	var keys []client.ObjectKey
+	applied := map[client.ObjectKey]*milestone{}
+	for i := range k {
+		svc := b.service(fmt.Sprintf("bench-r%d-k%d-%03d", run+1, k, i))
+		svcs = append(svcs, svc)
+		key := client.ObjectKeyFromObject(svc)
+		keys = append(keys, key)
+		// Each service waits for its own objects; milestones are registered before any
+		// create so that no event is missed.
+		applied[key] = obs.await("applied "+key.Name, []client.ObjectKey{key}, allSeen(b.expected(svc)))
+	}
+	ready := obs.await("Ready", keys, readyAt(1))
+	cpu0 := cpuTime()
+	start := map[client.ObjectKey]time.Time{}
+	first := time.Now()
+	for _, svc := range svcs {
+		start[client.ObjectKeyFromObject(svc)] = time.Now()
+		if err := b.hub.Create(ctx, svc); err != nil {
+			b.t.Fatalf("create %s: %v", svc.Name, err)
+		}
+	}
+	reachedApplied := map[client.ObjectKey]time.Time{}
+	var last time.Time
+	for key, m := range applied {
+		r := b.wait(obs, m)
+		reachedApplied[key] = r[key]
+		if r[key].After(last) {
+			last = r[key]
+		}
+	}
+	reachedReady := b.wait(obs, ready)
+	lastReady := time.Time{}
+	for _, t := range reachedReady {
+		if t.After(lastReady) {
+			lastReady = t
+		}
+	}
+	cpu := cpuTime() - cpu0
+	objects := k * b.members * b.perSvc
+	return PropagationResult{
+			Services:         k,
+			ObjectsPerMember: b.perSvc,
+			Applied:          summarize(latencies(start, reachedApplied)),
+			Ready:            summarize(latencies(start, reachedReady)),
+			ObjectsPerSecond: round(float64(objects) / last.Sub(first).Seconds()),
+		}, keys, Footprint{
+			Services: k, CPUSeconds: round(cpu.Seconds()), PropagationSeconds: round(lastReady.Sub(first).Seconds()),
+		}
+}
+
+// update changes the image tag of every service and measures each from its update to the
+// new image in every member and to every member's rollout complete.
+func (b *fleetBench) update(obs *observer, run int, keys []client.ObjectKey) UpdateResult {
+	image := fmt.Sprintf("vllm/vllm-openai:bench-%d", run+1)
+	applied := obs.await("update applied", keys, imageIn(b.names, image, false))
+	rolled := obs.await("update rolled out", keys, imageIn(b.names, image, true))
+	start := map[client.ObjectKey]time.Time{}
+	for _, key := range keys {
+		start[key] = time.Now()
+		framework.UpdateService(b.t, b.hub, key, func(svc *v1alpha1.FleetInferenceService) { svc.Spec.Model.Server.Image = image })
+	}
+	return UpdateResult{
+		Services:  len(keys),
+		Applied:   summarize(latencies(start, b.wait(obs, applied))),
+		RolledOut: summarize(latencies(start, b.wait(obs, rolled))),
+	}
+}
+
+// settle waits until the hub reports every service Ready at generation gen, then leaves
+// the fleet alone for Options.Settle.
+func (b *fleetBench) settle(obs *observer, keys []client.ObjectKey, gen int64) {
+	b.wait(obs, obs.await("Ready after the update", keys, readyAt(gen)))
+	time.Sleep(b.o.Settle)
+}
+
+// footprint fills in memory now, against the baseline taken before the hub started.
+func (f *Footprint) footprint(base memory, objects int) {
+	mem, err := measureMemory()
+	if err == nil {
+		f.RSSBytes, f.HeapBytes = mem.rss, mem.heap
+	}
+	f.BaselineRSS, f.BaselineHeap = base.rss, base.heap
+	f.ManagedObjects = objects
+	if objects > 0 {
+		f.RSSPerObject = round(float64(f.RSSBytes-f.BaselineRSS) / float64(objects))
+		f.HeapPerObject = round(float64(f.HeapBytes-f.BaselineHeap) / float64(objects))
+	}
+}
+
+// steadyWindow counts the requests the process issues during Options.Window while nothing
+// changes. The harness itself only keeps a watch on the hub's services meanwhile.
+func (b *fleetBench) steadyWindow(k int) SteadyState {
+	b.logf("steady state: counting the hub's API requests for %s", b.o.Window)
+	before, err := readRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cpu0 := cpuTime()
+	began := time.Now()
+	time.Sleep(b.o.Window)
+	after, err := readRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	s := steadyState(before, after, b.lf.Fleet.Hub.Server)
+	elapsed := time.Since(began)
+	s.Services, s.WindowSeconds = k, round(elapsed.Seconds())
+	s.CPUCores = round((cpuTime() - cpu0).Seconds() / elapsed.Seconds())
+	b.logf("steady state: %d writes to the hub, %d to members (%v), %d reads, %.3f CPU cores", s.WritesHub, s.WritesMembers, s.Writes, s.Reads, s.CPUCores)
+	return s
+}
+
+// deleteAll deletes the services and waits until they are gone everywhere.
+func (b *fleetBench) deleteAll(obs *observer, keys []client.ObjectKey) {
+	ctx := context.Background()
+	check := goneFromHub
+	if obs.watchesMembers() {
+		check = gone
+	}
+	m := obs.await("deleted", keys, check)
+	for _, key := range keys {
+		svc := &v1alpha1.FleetInferenceService{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
+		if err := b.hub.Delete(ctx, svc); client.IgnoreNotFound(err) != nil {
+			b.t.Fatalf("delete %s: %v", key, err)
+		}
+	}
+	b.wait(obs, m)
+}
+
+// failover runs FailoverServices services on every member, SIGKILLs the last member's
+// kube-apiserver and measures, per service, the time until its share is placed on the
+// others and ready there; then restarts it and measures the failback likewise.
+func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
+	ctx := context.Background()
+	victim := b.names[len(b.names)-1]
+	share := int32(b.o.ReplicasPerMember)
+	total := share * int32(b.members)
+	var keys []client.ObjectKey
+	var svcs []*v1alpha1.FleetInferenceService
+	for i := range b.o.FailoverServices {
+		svc := b.service(fmt.Sprintf("bench-r%d-failover-%03d", run+1, i))
+		svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
+			Policy:         v1alpha1.FailoverRedistribute,
+			UnhealthyAfter: &metav1.Duration{Duration: b.o.UnhealthyAfter},
+			FailbackAfter:  &metav1.Duration{Duration: b.o.FailbackAfter},
+		}
+		svcs = append(svcs, svc)
+		keys = append(keys, client.ObjectKeyFromObject(svc))
+	}
+	even := map[string]int32{}
+	for _, n := range b.names {
+		even[n] = share
+	}
+	up := obs.await("spread and ready", keys, shares(even, true, ""))
+	for _, svc := range svcs {
+		if err := b.hub.Create(ctx, svc); err != nil {
+			b.t.Fatalf("create %s: %v", svc.Name, err)
+		}
+	}
+	b.wait(obs, up)
+	time.Sleep(b.o.Settle)
+
+	placed := obs.await("share placed elsewhere", keys, movedOff(victim, total, false))
+	ready := obs.await("share ready elsewhere", keys, movedOff(victim, total, true))
+	b.logf("run %d: SIGKILL %s's kube-apiserver with %d services", run+1, victim, len(keys))
+	killed := time.Now()
+	if err := b.lf.Members[victim].Local.StopAPIServer(syscall.SIGKILL); err != nil {
+		b.t.Fatal(err)
+	}
+	kill := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		kill[k] = killed
+	}
+	res := FailoverResult{Services: len(keys), Victim: victim}
+	res.Placed = summarize(latencies(kill, b.wait(obs, placed)))
+	res.Ready = summarize(latencies(kill, b.wait(obs, ready)))
+
+	backPlaced := obs.await("share placed back", keys, shareOn(victim, share))
+	backReady := obs.await("spread and ready again", keys, shares(even, true, ""))
+	restarted := time.Now()
+	if err := b.lf.Members[victim].Local.StartAPIServer(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	back := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		back[k] = restarted
+	}
+	res.FailbackPlaced = summarize(latencies(back, b.wait(obs, backPlaced)))
+	res.FailbackReady = summarize(latencies(back, b.wait(obs, backReady)))
+	b.logf("run %d: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
+		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
+	b.deleteAll(obs, keys)
+	return res
+}

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// machine reads the facts results are tied to.
+func machine() Machine {
+	m := Machine{
+		Cores:     runtime.NumCPU(),
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+		Date:      time.Now().UTC().Format(time.RFC3339),
+	}
+	if v := procField("/proc/cpuinfo", "model name"); v != "" {
+		m.CPU = v
+	}
+	if v := procField("/proc/meminfo", "MemTotal"); v != "" {
+		if kb, err := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64); err == nil {
+			m.MemoryGiB = float64(int(kb/(1<<20)*10)) / 10
+		}
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// procField returns the value of the first "key: value" line of a /proc file.
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// memory is the process's resident set and Go heap after a full collection, so that what
+// is measured is what is still referenced.
+type memory struct{ rss, heap int64 }
+
+func measureMemory() (memory, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	v := procField("/proc/self/status", "VmRSS")
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		return memory{}, fmt.Errorf("VmRSS from /proc/self/status (%q): %w", v, err)
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return memory{rss: kb << 10, heap: int64(s[0].Value.Uint64())}, nil
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// requestCounts is rest_client_requests_total, which controller-runtime registers for every
+// client-go client in the process, summed by host and method.
+type requestCounts map[string]map[string]float64
+
+func readRequestCounts() (requestCounts, error) {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := requestCounts{}
+	found := false
+	for _, f := range families {
+		if f.GetName() != "rest_client_requests_total" {
+			continue
+		}
+		found = true
+		for _, m := range f.GetMetric() {
+			var host, method string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "host":
+					host = l.GetValue()
+				case "method":
+					method = l.GetValue()
+				}
+			}
+			if out[host] == nil {
+				out[host] = map[string]float64{}
+			}
+			out[host][method] += m.GetCounter().GetValue()
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("rest_client_requests_total is not in controller-runtime's metrics registry")
+	}
+	return out, nil
+}
+
+var writeMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true}
+
+// steadyState turns two snapshots into a SteadyState; hub is the hub API server's URL.
+func steadyState(before, after requestCounts, hub string) SteadyState {
+	hubHost := hub
+	if u, err := url.Parse(hub); err == nil {
+		hubHost = u.Host
+	}
+	s := SteadyState{Writes: map[string]int{}}
+	for host, byMethod := range after {
+		for method, n := range byMethod {
+			d := int(n - before[host][method])
+			if d <= 0 {
+				continue
+			}
+			if !writeMethods[method] {
+				s.Reads += d
+				continue
+			}
+			s.Writes[method] += d
+			if host == hubHost {
+				s.WritesHub += d
+			} else {
+				s.WritesMembers += d
+			}
+		}
+	}
+	return s
+}

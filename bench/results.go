@@ -1,0 +1,353 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Results is what one harness invocation measured; it is written as results.json.
+type Results struct {
+	Machine Machine       `json:"machine"`
+	Options OptionsRecord `json:"options"`
+	Fleets  []FleetResult `json:"fleets"`
+}
+
+// Machine describes where the numbers were taken.
+type Machine struct {
+	Cores     int     `json:"cores"`
+	CPU       string  `json:"cpu,omitempty"`
+	MemoryGiB float64 `json:"memoryGiB,omitempty"`
+	GoVersion string  `json:"goVersion"`
+	OS        string  `json:"os"`
+	Arch      string  `json:"arch"`
+	Date      string  `json:"date"`
+	Commit    string  `json:"commit,omitempty"`
+}
+
+// OptionsRecord is Options as written into the results (durations in seconds).
+type OptionsRecord struct {
+	Members               []int   `json:"members"`
+	Services              []int   `json:"services"`
+	Runs                  int     `json:"runs"`
+	ReplicasPerMember     int     `json:"replicasPerMember"`
+	FailoverServices      int     `json:"failoverServices"`
+	UnhealthyAfterSeconds float64 `json:"unhealthyAfterSeconds"`
+	FailbackAfterSeconds  float64 `json:"failbackAfterSeconds"`
+	WindowSeconds         float64 `json:"steadyStateWindowSeconds"`
+}
+
+// FleetResult is everything measured on one fleet of Members members. Every figure is the
+// median over the runs; Runs keeps each run's own figures.
+type FleetResult struct {
+	Members     int                 `json:"members"`
+	Propagation []PropagationResult `json:"propagation"`
+	Update      []UpdateResult      `json:"update"`
+	Failover    *FailoverResult     `json:"failover,omitempty"`
+	SteadyState *SteadyState        `json:"steadyState,omitempty"`
+	Footprint   *Footprint          `json:"footprint,omitempty"`
+}
+
+// Summary is the distribution of per-service latencies in seconds.
+type Summary struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// PropagationResult: K services created at once, from each create to all its member
+// objects observed in every member (Applied) and to the hub reporting it Ready.
+type PropagationResult struct {
+	Services int `json:"services"`
+	// ObjectsPerMember is how many objects one service has in one member.
+	ObjectsPerMember int     `json:"objectsPerMember"`
+	Applied          Summary `json:"appliedSeconds"`
+	Ready            Summary `json:"readySeconds"`
+	// ObjectsPerSecond is member objects applied / (last object seen - first create).
+	ObjectsPerSecond float64             `json:"objectsPerSecond"`
+	Runs             []PropagationResult `json:"runs,omitempty"`
+}
+
+// UpdateResult: the image tag of K services changed at once, from each update to the new
+// image in every member's model Deployment (Applied) and to every rollout complete.
+type UpdateResult struct {
+	Services  int            `json:"services"`
+	Applied   Summary        `json:"appliedSeconds"`
+	RolledOut Summary        `json:"rolledOutSeconds"`
+	Runs      []UpdateResult `json:"runs,omitempty"`
+}
+
+// FailoverResult: one member's kube-apiserver is SIGKILLed with Services services running;
+// from the kill until its share is placed on the others (Placed) and ready there (Ready);
+// then from its restart until the share is back (FailbackPlaced) and ready (FailbackReady).
+// Placed includes the services' unhealthyAfter and FailbackPlaced their failbackAfter.
+type FailoverResult struct {
+	Services       int              `json:"services"`
+	Victim         string           `json:"victim"`
+	Placed         Summary          `json:"placedSeconds"`
+	Ready          Summary          `json:"readySeconds"`
+	FailbackPlaced Summary          `json:"failbackPlacedSeconds"`
+	FailbackReady  Summary          `json:"failbackReadySeconds"`
+	Runs           []FailoverResult `json:"runs,omitempty"`
+}
+
+// SteadyState counts the API requests the hub process issued while nothing changed.
+type SteadyState struct {
+	Services      int     `json:"services"`
+	WindowSeconds float64 `json:"windowSeconds"`
+	// Writes by HTTP method (POST, PUT, PATCH, DELETE) and by target.
+	Writes        map[string]int `json:"writes"`
+	WritesHub     int            `json:"writesHub"`
+	WritesMembers int            `json:"writesMembers"`
+	// Reads are GET requests (lists, gets and watch restarts), for scale.
+	Reads int `json:"reads"`
+	// CPUCores is the process's CPU time over the window divided by its length.
+	CPUCores float64 `json:"cpuCores"`
+}
+
+// Footprint is the process's memory at K services x M members, once the harness's own
+// member informers are stopped, against a baseline taken before the hub started.
+type Footprint struct {
+	Services       int   `json:"services"`
+	ManagedObjects int   `json:"managedObjects"`
+	RSSBytes       int64 `json:"rssBytes"`
+	BaselineRSS    int64 `json:"baselineRssBytes"`
+	HeapBytes      int64 `json:"heapBytes"`
+	BaselineHeap   int64 `json:"baselineHeapBytes"`
+	// Per managed object: (value - baseline) / ManagedObjects.
+	RSSPerObject  float64 `json:"rssBytesPerObject"`
+	HeapPerObject float64 `json:"heapBytesPerObject"`
+	// CPUSeconds is the process's CPU time from the first create to the last Ready.
+	CPUSeconds         float64     `json:"propagationCpuSeconds"`
+	PropagationSeconds float64     `json:"propagationSeconds"`
+	Runs               []Footprint `json:"runs,omitempty"`
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// summarize turns per-service durations into a Summary.
+func summarize(ds []time.Duration) Summary {
+	v := make([]float64, len(ds))
+	for i, d := range ds {
+		v[i] = d.Seconds()
+	}
+	sort.Float64s(v)
+	return Summary{N: len(v), P50: round(percentile(v, 50)), P90: round(percentile(v, 90)), P99: round(percentile(v, 99)), Max: round(percentile(v, 100))}
+}
+
+// median of values (the mean of the middle two for an even count).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+func medianOf[T any](runs []T, f func(T) float64) float64 {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	return round(median(v))
+}
+
+func medianSummary[T any](runs []T, f func(T) Summary) Summary {
+	return Summary{
+		N:   int(medianOf(runs, func(r T) float64 { return float64(f(r).N) })),
+		P50: medianOf(runs, func(r T) float64 { return f(r).P50 }),
+		P90: medianOf(runs, func(r T) float64 { return f(r).P90 }),
+		P99: medianOf(runs, func(r T) float64 { return f(r).P99 }),
+		Max: medianOf(runs, func(r T) float64 { return f(r).Max }),
+	}
+}
+
+func round(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+func medianPropagation(runs []PropagationResult) PropagationResult {
+	return PropagationResult{
+		Services:         runs[0].Services,
+		ObjectsPerMember: runs[0].ObjectsPerMember,
+		Applied:          medianSummary(runs, func(r PropagationResult) Summary { return r.Applied }),
+		Ready:            medianSummary(runs, func(r PropagationResult) Summary { return r.Ready }),
+		ObjectsPerSecond: medianOf(runs, func(r PropagationResult) float64 { return r.ObjectsPerSecond }),
+		Runs:             runs,
+	}
+}
+
+func medianUpdate(runs []UpdateResult) UpdateResult {
+	return UpdateResult{
+		Services:  runs[0].Services,
+		Applied:   medianSummary(runs, func(r UpdateResult) Summary { return r.Applied }),
+		RolledOut: medianSummary(runs, func(r UpdateResult) Summary { return r.RolledOut }),
+		Runs:      runs,
+	}
+}
+
+func medianFailover(runs []FailoverResult) *FailoverResult {
+	return &FailoverResult{
+		Services:       runs[0].Services,
+		Victim:         runs[0].Victim,
+		Placed:         medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
+		Ready:          medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
+		FailbackPlaced: medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackPlaced }),
+		FailbackReady:  medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackReady }),
+		Runs:           runs,
+	}
+}
+
+func medianFootprint(runs []Footprint) *Footprint {
+	i64 := func(f func(Footprint) int64) int64 {
+		return int64(medianOf(runs, func(r Footprint) float64 { return float64(f(r)) }))
+	}
+	return &Footprint{
+		Services:           runs[0].Services,
+		ManagedObjects:     runs[0].ManagedObjects,
+		RSSBytes:           i64(func(r Footprint) int64 { return r.RSSBytes }),
+		BaselineRSS:        i64(func(r Footprint) int64 { return r.BaselineRSS }),
+		HeapBytes:          i64(func(r Footprint) int64 { return r.HeapBytes }),
+		BaselineHeap:       i64(func(r Footprint) int64 { return r.BaselineHeap }),
+		RSSPerObject:       medianOf(runs, func(r Footprint) float64 { return r.RSSPerObject }),
+		HeapPerObject:      medianOf(runs, func(r Footprint) float64 { return r.HeapPerObject }),
+		CPUSeconds:         medianOf(runs, func(r Footprint) float64 { return r.CPUSeconds }),
+		PropagationSeconds: medianOf(runs, func(r Footprint) float64 { return r.PropagationSeconds }),
+		Runs:               runs,
+	}
+}
+
+// Write stores results.json and results.md in dir.
+func (r *Results) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), r.Markdown(), 0o644)
+}
+
+// Read loads a results.json.
+func Read(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Results{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+func secs(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func mib(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
+
+// Markdown renders the results as short tables.
+func (r *Results) Markdown() []byte {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# inferfleet benchmarks\n\n")
+	fmt.Fprintf(&b, "%s · %d cores (%s) · %.0f GiB · %s %s/%s", m.Date, m.Cores, m.CPU, m.MemoryGiB, m.GoVersion, m.OS, m.Arch)
+	if m.Commit != "" {
+		fmt.Fprintf(&b, " · commit %s", m.Commit)
+	}
+	o := r.Options
+	fmt.Fprintf(&b, "\n\nMedians of %d run(s); %d replica(s) per member per service; seconds unless noted. "+
+		"Local fleet: real control planes with kwok nodes, the hub in-process.\n", o.Runs, o.ReplicasPerMember)
+
+	b.WriteString("\n## Propagation: create to all member objects applied, and to Ready\n\n")
+	b.WriteString("| members | services | objects/member | applied p50 | p90 | p99 | Ready p50 | p90 | p99 | objects/s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		for _, p := range f.Propagation {
+			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.1f |\n", f.Members, p.Services, p.ObjectsPerMember,
+				secs(p.Applied.P50), secs(p.Applied.P90), secs(p.Applied.P99), secs(p.Ready.P50), secs(p.Ready.P90), secs(p.Ready.P99), p.ObjectsPerSecond)
+		}
+	}
+
+	b.WriteString("\n## Update: image tag change to every member, and to rollouts complete\n\n")
+	b.WriteString("| members | services | applied p50 | p99 | rolled out p50 | p99 |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		for _, u := range f.Update {
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s |\n", f.Members, u.Services, secs(u.Applied.P50), secs(u.Applied.P99), secs(u.RolledOut.P50), secs(u.RolledOut.P99))
+		}
+	}
+
+	fmt.Fprintf(&b, "\n## Failover: one member's kube-apiserver SIGKILLed (unhealthyAfter %gs, failbackAfter %gs)\n\n",
+		o.UnhealthyAfterSeconds, o.FailbackAfterSeconds)
+	b.WriteString("| members | services | placed elsewhere p50 | p99 | ready elsewhere p50 | p99 | failback placed p50 | p99 | failback ready p50 | p99 |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if x := f.Failover; x != nil {
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Members, x.Services,
+				secs(x.Placed.P50), secs(x.Placed.P99), secs(x.Ready.P50), secs(x.Ready.P99),
+				secs(x.FailbackPlaced.P50), secs(x.FailbackPlaced.P99), secs(x.FailbackReady.P50), secs(x.FailbackReady.P99))
+		}
+	}
+
+	b.WriteString("\n## Steady state: API requests the hub issued while nothing changed (target: zero writes)\n\n")
+	b.WriteString("| members | services | window | writes | to hub | to members | by method | reads | CPU cores |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if s := f.SteadyState; s != nil {
+			fmt.Fprintf(&b, "| %d | %d | %gs | %d | %d | %d | %s | %d | %.3f |\n", f.Members, s.Services, s.WindowSeconds,
+				s.WritesHub+s.WritesMembers, s.WritesHub, s.WritesMembers, methods(s.Writes), s.Reads, s.CPUCores)
+		}
+	}
+
+	b.WriteString("\n## Footprint of the hub process\n\n")
+	b.WriteString("| members | services | managed objects | RSS MiB | over baseline | heap MiB | over baseline | RSS B/object | heap B/object | CPU s to Ready |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if x := f.Footprint; x != nil {
+			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.1f |\n", f.Members, x.Services, x.ManagedObjects,
+				mib(x.RSSBytes), mib(x.RSSBytes-x.BaselineRSS), mib(x.HeapBytes), mib(x.HeapBytes-x.BaselineHeap),
+				x.RSSPerObject, x.HeapPerObject, x.CPUSeconds)
+		}
+	}
+	return []byte(b.String())
+}
+
+func methods(w map[string]int) string {
+	if len(w) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, w[k])
+	}
+	return strings.Join(parts, ", ")
+}
