@@ -223,9 +223,12 @@ func (d *Discovery) report(logger logr.Logger, source string, err error) {
 		return
 	}
 	d.lastErr[source] = msg
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotSynced):
+		logger.Info("waiting for the source's first list", "source", source)
+	case err != nil:
 		logger.Error(err, "cluster discovery failed; registrations kept, will retry", "source", source)
-	} else {
+	default:
 		logger.Info("cluster discovery in sync", "source", source)
 	}
 }

@@ -35,19 +35,28 @@ type LocalFleet struct {
 	Members map[string]*ClusterProxy
 }
 
+// Unregistered starts the members without registering them in the hub, for a test in which
+// a discovery source finds them.
+func Unregistered(o *local.Options) { o.Unregistered = true }
+
 // StartLocalFleet brings up a hub and the given members as real control planes (kwok
-// nodes included), starts the hub manager against them and tears all down at the end.
-func StartLocalFleet(t testing.TB, members []local.ClusterSpec) *LocalFleet {
+// nodes included), registers the members in the hub (unless an option says otherwise) and
+// tears all down at the end.
+func StartLocalFleet(t testing.TB, members []local.ClusterSpec, opts ...func(*local.Options)) *LocalFleet {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	crds := CRDs()
-	f, err := local.Start(ctx, local.Options{
+	o := local.Options{
 		Dir: dir, BinDir: BinDir(), Members: members,
 		HubCRDDirs: crds, MemberCRDDirs: crds,
 		Log: testWriter{t},
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f, err := local.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("start local fleet (run `make bins` first if binaries are missing): %v", err)
 	}

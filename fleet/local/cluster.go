@@ -467,11 +467,14 @@ func (c *Cluster) stop() error {
 }
 
 func kubeconfigFor(name, server string, p *pki) ([]byte, error) {
+	return kubeconfigWith(name, server, p.caCert, name+"-admin", p.adminCert, p.adminKey)
+}
+
+func kubeconfigWith(name, server string, caCert []byte, user string, cert, key []byte) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
 	// Names are per cluster so several kubeconfigs merge cleanly in KUBECONFIG=a:b:c.
-	user := name + "-admin"
-	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caCert}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: p.adminCert, ClientKeyData: p.adminKey}
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caCert}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
 	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
 	cfg.CurrentContext = name
 	return clientcmd.Write(*cfg)

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/inferfleet/inferfleet/fleet"
 )
 
 // Options describes the fleet Start brings up.
@@ -39,6 +41,9 @@ type Options struct {
 	HubCRDDirs, MemberCRDDirs []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Unregistered leaves members out of the hub's registrations, for a discovery source to
+	// find them.
+	Unregistered bool
 	// Detach starts every process in a session of its own that outlives the caller (fleetctl up
 	// --detach); stop it later with StopFromState. Without it processes die with the caller.
 	Detach bool
@@ -216,7 +221,11 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 				return
 			}
 			<-hubDone // the hub's start is bounded by ctx too
-			if errs[0] == nil {
+			switch {
+			case errs[0] != nil:
+			case o.Unregistered: // the namespace a discovery source registers members in
+				errs[i] = EnsureNamespace(ctx, f.Hub.restConfig, fleet.RegistrationNamespace)
+			default:
 				errs[i] = f.register(ctx, c)
 			}
 		}()

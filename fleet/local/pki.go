@@ -207,3 +207,35 @@ func readPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 	}
 	return c, k, nil
 }
+
+// IssueKubeconfig returns a kubeconfig for a new client certificate of user (in groups),
+// signed by the cluster's CA: another identity for the same cluster, as a credential
+// rotation produces. Grant it what it needs with RBAC; the certificate is not stored.
+func (c *Cluster) IssueKubeconfig(user string, groups []string) ([]byte, error) {
+	caBlock, _ := pem.Decode(c.pki.caCert)
+	keyBlock, _ := pem.Decode(c.pki.caKey)
+	if caBlock == nil || keyBlock == nil {
+		return nil, errors.New("cluster CA is not loaded")
+	}
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: user, Organization: groups},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, key, ca, caKey)
+	if err != nil {
+		return nil, err
+	}
+	return kubeconfigWith(c.Name, c.Server, c.pki.caCert, user, pemCert(cert.Raw), mustPEMKey(key))
+}
