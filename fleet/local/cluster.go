@@ -34,6 +34,7 @@ type Cluster struct {
 	Server string
 
 	hub          bool
+	attached     bool // runs elsewhere (kind): only kwok is ours
 	fleet        *Fleet
 	dir          string
 	bins         map[string]string
@@ -85,6 +86,9 @@ func (c *Cluster) APIServerRunning() bool {
 // StopAPIServer sends sig (syscall.SIGKILL for a crash, SIGTERM for a graceful stop) to the
 // kube-apiserver and waits until it has exited. etcd and the other components keep running.
 func (c *Cluster) StopAPIServer(sig os.Signal) error {
+	if c.attached {
+		return fmt.Errorf("%s is attached: its API server is not a process of this fleet", c.Name)
+	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	p := c.proc(KubeAPIServer)
@@ -101,6 +105,9 @@ func (c *Cluster) StopAPIServer(sig os.Signal) error {
 // StartAPIServer starts the kube-apiserver again on the same port, against the same etcd and
 // with the same certificates, and waits until it is ready.
 func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if c.attached {
+		return fmt.Errorf("%s is attached: its API server is not a process of this fleet", c.Name)
+	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if p := c.proc(KubeAPIServer); p != nil && !p.exited() {
@@ -136,6 +143,61 @@ func (c *Cluster) start(ctx context.Context, crds []*apiextensionsv1.CustomResou
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
+	if c.attached {
+		if err := c.attach(); err != nil {
+			return err
+		}
+	} else if err := c.startControlPlane(ctx, began); err != nil {
+		return err
+	}
+
+	if !c.hub {
+		if err := c.startMemberComponents(ctx); err != nil {
+			return err
+		}
+	}
+
+	// CRDs and nodes are independent: do both at once.
+	var wg sync.WaitGroup
+	var crdErr, nodeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if crdErr = installCRDs(ctx, c.restConfig, crds); crdErr != nil {
+			crdErr = fmt.Errorf("%s: %w", c.Name, crdErr)
+		}
+	}()
+	if !c.hub {
+		nodeErr = c.setUpMember(ctx)
+	}
+	wg.Wait()
+	if err := errors.Join(crdErr, nodeErr); err != nil {
+		return c.withExits(err)
+	}
+	if err := c.checkAlive(); err != nil {
+		return err
+	}
+	c.logf("%s: ready (%d CRDs, %d nodes) in %s", c.Name, len(crds), len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
+	return nil
+}
+
+// attach takes an existing cluster's kubeconfig as its own.
+func (c *Cluster) attach() error {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(c.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("%s kubeconfig: %w", c.Name, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	c.restConfig, c.Server = cfg, cfg.Host
+	if err := writeFileAtomic(c.KubeconfigPath, c.kubeconfig, 0o600); err != nil {
+		return fmt.Errorf("write %s kubeconfig: %w", c.Name, err)
+	}
+	c.logf("%s: attached to %s", c.Name, c.Server)
+	return nil
+}
+
+// startControlPlane starts etcd and kube-apiserver with the cluster's certificates.
+func (c *Cluster) startControlPlane(ctx context.Context, began time.Time) error {
 	p, err := loadOrCreatePKI(filepath.Join(c.dir, "pki"))
 	if err != nil {
 		return fmt.Errorf("%s certificates: %w", c.Name, err)
@@ -177,34 +239,6 @@ func (c *Cluster) start(ctx context.Context, crds []*apiextensionsv1.CustomResou
 		return fmt.Errorf("start %s kube-apiserver: %w", c.Name, err)
 	}
 	c.logf("%s: kube-apiserver ready at %s (%s)", c.Name, c.Server, time.Since(began).Round(10*time.Millisecond))
-
-	if !c.hub {
-		if err := c.startMemberComponents(ctx); err != nil {
-			return err
-		}
-	}
-
-	// CRDs and nodes are independent: do both at once.
-	var wg sync.WaitGroup
-	var crdErr, nodeErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if crdErr = installCRDs(ctx, c.restConfig, crds); crdErr != nil {
-			crdErr = fmt.Errorf("%s: %w", c.Name, crdErr)
-		}
-	}()
-	if !c.hub {
-		nodeErr = c.setUpMember(ctx)
-	}
-	wg.Wait()
-	if err := errors.Join(crdErr, nodeErr); err != nil {
-		return c.withExits(err)
-	}
-	if err := c.checkAlive(); err != nil {
-		return err
-	}
-	c.logf("%s: ready (%d CRDs, %d nodes) in %s", c.Name, len(crds), len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
 	return nil
 }
 
@@ -227,7 +261,7 @@ func (c *Cluster) startMemberComponents(ctx context.Context) error {
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
-	for _, s := range []struct {
+	components := []struct {
 		component string
 		args      []string
 	}{
@@ -256,7 +290,11 @@ func (c *Cluster) startMemberComponents(ctx context.Context) error {
 			"--node-lease-duration-seconds=20", // renewed every 5s, well inside the grace period
 			"--cidr=10.244.0.0/16",             // pod IPs; the default overlaps the service range
 		}},
-	} {
+	}
+	if c.attached { // the cluster has its own controller manager and scheduler
+		components = components[2:]
+	}
+	for _, s := range components {
 		if _, err := c.launch(s.component, s.args); err != nil {
 			return fmt.Errorf("start %s %s: %w", c.Name, s.component, err)
 		}

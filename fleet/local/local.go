@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type ClusterSpec struct {
 	// Labels are copied onto the member's registration Secret, where placement selectors see them.
 	Labels map[string]string
 	Nodes  []NodeSpec
+	// Kubeconfig, when set, attaches a cluster that already runs (a kind cluster, say): no
+	// control plane is started for it; its CRDs are installed and, for a member, kwok runs
+	// on this machine against it and keeps its fake Nodes Ready.
+	Kubeconfig []byte
 }
 
 // NodeSpec is one fake node kwok keeps Ready.
@@ -130,10 +135,19 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	need := []string{Etcd, KubeAPIServer}
-	if len(o.Members) > 0 {
-		need = append(need, KubeControllerManager, KubeScheduler, Kwok)
+	var need []string
+	for i, s := range append([]ClusterSpec{o.Hub}, o.Members...) {
+		switch {
+		case s.Kubeconfig == nil && i == 0:
+			need = append(need, Etcd, KubeAPIServer)
+		case s.Kubeconfig == nil:
+			need = append(need, Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok)
+		case i > 0:
+			need = append(need, Kwok)
+		}
 	}
+	slices.Sort(need)
+	need = slices.Compact(need)
 	bins, err := findBinaries(binDir, need)
 	if err != nil {
 		return nil, err
@@ -189,6 +203,8 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 			etcdPeerPort:   ports[3*i+1],
 			apiPort:        ports[3*i+2],
 			logf:           logf,
+			attached:       s.Kubeconfig != nil,
+			kubeconfig:     s.Kubeconfig,
 		}
 		if i == 0 {
 			f.Hub = c

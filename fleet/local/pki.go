@@ -212,6 +212,9 @@ func readPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 // signed by the cluster's CA: another identity for the same cluster, as a credential
 // rotation produces. Grant it what it needs with RBAC; the certificate is not stored.
 func (c *Cluster) IssueKubeconfig(user string, groups []string) ([]byte, error) {
+	if c.pki == nil {
+		return nil, fmt.Errorf("%s is attached: its CA is not this fleet's", c.Name)
+	}
 	caBlock, _ := pem.Decode(c.pki.caCert)
 	keyBlock, _ := pem.Decode(c.pki.caKey)
 	if caBlock == nil || keyBlock == nil {
