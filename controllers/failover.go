@@ -68,7 +68,7 @@ var (
 
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration}
+	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization}
 }
 
 // reachability is the monitor's view of a cluster; known is false without a monitor or

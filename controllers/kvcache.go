@@ -1,0 +1,124 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// DefaultKVCacheInterval is how often the KV-cache use of every service's model servers is read.
+const DefaultKVCacheInterval = 15 * time.Second
+
+var kvCacheUtilization = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "inferfleet_cluster_kv_cache_utilization",
+	Help: "Mean KV-cache use (0 to 1) of a service's vLLM servers in a cluster, read from their /metrics; absent while none answers.",
+}, []string{"namespace", "service", "cluster"})
+
+var _ manager.LeaderElectionRunnable = &KVCacheReader{}
+
+// KVCacheReader periodically reads, for every service and every cluster its status gives
+// replicas, the KV-cache use the model servers report (fleet.ReadKVCache) into
+// inferfleet_cluster_kv_cache_utilization. It only reads: a member whose identity may not
+// get pods/proxy, or whose servers do not answer, has no series.
+type KVCacheReader struct {
+	Hub      client.Reader
+	Clusters ClusterGetter
+	// Interval between reads (DefaultKVCacheInterval when zero); Timeout bounds one
+	// cluster's read (5s when zero).
+	Interval, Timeout time.Duration
+
+	set map[[3]string]bool // the series the last round set
+}
+
+// NeedLeaderElection: only the leading hub reports, so a scrape sees one value per series.
+func (k *KVCacheReader) NeedLeaderElection() bool { return true }
+
+// Start reads every Interval until ctx ends.
+func (k *KVCacheReader) Start(ctx context.Context) error {
+	if k.Interval == 0 {
+		k.Interval = DefaultKVCacheInterval
+	}
+	if k.Timeout == 0 {
+		k.Timeout = 5 * time.Second
+	}
+	tick := time.NewTicker(k.Interval)
+	defer tick.Stop()
+	for {
+		k.readAll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// readAll reads each service's clusters in parallel and drops the series of clusters that
+// did not answer this round (or that lost their replicas, or their service).
+func (k *KVCacheReader) readAll(ctx context.Context) {
+	var list v1alpha1.FleetInferenceServiceList
+	if err := k.Hub.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "list services for KV-cache reads")
+		return
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	now := map[[3]string]bool{}
+	for i := range list.Items {
+		svc := list.Items[i].DeepCopy()
+		v1alpha1.SetDefaults(svc)
+		for _, st := range svc.Status.Clusters {
+			if st.DesiredReplicas == 0 || !st.Reachable || !svc.DeletionTimestamp.IsZero() {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				series := [3]string{svc.Namespace, svc.Name, st.Name}
+				kv, err := k.read(ctx, svc, st.Name)
+				if err != nil {
+					log.FromContext(ctx).V(1).Info("no KV-cache use", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name, "reason", err.Error())
+					return
+				}
+				kvCacheUtilization.WithLabelValues(series[:]...).Set(kv.Utilization)
+				mu.Lock()
+				now[series] = true
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	for series := range k.set {
+		if !now[series] {
+			kvCacheUtilization.DeleteLabelValues(series[:]...)
+		}
+	}
+	k.set = now
+}
+
+// read reads one service's model servers in one member: the pods of its Deployment
+// (labelled app=<service>) on the port vLLM listens on.
+func (k *KVCacheReader) read(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string) (fleet.KVCache, error) {
+	cl, err := k.Clusters.GetCluster(ctx, multicluster.ClusterName(cluster))
+	if err != nil {
+		return fleet.KVCache{}, err
+	}
+	core, err := corev1client.NewForConfigAndClient(cl.GetConfig(), cl.GetHTTPClient())
+	if err != nil {
+		return fleet.KVCache{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
+	defer cancel()
+	return fleet.ReadKVCache(ctx, core.Pods(svc.Namespace), labels.SelectorFromSet(labels.Set{"app": svc.Name}), svc.Spec.Model.Server.Port)
+}

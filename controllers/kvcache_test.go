@@ -1,0 +1,144 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/controllers"
+)
+
+// TestKVCacheUtilization runs the hub on two members, one with model server pods whose
+// /metrics an HTTP server at the pods' IP answers, and reads the gauge the hub exports.
+func TestKVCacheUtilization(t *testing.T) {
+	f := startFleet(t, "west", "east")
+	ctx := context.Background()
+	hub, west := f.hub.Client, f.members["west"].Client
+
+	// The API server proxies to a pod's IP, but not to loopback: use this machine's address.
+	ip := hostAddress(t)
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The two servers answer 0.2 and 0.6 in turn: their mean is 0.4 whichever comes first.
+	var served atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := []float64{0.2, 0.6}[(served.Add(1)-1)%2]
+		fmt.Fprintf(w, "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} %v\n", v)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	svc := twoRegionService("west", "east")
+	svc.Name, svc.Namespace = "llama-kv", "kv"
+	svc.Spec.Model.Server.HuggingFaceTokenSecretRef = nil
+	svc.Spec.Model.Server.Port = int32(l.Addr().(*net.TCPAddr).Port)
+	for _, c := range []client.Client{hub, west} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kv"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// West runs two model servers (and one not running yet); east runs none.
+	for _, name := range []string{"llama-kv-a", "llama-kv-b", "llama-kv-pending"} {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kv", Labels: map[string]string{"app": "llama-kv"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "vllm", Image: "vllm/vllm-openai"}}},
+		}
+		if err := west.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if name == "llama-kv-pending" {
+			p.Status = corev1.PodStatus{Phase: corev1.PodPending}
+		}
+		if err := west.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+
+	series := func(cluster string) map[string]string {
+		return map[string]string{"namespace": "kv", "service": "llama-kv", "cluster": cluster}
+	}
+	// The first read follows the service's first status; the reader reads every 15s.
+	wait := controllers.DefaultKVCacheInterval + 20*time.Second
+	eventually(t, wait, "west's KV-cache use exported", func() error {
+		v, ok := gauge(t, "inferfleet_cluster_kv_cache_utilization", series("west"))
+		if !ok || math.Abs(v-0.4) > 1e-9 {
+			return fmt.Errorf("west: %v (exported %v), want 0.4", v, ok)
+		}
+		return nil
+	})
+	if v, ok := gauge(t, "inferfleet_cluster_kv_cache_utilization", series("east")); ok {
+		t.Errorf("east runs no model server, yet exports %v", v)
+	}
+
+	// Once no server answers, the series goes rather than stays at its last value.
+	for _, name := range []string{"llama-kv-a", "llama-kv-b"} {
+		if err := west.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kv"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, wait, "west's series removed", func() error {
+		if v, ok := gauge(t, "inferfleet_cluster_kv_cache_utilization", series("west")); ok {
+			return fmt.Errorf("west still exports %v", v)
+		}
+		return nil
+	})
+}
+
+// hostAddress is an IPv4 address of this machine other than loopback.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && ip.IP.IsGlobalUnicast() {
+			return ip.IP.String()
+		}
+	}
+	t.Fatalf("no IPv4 address besides loopback on this machine for fake model servers (have %v)", addrs)
+	return ""
+}
+
+// gauge reads one series of a gauge through the collectors the hub registers.
+func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(controllers.Collectors()...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
