@@ -50,6 +50,10 @@ test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e su
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 
+.PHONY: e2e-kind
+e2e-kind: ## The shared e2e suites on kind clusters (needs Docker, Podman or nerdctl; not part of `make test`).
+	bash hack/e2e-kind.sh
+
 .PHONY: bench
 bench: bins ## Run the benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...

@@ -73,14 +73,14 @@ func expectPlaced(ctx context.Context, t *testing.T, hub client.Client, key clie
 // unhealthyAfter + 15s, nothing deleted, failback after failbackAfter). The kill comes last:
 // a member whose API server was restarted here is slow to start new kwok pods.
 func TestRegionFailover(t *testing.T) {
-	lf := framework.StartLocalFleet(t, []local.ClusterSpec{
+	lf := framework.StartFleet(t, []local.ClusterSpec{
 		local.DefaultMember("gke-west", "europe-west3"),
 		local.DefaultMember("gke-east", "us-east4"),
 		local.DefaultMember("gke-central", "us-central1"),
 	})
 	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
 	ctx := context.Background()
-	hub := lf.Hub.Client
+	hub := lf.HubProxy().Client
 
 	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
 	svc.Name = "failover"
@@ -122,7 +122,7 @@ func TestRegionFailover(t *testing.T) {
 		}
 	})
 	t.Run("GPU nodes lost while the API is up", func(t *testing.T) {
-		east := lf.Members["gke-east"].Local
+		east := lf.Member("gke-east").Faults
 		removed, err := east.RemoveNodes(ctx, map[string]string{local.LabelGKEAccelerator: "nvidia-h100-80gb"})
 		if err != nil || len(removed) == 0 {
 			t.Fatalf("remove nodes: %v %v", removed, err)
@@ -142,7 +142,7 @@ func TestRegionFailover(t *testing.T) {
 	})
 
 	t.Run("a flapping member moves at most once", func(t *testing.T) {
-		west := lf.Members["gke-west"].Local
+		west := lf.Member("gke-west").Faults
 		moves, failedOver := 0, false
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -181,8 +181,8 @@ func TestRegionFailover(t *testing.T) {
 	})
 
 	t.Run("API server killed: failover, then failback", func(t *testing.T) {
-		central := lf.Members["gke-central"]
-		if err := central.Local.StopAPIServer(syscall.SIGKILL); err != nil {
+		central := lf.Member("gke-central")
+		if err := central.Faults.StopAPIServer(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		took := expectPlaced(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed",
@@ -203,7 +203,7 @@ func TestRegionFailover(t *testing.T) {
 		}
 
 		restarted := time.Now()
-		if err := central.Local.StartAPIServer(ctx); err != nil {
+		if err := central.Faults.StartAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}
 		// Nothing was deleted in the lost member while it was away.

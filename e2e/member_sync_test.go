@@ -5,9 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,16 +79,15 @@ func clusterStatus(svc *v1alpha1.FleetInferenceService, name string) v1alpha1.Cl
 	return v1alpha1.ClusterStatus{}
 }
 
-// TestMemberSyncOnLocalFleet is the member-sync acceptance run on a hub and two members
-// with kwok GPU nodes: rollout to ready replicas, drift, conflicts, spec changes, a member
-// API server killed during a change, and deletion.
-func TestMemberSyncOnLocalFleet(t *testing.T) {
-	lf := framework.StartLocalFleet(t, local.DefaultMembers())
-	metricsAddr := freeAddr(t)
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: metricsAddr})
+// TestMemberSync is the member-sync acceptance run on a hub and two members with kwok GPU
+// nodes: rollout to ready replicas, drift, conflicts, spec changes, a member API server
+// killed during a change, and deletion. It runs on the fleet framework.FleetEnv names.
+func TestMemberSync(t *testing.T) {
+	lf := framework.StartFleet(t, local.DefaultMembers())
+	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
 	ctx := context.Background()
-	hub := lf.Hub.Client
-	west, east := lf.Members["gke-west"].Client, lf.Members["gke-east"].Client
+	hub := lf.HubProxy().Client
+	west, east := lf.Member("gke-west").Client, lf.Member("gke-east").Client
 	members := map[string]client.Client{"gke-west": west, "gke-east": east}
 
 	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
@@ -136,7 +133,7 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 	})
 
 	t.Run("kubectl get fis shows the printer columns", func(t *testing.T) {
-		out, err := exec.Command(filepath.Join(framework.BinDir(), "kubectl"), "--kubeconfig", lf.Fleet.Hub.KubeconfigPath, "get", "fis", "-n", "default").CombinedOutput()
+		out, err := exec.Command(filepath.Join(framework.BinDir(), "kubectl"), "--kubeconfig", lf.HubProxy().KubeconfigPath, "get", "fis", "-n", "default").CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl: %v\n%s", err, out)
 		}
@@ -152,13 +149,10 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 
 	t.Run("metrics show every cluster", func(t *testing.T) {
 		framework.Eventually(t, 15*time.Second, "per-cluster series", func() error {
-			resp, err := http.Get("http://" + metricsAddr + "/metrics")
+			text, err := lf.Metrics(ctx)
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			text := string(body)
 			for _, want := range []string{
 				`inferfleet_cluster_ready_replicas{cluster="gke-west",namespace="default",service="vllm-llama3-8b-instruct"} 3`,
 				`inferfleet_cluster_ready_replicas{cluster="gke-east",namespace="default",service="vllm-llama3-8b-instruct"} 3`,
@@ -293,7 +287,7 @@ func TestMemberSyncOnLocalFleet(t *testing.T) {
 	})
 
 	t.Run("member API server down during a spec change", func(t *testing.T) {
-		eastCluster := lf.Members["gke-east"].Local
+		eastCluster := lf.Member("gke-east").Faults
 		if err := eastCluster.StopAPIServer(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,9 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,8 +26,56 @@ type ClusterProxy struct {
 	Name   string
 	Region string
 	Client client.Client
-	// Local is set on the built-in local fleet: it stops and restarts the API server.
+	// KubeconfigPath is an admin kubeconfig of the cluster, for kubectl.
+	KubeconfigPath string
+	// Faults break and mend the cluster (members only).
+	Faults Faults
+	// Local is the built-in local fleet's cluster (attached, on kind).
 	Local *local.Cluster
+}
+
+// Faults are the failures a suite injects into a member, whatever runs it.
+type Faults interface {
+	// StopAPIServer takes the member's API away, as a region loss would (on the local
+	// fleet sig reaches kube-apiserver; kind pauses the control-plane container).
+	StopAPIServer(sig os.Signal) error
+	// StartAPIServer brings it back and waits until it answers.
+	StartAPIServer(ctx context.Context) error
+	// RemoveNodes deletes the fake nodes matching selector, and their pods.
+	RemoveNodes(ctx context.Context, selector map[string]string) ([]string, error)
+	// RestoreNodes brings them back Ready.
+	RestoreNodes(ctx context.Context) error
+}
+
+// Fleet is what the shared suites run against: the built-in local fleet or kind clusters.
+type Fleet interface {
+	// HubProxy is the hub (config cluster).
+	HubProxy() *ClusterProxy
+	// Member returns a member by name, or nil.
+	Member(name string) *ClusterProxy
+	// RunHub runs the hub manager against the fleet until the test ends: in-process on the
+	// local fleet, as the hub image in the hub cluster on kind.
+	RunHub(t testing.TB, o controllers.HubOptions)
+	// Metrics returns the hub's /metrics text.
+	Metrics(ctx context.Context) (string, error)
+}
+
+// FleetEnv selects the fleet StartFleet brings up: "local" (the default) or "kind".
+const FleetEnv = "INFERFLEET_E2E_FLEET"
+
+// StartFleet brings up the fleet FleetEnv names with the given members and registers them
+// in the hub.
+func StartFleet(t testing.TB, members []local.ClusterSpec) Fleet {
+	t.Helper()
+	switch v := os.Getenv(FleetEnv); v {
+	case "", "local":
+		return StartLocalFleet(t, members)
+	case "kind":
+		return StartKindFleet(t, members)
+	default:
+		t.Fatalf("%s=%q: want local or kind", FleetEnv, v)
+		return nil
+	}
 }
 
 // LocalFleet is a running built-in local fleet with the hub manager running in-process.
@@ -33,6 +83,34 @@ type LocalFleet struct {
 	Fleet   *local.Fleet
 	Hub     *ClusterProxy
 	Members map[string]*ClusterProxy
+
+	metricsAddr string
+}
+
+var _ Fleet = &LocalFleet{}
+
+// HubProxy is the hub.
+func (lf *LocalFleet) HubProxy() *ClusterProxy { return lf.Hub }
+
+// Member returns a member by name, or nil.
+func (lf *LocalFleet) Member(name string) *ClusterProxy { return lf.Members[name] }
+
+// Metrics scrapes the in-process hub's metrics endpoint.
+func (lf *LocalFleet) Metrics(ctx context.Context) (string, error) {
+	if lf.metricsAddr == "" {
+		return "", errors.New("the hub runs without a metrics endpoint: pass MetricsAddr to RunHub")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lf.metricsAddr+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
 }
 
 // Unregistered starts the members without registering them in the hub, for a test in which
@@ -74,11 +152,12 @@ func StartLocalFleet(t testing.TB, members []local.ClusterSpec, opts ...func(*lo
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &ClusterProxy{Name: c.Name, Region: c.Region, Client: cl, Local: c}
+		return &ClusterProxy{Name: c.Name, Region: c.Region, Client: cl, KubeconfigPath: c.KubeconfigPath, Local: c}
 	}
 	lf.Hub = proxy(f.Hub)
 	for _, m := range f.Members {
 		lf.Members[m.Name] = proxy(m)
+		lf.Members[m.Name].Faults = m
 	}
 	return lf
 }
@@ -121,6 +200,9 @@ func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
 	t.Cleanup(func() { hubLog.set(nil); logFile.Close() })
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = "0" // off; a test that scrapes passes a free address
+	}
+	if o.MetricsAddr != "0" {
+		lf.metricsAddr = o.MetricsAddr
 	}
 	o.SeveralPerProcess = true
 	if o.ProbeAddr == "" {
