@@ -50,13 +50,21 @@ test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e su
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 
+# The default run (fleets of 2 and 4 members, 2 runs each, a 5-minute steady-state window)
+# takes about 35 minutes on 2 cores; add 8 to -members where memory and time allow.
+BENCH_FLAGS ?= -members=2,4 -services=1,10,100 -runs=2 -window=5m
+
 .PHONY: e2e-kind
 e2e-kind: ## The shared e2e suites on kind clusters (needs Docker, Podman or nerdctl; not part of `make test`).
 	bash hack/e2e-kind.sh
 
 .PHONY: bench
-bench: bins ## Run the benchmarks.
-	go test -run '^$$' -bench . -benchmem ./...
+bench: bins ## Benchmark the hub on the local fleet; writes bench/results.json and bench/results.md.
+	go test -tags bench -run '^TestFleetBench$$' -count=1 -timeout 120m -v ./bench -args $(BENCH_FLAGS)
+
+.PHONY: bench-smoke
+bench-smoke: bins ## The benchmark harness at its smallest (also part of `make test`).
+	go test -run '^TestSmoke$$' -count=1 -v ./bench
 
 ##@ Run
 

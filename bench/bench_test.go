@@ -78,7 +78,7 @@ func TestSmoke(t *testing.T) {
 	if s == nil || s.Services != 2 || s.WindowSeconds < 10 || s.Reads <= 0 || !(s.CPUCores > 0) {
 		t.Fatalf("steady state %+v: the window saw no requests or no CPU at all", s)
 	}
-	if s.WritesHub+s.WritesMembers != sum(s.Writes) {
+	if s.WritesHub+s.WritesMembers != sum(s.Writes) || s.ReadsHub+s.ReadsMembers != s.Reads {
 		t.Errorf("writes by target %d+%d != by method %v", s.WritesHub, s.WritesMembers, s.Writes)
 	}
 	fp := f.Footprint
@@ -152,7 +152,7 @@ func TestSteadyStateCountsWritesByTarget(t *testing.T) {
 		"127.0.0.1:300": {"POST": 2},
 	}
 	s := steadyState(before, after, "https://127.0.0.1:100")
-	if s.WritesHub != 3 || s.WritesMembers != 3 || s.Reads != 6 || s.Writes["PATCH"] != 2 || s.Writes["PUT"] != 1 || s.Writes["DELETE"] != 1 || s.Writes["POST"] != 2 {
+	if s.WritesHub != 3 || s.WritesMembers != 3 || s.Reads != 6 || s.ReadsHub != 2 || s.ReadsMembers != 4 || s.Writes["PATCH"] != 2 || s.Writes["PUT"] != 1 || s.Writes["DELETE"] != 1 || s.Writes["POST"] != 2 {
 		t.Errorf("%+v", s)
 	}
 }

@@ -138,6 +138,11 @@ func steadyState(before, after requestCounts, hub string) SteadyState {
 			}
 			if !writeMethods[method] {
 				s.Reads += d
+				if host == hubHost {
+					s.ReadsHub += d
+				} else {
+					s.ReadsMembers += d
+				}
 				continue
 			}
 			s.Writes[method] += d

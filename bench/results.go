@@ -108,8 +108,10 @@ type SteadyState struct {
 	Writes        map[string]int `json:"writes"`
 	WritesHub     int            `json:"writesHub"`
 	WritesMembers int            `json:"writesMembers"`
-	// Reads are GET requests (lists, gets and watch restarts), for scale.
-	Reads int `json:"reads"`
+	// Reads are GET requests (gets, lists, watch restarts, member health probes), for scale.
+	Reads        int `json:"reads"`
+	ReadsHub     int `json:"readsHub"`
+	ReadsMembers int `json:"readsMembers"`
 	// CPUCores is the process's CPU time over the window divided by its length.
 	CPUCores float64 `json:"cpuCores"`
 }
@@ -314,12 +316,12 @@ func (r *Results) Markdown() []byte {
 	}
 
 	b.WriteString("\n## Steady state: API requests the hub issued while nothing changed (target: zero writes)\n\n")
-	b.WriteString("| members | services | window | writes | to hub | to members | by method | reads | CPU cores |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	b.WriteString("| members | services | window | writes | to hub | to members | by method | reads from hub | from members | CPU cores |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, f := range r.Fleets {
 		if s := f.SteadyState; s != nil {
-			fmt.Fprintf(&b, "| %d | %d | %gs | %d | %d | %d | %s | %d | %.3f |\n", f.Members, s.Services, s.WindowSeconds,
-				s.WritesHub+s.WritesMembers, s.WritesHub, s.WritesMembers, methods(s.Writes), s.Reads, s.CPUCores)
+			fmt.Fprintf(&b, "| %d | %d | %.0fs | %d | %d | %d | %s | %d | %d | %.3f |\n", f.Members, s.Services, s.WindowSeconds,
+				s.WritesHub+s.WritesMembers, s.WritesHub, s.WritesMembers, methods(s.Writes), s.ReadsHub, s.ReadsMembers, s.CPUCores)
 		}
 	}
 

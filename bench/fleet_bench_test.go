@@ -1,0 +1,64 @@
+//go:build bench
+
+package bench
+
+import (
+	"flag"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The full benchmark is behind the bench build tag so that `go test ./...` runs only the
+// smoke test; `make bench` sets the tag and these flags.
+var (
+	members          = flag.String("members", "2,4", "fleet sizes, comma-separated; each gets a fleet of its own")
+	services         = flag.String("services", "1,10,100", "numbers of services created at once, comma-separated")
+	runs             = flag.Int("runs", 2, "repetitions; every figure is the median over them")
+	replicas         = flag.Int("replicas-per-member", 1, "each service's replicas per member")
+	failoverServices = flag.Int("failover-services", 10, "services running while a member's API server is killed")
+	unhealthyAfter   = flag.Duration("unhealthy-after", 10*time.Second, "failover.unhealthyAfter of those services")
+	failbackAfter    = flag.Duration("failback-after", 15*time.Second, "failover.failbackAfter of those services")
+	window           = flag.Duration("window", 5*time.Minute, "steady-state window in which the hub's writes are counted (on the largest fleet)")
+	settle           = flag.Duration("settle", 15*time.Second, "quiet time before memory is measured and the window opens")
+	timeout          = flag.Duration("wait", 10*time.Minute, "bound on each wait for a milestone")
+	out              = flag.String("out", ".", "folder for results.json and results.md")
+)
+
+func ints(t *testing.T, name, s string) []int {
+	var v []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			t.Fatalf("-%s: %q is not a positive number", name, f)
+		}
+		v = append(v, n)
+	}
+	return v
+}
+
+// TestFleetBench runs every scenario and writes results.json and results.md to -out. A
+// fleet size that fails is left out of the files, and the test fails.
+func TestFleetBench(t *testing.T) {
+	o := Options{
+		Members: ints(t, "members", *members), Services: ints(t, "services", *services),
+		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices,
+		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
+		Window: *window, Settle: *settle, Timeout: *timeout,
+	}
+	res := Run(t, o)
+	if err := res.Write(*out); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := filepath.Abs(filepath.Join(*out, "results.json"))
+	back, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Fleets) != len(o.Members) {
+		t.Errorf("%d of %d fleet sizes measured", len(back.Fleets), len(o.Members))
+	}
+	t.Logf("wrote %s and results.md:\n%s", path, res.Markdown())
+}
