@@ -34,7 +34,7 @@ func machine() Machine {
 			m.MemoryGiB = float64(int(kb/(1<<20)*10)) / 10
 		}
 	}
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+	if out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=7").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 	}
 	return m

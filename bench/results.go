@@ -29,6 +29,7 @@ type Machine struct {
 	OS        string  `json:"os"`
 	Arch      string  `json:"arch"`
 	Date      string  `json:"date"`
+	// Commit is the source measured; "-dirty" when the tree had uncommitted changes.
 	Commit    string  `json:"commit,omitempty"`
 }
 
