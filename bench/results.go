@@ -30,7 +30,7 @@ type Machine struct {
 	Arch      string  `json:"arch"`
 	Date      string  `json:"date"`
 	// Commit is the source measured; "-dirty" when the tree had uncommitted changes.
-	Commit    string  `json:"commit,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 // OptionsRecord is Options as written into the results (durations in seconds).
