@@ -96,8 +96,21 @@ func TestStatusAndClusters(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs) != 1 || len(svcs[0].Status.Clusters) != 2 {
 		t.Errorf("status -o json: %v %+v", err, svcs)
 	}
+	// A cluster GKE Hub discovery registered, and a Secret that registers nothing.
+	for _, sec := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "gke-central", Namespace: fleet.RegistrationNamespace,
+			Labels: map[string]string{fleet.SourceLabel: "gkehub", fleet.RegionLabel: "us-central1"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "not-a-cluster", Namespace: fleet.RegistrationNamespace}},
+	} {
+		if err := env.Client.Create(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
 	clusters := run("clusters")
-	if !strings.Contains(clusters, "gke-west") || !strings.Contains(clusters, "europe-west3") || !strings.Contains(clusters, "false") ||
+	if !regexp.MustCompile(`gke-central +gkehub +us-central1 +unknown`).MatchString(clusters) || strings.Contains(clusters, "not-a-cluster") {
+		t.Errorf("clusters table should list the discovered cluster and no other Secret:\n%s", clusters)
+	}
+	if !regexp.MustCompile(`gke-west +kubeconfig +europe-west3`).MatchString(clusters) || !strings.Contains(clusters, "false") ||
 		!strings.Contains(clusters, "tier=gpu") || !strings.Contains(clusters, "readyz: connection refused") {
 		t.Errorf("clusters table:\n%s", clusters)
 	}
