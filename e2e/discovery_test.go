@@ -133,15 +133,8 @@ func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
 		}
 	})
 
-	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	svc := createTwoRegionSample(ctx, t, hub)
 	key := client.ObjectKeyFromObject(svc)
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default"},
-		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
 
 	t.Run("the service is Ready on both discovered clusters", func(t *testing.T) {
 		framework.Eventually(t, 45*time.Second, "Ready", func() error {
@@ -219,15 +212,8 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 	hub := lf.Hub.Client
 	west := lf.Members["gke-west"]
 
-	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	svc := createTwoRegionSample(ctx, t, hub)
 	key := client.ObjectKeyFromObject(svc)
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default"},
-		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
 	waitReplicas := func(what string, want int32) {
 		t.Helper()
 		framework.Eventually(t, 30*time.Second, what, func() error {

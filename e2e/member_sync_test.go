@@ -56,6 +56,21 @@ func loadSample(t *testing.T, name string) *v1alpha1.FleetInferenceService {
 	return svc
 }
 
+// createTwoRegionSample creates the two-region sample in the hub with the token Secret it
+// names.
+func createTwoRegionSample(ctx context.Context, t *testing.T, hub client.Client) *v1alpha1.FleetInferenceService {
+	t.Helper()
+	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default"},
+		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 func modelDeployment(ctx context.Context, c client.Client, key client.ObjectKey) (*appsv1.Deployment, error) {
 	d := &appsv1.Deployment{}
 	return d, c.Get(ctx, key, d)
@@ -90,16 +105,9 @@ func TestMemberSync(t *testing.T) {
 	west, east := lf.Member("gke-west").Client, lf.Member("gke-east").Client
 	members := map[string]client.Client{"gke-west": west, "gke-east": east}
 
-	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
-	key := client.ObjectKeyFromObject(svc)
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default"},
-		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
-		t.Fatal(err)
-	}
 	applied := time.Now()
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	svc := createTwoRegionSample(ctx, t, hub)
+	key := client.ObjectKeyFromObject(svc)
 
 	t.Run("ready in both members within 30s", func(t *testing.T) {
 		framework.Eventually(t, 30*time.Second, "Ready", func() error {
