@@ -114,6 +114,10 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		o.MemberTimeout = 15 * time.Second
 	}
 	scheme := Scheme()
+	memberTimeout := func(c *rest.Config) error {
+		c.Timeout = o.MemberTimeout
+		return nil
+	}
 	memberOptions := []cluster.Option{func(co *cluster.Options) {
 		co.Scheme = scheme
 		// Members are watched only for what the hub owns: their other objects (all
@@ -125,12 +129,9 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		KubeconfigSecretLabel: fleet.KubeconfigLabel,
 		KubeconfigSecretKey:   fleet.KubeconfigKey,
 		ClusterOptions:        memberOptions,
-		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error {
-			c.Timeout = o.MemberTimeout
-			return nil
-		}},
+		RESTOptions:           []func(*rest.Config) error{memberTimeout},
 	})
-	providers, sources, err := discoverySources(o, provider, memberOptions)
+	providers, sources, err := discoverySources(o, provider, memberOptions, memberTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 
 // discoverySources builds the providers the manager serves clusters from (the kubeconfig
 // provider first) and the discovery sources that register clusters in the hub.
-func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, memberOptions []cluster.Option) (fleet.Providers, []fleet.Source, error) {
+func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, memberOptions []cluster.Option, memberTimeout func(*rest.Config) error) (fleet.Providers, []fleet.Source, error) {
 	names := o.Sources
 	if len(names) == 0 {
 		names = []string{SourceKubeconfig}
@@ -220,10 +221,7 @@ func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, mem
 		case SourceGKEHub:
 			g := o.GKE
 			g.ClusterOptions = append(slices.Clone(memberOptions), g.ClusterOptions...)
-			g.RESTOptions = append(g.RESTOptions, func(c *rest.Config) error {
-				c.Timeout = o.MemberTimeout
-				return nil
-			})
+			g.RESTOptions = append(g.RESTOptions, memberTimeout)
 			p, err := gkehub.New(g)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cluster source %s: %w", name, err)

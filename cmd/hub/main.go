@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -45,6 +47,9 @@ func main() {
 	var err error
 	if o.Sources, err = controllers.ParseSources(*sources); err != nil {
 		fail("--cluster-source", err)
+	}
+	if slices.Contains(o.Sources, controllers.SourceGKEHub) && o.GKE.Project == "" {
+		fail("--gke-project", errors.New("required with --cluster-source="+controllers.SourceGKEHub+": the fleet host project whose memberships are members"))
 	}
 	if *gkeSelector != "" {
 		if o.GKE.LabelSelector, err = labels.Parse(*gkeSelector); err != nil {
