@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/e2e/testenv"
 )
 
 // TestKVCacheUtilization runs the hub on two members, one with model server pods whose
@@ -26,12 +27,10 @@ func TestKVCacheUtilization(t *testing.T) {
 	ctx := context.Background()
 	hub, west := f.hub.Client, f.members["west"].Client
 
-	// The API server proxies to a pod's IP, but not to loopback: use this machine's address.
-	ip := hostAddress(t)
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The API server proxies to a pod's IP, but not to loopback: serve on a test host.
+	host := testenv.TestHost(t)
+	ip := host.IP
+	l := host.Listen(t)
 	// The two servers answer 0.2 and 0.6 in turn: their mean is 0.4 whichever comes first.
 	var served atomic.Int64
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,22 +98,6 @@ func TestKVCacheUtilization(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// hostAddress is an IPv4 address of this machine other than loopback.
-func hostAddress(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && ip.IP.IsGlobalUnicast() {
-			return ip.IP.String()
-		}
-	}
-	t.Fatalf("no IPv4 address besides loopback on this machine for fake model servers (have %v)", addrs)
-	return ""
 }
 
 // gauge reads one series of a gauge through the collectors the hub registers.

@@ -20,31 +20,11 @@ import (
 	"github.com/inferfleet/inferfleet/fleet"
 )
 
-// podAddress is an address of this machine that the API server agrees to proxy to: it
-// refuses loopback and link-local pod IPs.
-func podAddress(t *testing.T) string {
+// modelServer serves bodies in turn on /metrics on the test host, as vLLM servers do,
+// until the test ends: pods sharing it answer with different values.
+func modelServer(t *testing.T, host *testenv.Host, bodies ...string) int32 {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && ip.IP.IsGlobalUnicast() {
-			return ip.IP.String()
-		}
-	}
-	t.Fatalf("no IPv4 address besides loopback on this machine for fake model servers (have %v)", addrs)
-	return ""
-}
-
-// modelServer serves bodies in turn on /metrics at addr, as vLLM servers do, until the
-// test ends: pods sharing it answer with different values.
-func modelServer(t *testing.T, addr string, bodies ...string) int32 {
-	t.Helper()
-	l, err := net.Listen("tcp", addr+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := host.Listen(t)
 	var served atomic.Int64
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
@@ -65,13 +45,14 @@ vllm:num_requests_running{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruc
 `
 
 // TestReadKVCache reads model servers' KV-cache use through a real API server's pod proxy,
-// from HTTP servers standing in for vLLM at the pods' IP.
+// from HTTP servers standing in for vLLM at the pods' IP, a test host's.
 func TestReadKVCache(t *testing.T) {
 	env := testenv.Start(t, nil)
 	ctx := context.Background()
 	cs := kubernetes.NewForConfigOrDie(env.Config)
-	ip := podAddress(t)
-	// Each pod is its own port on this machine: the proxy goes to podIP:port.
+	host := testenv.TestHost(t)
+	ip := host.IP
+	// Each pod is its own port on the test host: the proxy goes to podIP:port.
 	pod := func(t *testing.T, ns, name string, phase corev1.PodPhase, labels map[string]string) {
 		t.Helper()
 		p := &corev1.Pod{
@@ -97,7 +78,7 @@ func TestReadKVCache(t *testing.T) {
 	llama := labels.SelectorFromSet(labels.Set{"app": "llama"})
 
 	// The servers of one cluster share a port, as a Deployment's pods do; here they share
-	// the machine's address too, so each case has its own server and namespace.
+	// the test host's address too, so each case has its own server and namespace.
 	for i, tc := range []struct {
 		name    string
 		bodies  []string
@@ -118,7 +99,7 @@ func TestReadKVCache(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t, fmt.Sprintf("kv-%d", i))
-			port := modelServer(t, ip, tc.bodies...)
+			port := modelServer(t, host, tc.bodies...)
 			for name, phase := range tc.pods {
 				pod(t, ns, name, phase, map[string]string{"app": "llama"})
 			}
@@ -144,10 +125,7 @@ func TestReadKVCache(t *testing.T) {
 	// A server that is down is reported with the API server's reason.
 	ns := namespace(t, "kv-down")
 	pod(t, ns, "a", corev1.PodRunning, map[string]string{"app": "llama"})
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := host.Listen(t)
 	closed := int32(l.Addr().(*net.TCPAddr).Port)
 	_ = l.Close()
 	if _, err := fleet.ReadKVCache(ctx, cs.CoreV1().Pods(ns), llama, closed); !errors.Is(err, fleet.ErrNoKVCache) || !strings.Contains(err.Error(), "a: ") {
