@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&o.GKE.ProjectNumber, "gke-project-number", "", "gkehub: the project number, for Connect Gateway URLs (default: --gke-project).")
 	flag.StringVar(&o.GKE.Location, "gke-location", "global", "gkehub: membership location, a region, or - for all.")
 	gkeSelector := flag.String("gke-selector", "", "gkehub: label selector on membership labels (and "+fleet.RegionLabel+"), e.g. env=prod.")
+	flag.BoolVar(&o.GKE.UseEndpoint, "gke-endpoint", false, "gkehub: reach members at their GKE control-plane endpoint (from the GKE API) instead of the Connect Gateway.")
 	flag.DurationVar(&o.GKE.PollInterval, "gke-poll-interval", 30*time.Second, "gkehub: how often memberships are listed.")
 	flag.StringVar(&o.Kind.Prefix, "kind-prefix", kind.DefaultPrefix, "kind: the name prefix of member kind clusters (- for every kind cluster).")
 	flag.BoolVar(&o.Kind.Internal, "kind-internal", false, "kind: reach clusters at their addresses on the kind network (a hub in a container on that network).")

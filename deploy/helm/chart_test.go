@@ -35,7 +35,7 @@ import (
 const allSources = `
 replicas: 3
 clusterSources: [kubeconfig, gkehub, kind]
-gke: {project: fleet-host, projectNumber: "123456789012", location: europe-west3, selector: "env=prod,tier in (gpu)"}
+gke: {project: fleet-host, projectNumber: "123456789012", location: europe-west3, selector: "env=prod,tier in (gpu)", useEndpoint: true}
 kind: {prefix: team-}
 serviceAccount: {annotations: {iam.gke.io/gcp-service-account: hub@fleet-host.iam.gserviceaccount.com}}
 externalCRDs: {gatewayAPI: true, inferencePoolImport: true}
@@ -367,6 +367,7 @@ func TestChartRendersSources(t *testing.T) {
 		"--gke-project-number=123456789012",
 		"--gke-location=europe-west3",
 		"--gke-selector=env=prod,tier in (gpu)",
+		"--gke-endpoint",
 		"--kind-prefix=team-",
 		"--member-timeout=30s",
 	}

@@ -76,8 +76,20 @@ func (e *Env) StopAPIServer() error { return e.env.ControlPlane.APIServer.Stop()
 
 // Start runs etcd and kube-apiserver from BinDir with the given CRD folders installed and
 // stops them when the test ends. Missing binaries fail the test: run `make bins`.
-func Start(t testing.TB, crdDirs []string) *Env {
+func Start(t testing.TB, crdDirs []string) *Env { return StartWith(t, Options{CRDDirs: crdDirs}) }
+
+// Options configure StartWith.
+type Options struct {
+	CRDDirs []string
+	// AdminToken, when set, is also accepted as a bearer token of a system:masters user,
+	// for clients that authenticate as cloud providers do (OAuth access tokens).
+	AdminToken string
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Env {
 	t.Helper()
+	crdDirs := o.CRDDirs
 	bin := BinDir()
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
@@ -95,6 +107,13 @@ func Start(t testing.TB, crdDirs []string) *Env {
 		CRDDirectoryPaths:     dirs,
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
+	}
+	if o.AdminToken != "" {
+		tokens := filepath.Join(t.TempDir(), "tokens.csv")
+		if err := os.WriteFile(tokens, []byte(o.AdminToken+`,token-admin,token-admin,"system:masters"`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env.ControlPlane.GetAPIServer().Configure().Set("token-auth-file", tokens)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -6,6 +6,7 @@ package gkehub
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	container "cloud.google.com/go/container/apiv1"
+	"cloud.google.com/go/container/apiv1/containerpb"
 	gkehub "cloud.google.com/go/gkehub/apiv1beta1"
 	"cloud.google.com/go/gkehub/apiv1beta1/gkehubpb"
 	"github.com/go-logr/logr"
@@ -65,9 +68,10 @@ type Options struct {
 	LabelSelector labels.Selector
 	// PollInterval is how often memberships are listed. Default 30s.
 	PollInterval time.Duration
-	// UseEndpoint reaches each cluster's own API endpoint instead of the Connect Gateway.
-	// The provider does not look endpoints or CAs up, so RESTConfigFor must build those
-	// configs: New rejects UseEndpoint without it.
+	// UseEndpoint reaches each cluster at its own control-plane endpoint instead of through
+	// the Connect Gateway: the hub must reach that address (same VPC, authorized networks)
+	// and may get clusters from the GKE API (container.clusters.get), which gives the
+	// endpoint and the cluster CA.
 	UseEndpoint bool
 	// RESTConfigFor builds the rest.Config of a member. It is called on every poll; a
 	// changed Host (or changed labels) re-creates the cluster. Default: the member's
@@ -82,6 +86,8 @@ type Options struct {
 	ClusterOptions []cluster.Option
 	// ClientOptions are passed to the GKE Hub membership client (endpoint, credentials).
 	ClientOptions []option.ClientOption
+	// ClusterManagerOptions are passed to the GKE (Container API) client UseEndpoint uses.
+	ClusterManagerOptions []option.ClientOption
 	// Backoff is the first retry delay after a failed list; it doubles on every further
 	// failure, up to PollInterval. Default 5s.
 	Backoff time.Duration
@@ -127,9 +133,6 @@ type index struct {
 func New(opts Options) (*Provider, error) {
 	if opts.Project == "" {
 		return nil, errors.New("gkehub: Project is required")
-	}
-	if opts.UseEndpoint && opts.RESTConfigFor == nil {
-		return nil, errors.New("gkehub: UseEndpoint needs RESTConfigFor to build each cluster's endpoint config")
 	}
 	if opts.ProjectNumber == "" {
 		opts.ProjectNumber = opts.Project
@@ -246,7 +249,17 @@ func (p *Provider) Start(ctx context.Context, aware multicluster.Aware) error {
 				return fmt.Errorf("find application default credentials for the Connect Gateway: %w", err)
 			}
 		}
-		restConfigFor = connectGatewayConfig(oauth2.ReuseTokenSource(nil, ts))
+		ts = oauth2.ReuseTokenSource(nil, ts)
+		if p.opts.UseEndpoint {
+			clusters, err := container.NewClusterManagerClient(ctx, p.opts.ClusterManagerOptions...)
+			if err != nil {
+				return fmt.Errorf("create GKE cluster manager client: %w", err)
+			}
+			defer clusters.Close()
+			restConfigFor = endpointConfig(ctx, clusters, ts)
+		} else {
+			restConfigFor = connectGatewayConfig(ts)
+		}
 	}
 	hub, err := gkehub.NewGkeHubMembershipClient(ctx, p.opts.ClientOptions...)
 	if err != nil {
@@ -285,6 +298,46 @@ func (p *Provider) Start(ctx context.Context, aware multicluster.Aware) error {
 // than a healthy poll would only delay recovery.
 func nextBackoff(cur, limit time.Duration) time.Duration {
 	return min(2*cur, limit)
+}
+
+// endpointConfig reaches members at their GKE control-plane endpoint, which the Container
+// API gives with the cluster's CA, with OAuth tokens.
+func endpointConfig(ctx context.Context, clusters *container.ClusterManagerClient, ts oauth2.TokenSource) func(Member) (*rest.Config, error) {
+	return func(m Member) (*rest.Config, error) {
+		name, err := clusterName(m.ResourceLink)
+		if err != nil {
+			return nil, err
+		}
+		c, err := clusters.GetCluster(ctx, &containerpb.GetClusterRequest{Name: name})
+		if err != nil {
+			return nil, fmt.Errorf("get GKE cluster %s: %w", name, err)
+		}
+		if c.GetEndpoint() == "" {
+			return nil, fmt.Errorf("GKE cluster %s has no endpoint yet (status %s)", name, c.GetStatus())
+		}
+		ca, err := base64.StdEncoding.DecodeString(c.GetMasterAuth().GetClusterCaCertificate())
+		if err != nil {
+			return nil, fmt.Errorf("GKE cluster %s CA certificate: %w", name, err)
+		}
+		return &rest.Config{
+			Host:            "https://" + c.GetEndpoint(),
+			TLSClientConfig: rest.TLSClientConfig{CAData: ca},
+			WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+				return &oauth2.Transport{Source: ts, Base: rt}
+			},
+		}, nil
+	}
+}
+
+// clusterName turns a GKE resource link into the Container API's cluster name,
+// projects/P/locations/L/clusters/C (older links say zones/ for locations/).
+func clusterName(link string) (string, error) {
+	if _, err := parseClusterLocation(link); err != nil {
+		return "", err
+	}
+	p := strings.Split(strings.TrimPrefix(link, gkeResourcePrefix), "/")
+	p[2] = "locations"
+	return strings.Join(p, "/"), nil
 }
 
 // connectGatewayConfig reaches members through the Connect Gateway with OAuth tokens.
@@ -343,7 +396,7 @@ func (p *Provider) poll(ctx context.Context, hub *gkehub.GkeHubMembershipClient,
 			log.Error(err, "build rest config; will retry on the next poll")
 			continue
 		}
-		hash := configHash(cfg.Host, m.Labels)
+		hash := configHash(cfg, m.Labels)
 		if ac, ok := p.getCluster(name); ok {
 			if ac.hash == hash {
 				p.updateMember(name, m)
@@ -423,11 +476,12 @@ func (p *Provider) logSkip(membership, reason string) {
 	p.log.Info("skipping membership", "membership", membership, "reason", reason)
 }
 
-// configHash identifies what a cluster was built from: a new host or new labels build a
+// configHash identifies what a cluster was built from: a new host, CA or labels build a
 // new cluster, so the engaged controllers see them from the start.
-func configHash(host string, l map[string]string) string {
+func configHash(cfg *rest.Config, l map[string]string) string {
 	h := sha256.New()
-	h.Write([]byte(host))
+	h.Write([]byte(cfg.Host))
+	h.Write(cfg.CAData)
 	for _, k := range slices.Sorted(maps.Keys(l)) {
 		fmt.Fprintf(h, "\n%s=%s", k, l[k])
 	}

@@ -183,8 +183,8 @@ func TestNewValidatesAndDefaults(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Error("New without Project must fail")
 	}
-	if _, err := New(Options{Project: "p", UseEndpoint: true}); err == nil {
-		t.Error("New with UseEndpoint and no RESTConfigFor must fail")
+	if _, err := New(Options{Project: "p", UseEndpoint: true}); err != nil {
+		t.Errorf("New with UseEndpoint: %v (the GKE API gives the endpoints)", err)
 	}
 	p, err := New(Options{Project: "p", PollInterval: 2 * time.Second, Backoff: time.Minute})
 	if err != nil {
@@ -206,6 +206,72 @@ func TestNewValidatesAndDefaults(t *testing.T) {
 	}
 	if _, err := p.Get(context.Background(), "any"); !errors.Is(err, multicluster.ErrClusterNotFound) {
 		t.Errorf("Get before Start = %v, want ErrClusterNotFound", err)
+	}
+}
+
+func TestClusterName(t *testing.T) {
+	for link, want := range map[string]string{
+		"//container.googleapis.com/projects/p/locations/europe-west3/clusters/west": "projects/p/locations/europe-west3/clusters/west",
+		"//container.googleapis.com/projects/p/zones/us-east4-a/clusters/east":       "projects/p/locations/us-east4-a/clusters/east",
+	} {
+		if got, err := clusterName(link); err != nil || got != want {
+			t.Errorf("clusterName(%q) = %q, %v; want %q", link, got, err, want)
+		}
+	}
+	if _, err := clusterName("//container.googleapis.com/projects/p/clusters/x"); err == nil {
+		t.Error("a malformed link must be an error")
+	}
+}
+
+// TestUseEndpoint runs the provider in endpoint mode against a fake GKE Hub and a fake GKE
+// API whose cluster endpoint and CA are a real API server's, which accepts the provider's
+// OAuth token: the member is engaged at its endpoint, verified with its CA.
+func TestUseEndpoint(t *testing.T) {
+	const token = "ya29.fake-access-token"
+	env := testenv.StartWith(t, testenv.Options{AdminToken: token})
+	hub, hubOpts := gkehubtest.Start(t)
+	hub.Set(gkehubtest.Membership("global", "west", "europe-west3-a", gkehubpb.MembershipState_READY, nil))
+	gke, gkeOpts := gkehubtest.StartClusterManager(t)
+	gke.Set("projects/p/locations/europe-west3-a/clusters/west", strings.TrimPrefix(env.Config.Host, "https://"), env.Config.CAData)
+
+	p, err := New(Options{Project: "p", UseEndpoint: true, PollInterval: 200 * time.Millisecond,
+		ClientOptions: hubOpts, ClusterManagerOptions: gkeOpts, TokenSource: staticToken(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aware := &recordingAware{}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Start(ctx, aware) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	eventually(t, "west engaged", func() bool { return aware.active()["west"] != nil })
+	cl := aware.active()["west"].cluster
+	if cl.GetConfig().Host != env.Config.Host {
+		t.Errorf("engaged at %s, want the cluster endpoint %s", cl.GetConfig().Host, env.Config.Host)
+	}
+	var ns corev1.Namespace
+	if err := cl.GetClient().Get(ctx, client.ObjectKey{Name: "default"}, &ns); err != nil {
+		t.Errorf("read through the endpoint with the token: %v", err)
+	}
+	if asked := gke.Asked(); len(asked) == 0 || asked[0] != "projects/p/locations/europe-west3-a/clusters/west" {
+		t.Errorf("GKE API asked for %v", asked)
+	}
+
+	// A cluster the GKE API does not know is not engaged; the others stay.
+	hub.Set(gkehubtest.Membership("global", "west", "europe-west3-a", gkehubpb.MembershipState_READY, nil),
+		gkehubtest.Membership("global", "gone", "us-east4", gkehubpb.MembershipState_READY, nil))
+	eventually(t, "gone looked up", func() bool { return slices.Contains(gke.Asked(), "projects/p/locations/us-east4/clusters/gone") })
+	if _, err := p.Get(ctx, "gone"); !errors.Is(err, multicluster.ErrClusterNotFound) {
+		t.Errorf("Get(gone) = %v, want ErrClusterNotFound", err)
+	}
+	if aware.active()["west"] == nil {
+		t.Error("west disengaged")
+	}
+	// Still registered: the health monitor reports it unreachable rather than it vanishing.
+	regs, err := p.Discover(ctx)
+	if err != nil || len(regs) != 2 {
+		t.Errorf("Discover() = %+v, %v; want both members", regs, err)
 	}
 }
 

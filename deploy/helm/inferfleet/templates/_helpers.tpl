@@ -62,6 +62,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with .Values.gke.selector }}
 - --gke-selector={{ . }}
 {{- end }}
+{{- if .Values.gke.useEndpoint }}
+- --gke-endpoint
+{{- end }}
 {{- end }}
 {{- if has "kind" $sources }}
 {{- with .Values.kind.prefix }}
