@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"image/color"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -89,7 +91,15 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "## Steady state", "## Footprint"} {
+	if f, err := os.Open(filepath.Join(dir, "propagation.png")); err != nil {
+		t.Error(err)
+	} else {
+		if _, err := png.Decode(f); err != nil {
+			t.Errorf("propagation.png: %v", err)
+		}
+		f.Close()
+	}
+	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "## Steady state", "## Footprint", "propagation.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -154,5 +164,44 @@ func TestSteadyStateCountsWritesByTarget(t *testing.T) {
 	s := steadyState(before, after, "https://127.0.0.1:100")
 	if s.WritesHub != 3 || s.WritesMembers != 3 || s.Reads != 6 || s.ReadsHub != 2 || s.ReadsMembers != 4 || s.Writes["PATCH"] != 2 || s.Writes["PUT"] != 1 || s.Writes["DELETE"] != 1 || s.Writes["POST"] != 2 {
 		t.Errorf("%+v", s)
+	}
+}
+
+func TestPlotDrawsEachFleet(t *testing.T) {
+	r := &Results{Fleets: []FleetResult{
+		{Members: 2, Propagation: []PropagationResult{{Services: 1, Ready: Summary{P50: 1, P99: 2}}, {Services: 100, Ready: Summary{P50: 40, P99: 90}}}},
+		{Members: 4, Propagation: []PropagationResult{{Services: 1, Ready: Summary{P50: 2, P99: 3}}, {Services: 100, Ready: Summary{P50: 60, P99: 100}}}},
+	}}
+	img := r.Plot()
+	if b := img.Bounds(); b.Dx() != plotW || b.Dy() != plotH {
+		t.Fatalf("size %v", b)
+	}
+	count := map[color.RGBA]int{}
+	for y := range plotH {
+		for x := range plotW {
+			count[img.RGBAAt(x, y)]++
+		}
+	}
+	for i := range r.Fleets {
+		if count[palette[i]] < 200 {
+			t.Errorf("fleet %d: %d pixels in its colour, want its lines drawn", i, count[palette[i]])
+		}
+	}
+	// The p50 marker of 4 members at 100 services: 60s on a 0..100s axis, at the right end.
+	x, y := plotW-marginR-10, plotH-marginB-(plotH-marginB-marginT)*6/10
+	if got := img.RGBAAt(x, y); got != palette[1] {
+		t.Errorf("pixel at the 4-member p50 for 100 services is %v, want %v", got, palette[1])
+	}
+	dir := t.TempDir()
+	if err := r.WritePlot(filepath.Join(dir, "p.png")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "p.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Errorf("written plot: %v", err)
 	}
 }

@@ -62,3 +62,19 @@ func TestFleetBench(t *testing.T) {
 	}
 	t.Logf("wrote %s and results.md:\n%s", path, res.Markdown())
 }
+
+// TestFleetBenchReport redraws results.md and propagation.png from the results.json in -out,
+// after a change to how they are drawn:
+// go test -tags bench -run '^TestFleetBenchReport$' ./bench
+func TestFleetBenchReport(t *testing.T) {
+	res, err := Read(filepath.Join(*out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Fleets) == 0 {
+		t.Fatal("results.json holds no fleet")
+	}
+	if err := res.Write(*out); err != nil {
+		t.Fatal(err)
+	}
+}

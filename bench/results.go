@@ -239,7 +239,7 @@ func medianFootprint(runs []Footprint) *Footprint {
 	}
 }
 
-// Write stores results.json and results.md in dir.
+// Write stores results.json, results.md and propagation.png in dir.
 func (r *Results) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -251,7 +251,10 @@ func (r *Results) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "results.md"), r.Markdown(), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), r.Markdown(), 0o644); err != nil {
+		return err
+	}
+	return r.WritePlot(filepath.Join(dir, "propagation.png"))
 }
 
 // Read loads a results.json.
@@ -295,6 +298,8 @@ func (r *Results) Markdown() []byte {
 				secs(p.Applied.P50), secs(p.Applied.P90), secs(p.Applied.P99), secs(p.Ready.P50), secs(p.Ready.P90), secs(p.Ready.P99), p.ObjectsPerSecond)
 		}
 	}
+
+	b.WriteString("\n![Ready latency against services created at once](propagation.png)\n")
 
 	b.WriteString("\n## Update: image tag change to every member, and to rollouts complete\n\n")
 	b.WriteString("| members | services | applied p50 | p99 | rolled out p50 | p99 |\n|---:|---:|---:|---:|---:|---:|\n")
