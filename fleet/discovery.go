@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -130,8 +131,45 @@ func (r *Registrar) labels(reg Registration) map[string]string {
 	return l
 }
 
+// matches reports whether a registration Secret already says what reg says: the labels
+// and kubeconfig wanted, and no label this source set earlier and no longer wants. Labels
+// others added (a team's own selector labels) do not count, so they cause no writes.
 func (r *Registrar) matches(s *corev1.Secret, reg Registration) bool {
-	return maps.Equal(s.Labels, r.labels(reg)) && string(s.Data[KubeconfigKey]) == string(reg.Kubeconfig) && len(s.Data) == min(len(reg.Kubeconfig), 1)
+	want := r.labels(reg)
+	for k, v := range want {
+		if got, ok := s.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for k := range appliedLabels(s) {
+		if _, ok := want[k]; !ok {
+			return false
+		}
+	}
+	kc, ok := s.Data[KubeconfigKey]
+	return string(kc) == string(reg.Kubeconfig) && ok == (len(reg.Kubeconfig) > 0)
+}
+
+// appliedLabels are the label keys discovery's field manager owns on a Secret.
+func appliedLabels(s *corev1.Secret) map[string]bool {
+	out := map[string]bool{}
+	for _, mf := range s.ManagedFields {
+		if mf.Manager != DiscoveryFieldManager || mf.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Metadata struct {
+				Labels map[string]any `json:"f:labels"`
+			} `json:"f:metadata"`
+		}
+		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+			continue
+		}
+		for k := range fields.Metadata.Labels {
+			out[strings.TrimPrefix(k, "f:")] = true
+		}
+	}
+	return out
 }
 
 // apply writes a registration with server-side apply: labels and data are the source's,

@@ -6,12 +6,15 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/testenv"
@@ -79,7 +82,23 @@ func TestDiscoveryRegistersClusters(t *testing.T) {
 
 	kindSrc := &fakeSource{name: "kind"}
 	gke := &fakeSource{name: "gkehub"}
-	d := &fleet.Discovery{Client: c, Namespace: fleet.RegistrationNamespace, Sources: []fleet.Source{kindSrc, gke}}
+	// Discovery's client counts its writes.
+	var writes atomic.Int32
+	cw, err := client.NewWithWatch(env.Config, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := interceptor.NewClient(cw, interceptor.Funcs{
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			writes.Add(1)
+			return c.Apply(ctx, obj, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			writes.Add(1)
+			return c.Delete(ctx, obj, opts...)
+		},
+	})
+	d := &fleet.Discovery{Client: counting, Namespace: fleet.RegistrationNamespace, Sources: []fleet.Source{kindSrc, gke}}
 
 	kindSrc.set(nil,
 		fleet.Registration{Cluster: fleet.Cluster{Name: "inferfleet-west", Region: "europe-west3"}, Kubeconfig: []byte("kc-west")},
@@ -134,12 +153,34 @@ func TestDiscoveryRegistersClusters(t *testing.T) {
 	t.Run("an unchanged round writes nothing", func(t *testing.T) {
 		before := getSecret(t, c, "inferfleet-west").ResourceVersion
 		beforeEast := getSecret(t, c, "gke-east").ResourceVersion
+		n := writes.Load()
 		d.Round(ctx)
+		if w := writes.Load() - n; w != 0 {
+			t.Errorf("an unchanged round issued %d writes", w)
+		}
 		if rv := getSecret(t, c, "inferfleet-west").ResourceVersion; rv != before {
 			t.Errorf("kind registration rewritten: resourceVersion %s -> %s", before, rv)
 		}
 		if rv := getSecret(t, c, "gke-east").ResourceVersion; rv != beforeEast {
 			t.Errorf("gkehub registration rewritten: resourceVersion %s -> %s", beforeEast, rv)
+		}
+	})
+
+	t.Run("labels others add cause no writes", func(t *testing.T) {
+		s := getSecret(t, c, "gke-east")
+		s.Labels["team"] = "ml"
+		if err := c.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		before := getSecret(t, c, "gke-east").ResourceVersion
+		n := writes.Load()
+		d.Round(ctx)
+		d.Round(ctx)
+		if w := writes.Load() - n; w != 0 {
+			t.Errorf("a label someone else added made discovery issue %d writes", w)
+		}
+		if after := getSecret(t, c, "gke-east"); after.ResourceVersion != before || after.Labels["team"] != "ml" {
+			t.Errorf("a label someone else added made discovery write (resourceVersion %s -> %s) or was lost: %v", before, after.ResourceVersion, after.Labels)
 		}
 	})
 
