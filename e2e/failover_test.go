@@ -188,7 +188,10 @@ func TestRegionFailover(t *testing.T) {
 		took := expectPlaced(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed",
 			map[string]int32{"gke-west": 3, "gke-east": 3, "gke-central": 0})
 		t.Logf("capacity redistributed %s after the kill", took.Round(100*time.Millisecond))
-		took = expectShares(ctx, t, hub, key, 30*time.Second, "ready in the other regions",
+		// New pods start on gke-west, whose control plane restarted four times a minute ago
+		// (the flapping test): on a loaded 2-core machine that can take over 30s. What the
+		// failover promises, the placement, is checked above.
+		took = expectShares(ctx, t, hub, key, 60*time.Second, "ready in the other regions",
 			map[string]int32{"gke-west": 3, "gke-east": 3, "gke-central": 0})
 		t.Logf("the other regions ready %s later", took.Round(100*time.Millisecond))
 		got, full := shares(ctx, t, hub, key)
