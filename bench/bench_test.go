@@ -65,7 +65,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	fo := f.Failover
-	if fo == nil || fo.Services != 2 || fo.Victim != "member-2" {
+	if fo == nil || fo.Services != 2 || fo.Victim != "member-2" || len(fo.Incomplete) > 0 {
 		t.Fatalf("failover %+v", fo)
 	}
 	positive("failover placed", fo.Placed, 2)
@@ -79,6 +79,11 @@ func TestSmoke(t *testing.T) {
 	s := f.SteadyState
 	if s == nil || s.Services != 2 || s.WindowSeconds < 10 || s.Reads <= 0 || !(s.CPUCores > 0) {
 		t.Fatalf("steady state %+v: the window saw no requests or no CPU at all", s)
+	}
+	// The hub cluster has no other client: what its kube-apiserver served is what the hub
+	// wrote (give or take a request in flight at either end of the window).
+	if served := sum(s.HubServerWrites); served < s.WritesHub-2 || served > s.WritesHub+2 {
+		t.Errorf("the hub's kube-apiserver served %d writes (%v), the hub counted %d", served, s.HubServerWrites, s.WritesHub)
 	}
 	if s.WritesHub+s.WritesMembers != sum(s.Writes) || s.ReadsHub+s.ReadsMembers != s.Reads {
 		t.Errorf("writes by target %d+%d != by method %v", s.WritesHub, s.WritesMembers, s.Writes)
@@ -203,5 +208,24 @@ func TestPlotDrawsEachFleet(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Errorf("written plot: %v", err)
+	}
+}
+
+func TestParseServerWrites(t *testing.T) {
+	text := `# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="fleet.inferfleet.dev",resource="fleetinferenceservices",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 7
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="fleet.inferfleet.dev",resource="fleetinferenceservices",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 2
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="events",scope="resource",subresource="",verb="POST",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="secrets",scope="resource",subresource="",verb="GET",version="v1"} 40
+apiserver_request_duration_seconds_count{verb="PATCH"} 9
+`
+	got := parseServerWrites(text)
+	if len(got) != 2 || got["PATCH fleetinferenceservices/status"] != 9 || got["POST events"] != 3 {
+		t.Errorf("%v", got)
+	}
+	d := writesBetween(map[string]float64{"POST events": 3}, got)
+	if len(d) != 1 || d["PATCH fleetinferenceservices/status"] != 9 {
+		t.Errorf("difference %v", d)
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -154,4 +157,67 @@ func steadyState(before, after requestCounts, hub string) SteadyState {
 		}
 	}
 	return s
+}
+
+// serverWrites reads the hub kube-apiserver's apiserver_request_total and sums the write
+// verbs by "VERB resource[/subresource]". The hub cluster runs no controllers of its own, so
+// every write it serves comes from this process: this names what the hub writes.
+func serverWrites(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hub kube-apiserver /metrics: %w", err)
+	}
+	return parseServerWrites(string(raw)), nil
+}
+
+var serverWriteVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "CREATE": true, "UPDATE": true, "DELETECOLLECTION": true}
+
+// parseServerWrites parses the Prometheus text lines of apiserver_request_total.
+func parseServerWrites(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, val, ok := strings.Cut(kv, "=")
+			if ok {
+				l[k] = strings.Trim(val, `"`)
+			}
+		}
+		if !serverWriteVerbs[l["verb"]] {
+			continue
+		}
+		what := l["resource"]
+		if l["subresource"] != "" {
+			what += "/" + l["subresource"]
+		}
+		out[l["verb"]+" "+what] += v
+	}
+	return out
+}
+
+// writesBetween is after - before, without the zeros.
+func writesBetween(before, after map[string]float64) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := int(v - before[k]); d > 0 {
+			out[k] = d
+		}
+	}
+	return out
 }

@@ -92,13 +92,16 @@ type UpdateResult struct {
 // then from its restart until the share is back (FailbackPlaced) and ready (FailbackReady).
 // Placed includes the services' unhealthyAfter and FailbackPlaced their failbackAfter.
 type FailoverResult struct {
-	Services       int              `json:"services"`
-	Victim         string           `json:"victim"`
-	Placed         Summary          `json:"placedSeconds"`
-	Ready          Summary          `json:"readySeconds"`
-	FailbackPlaced Summary          `json:"failbackPlacedSeconds"`
-	FailbackReady  Summary          `json:"failbackReadySeconds"`
-	Runs           []FailoverResult `json:"runs,omitempty"`
+	Services       int     `json:"services"`
+	Victim         string  `json:"victim"`
+	Placed         Summary `json:"placedSeconds"`
+	Ready          Summary `json:"readySeconds"`
+	FailbackPlaced Summary `json:"failbackPlacedSeconds"`
+	FailbackReady  Summary `json:"failbackReadySeconds"`
+	// Incomplete says which milestones some services did not reach in time; the
+	// summaries then cover only those that did (see each Summary's N).
+	Incomplete []string         `json:"incomplete,omitempty"`
+	Runs       []FailoverResult `json:"runs,omitempty"`
 }
 
 // SteadyState counts the API requests the hub process issued while nothing changed.
@@ -109,6 +112,9 @@ type SteadyState struct {
 	Writes        map[string]int `json:"writes"`
 	WritesHub     int            `json:"writesHub"`
 	WritesMembers int            `json:"writesMembers"`
+	// HubServerWrites are the writes the hub's kube-apiserver served meanwhile, by verb and
+	// resource: the same writes, counted by the server, with what they wrote.
+	HubServerWrites map[string]int `json:"hubServerWrites,omitempty"`
 	// Reads are GET requests (gets, lists, watch restarts, member health probes), for scale.
 	Reads        int `json:"reads"`
 	ReadsHub     int `json:"readsHub"`
@@ -209,9 +215,19 @@ func medianUpdate(runs []UpdateResult) UpdateResult {
 }
 
 func medianFailover(runs []FailoverResult) *FailoverResult {
+	var victims, notes []string
+	for i, r := range runs {
+		if !slices.Contains(victims, r.Victim) {
+			victims = append(victims, r.Victim)
+		}
+		for _, n := range r.Incomplete {
+			notes = append(notes, fmt.Sprintf("run %d: %s", i+1, n))
+		}
+	}
 	return &FailoverResult{
 		Services:       runs[0].Services,
-		Victim:         runs[0].Victim,
+		Victim:         strings.Join(victims, ","),
+		Incomplete:     notes,
 		Placed:         medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
 		Ready:          medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
 		FailbackPlaced: medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackPlaced }),
@@ -320,6 +336,13 @@ func (r *Results) Markdown() []byte {
 				secs(x.FailbackPlaced.P50), secs(x.FailbackPlaced.P99), secs(x.FailbackReady.P50), secs(x.FailbackReady.P99))
 		}
 	}
+	for _, f := range r.Fleets {
+		if x := f.Failover; x != nil {
+			for _, n := range x.Incomplete {
+				fmt.Fprintf(&b, "\n%d members, incomplete: %s\n", f.Members, n)
+			}
+		}
+	}
 
 	b.WriteString("\n## Steady state: API requests the hub issued while nothing changed (target: zero writes)\n\n")
 	b.WriteString("| members | services | window | writes | to hub | to members | by method | reads from hub | from members | CPU cores |\n")
@@ -339,6 +362,11 @@ func (r *Results) Markdown() []byte {
 			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.1f |\n", f.Members, x.Services, x.ManagedObjects,
 				mib(x.RSSBytes), mib(x.RSSBytes-x.BaselineRSS), mib(x.HeapBytes), mib(x.HeapBytes-x.BaselineHeap),
 				x.RSSPerObject, x.HeapPerObject, x.CPUSeconds)
+		}
+	}
+	for _, f := range r.Fleets {
+		if s := f.SteadyState; s != nil && len(s.HubServerWrites) > 0 {
+			fmt.Fprintf(&b, "\nWrites the hub's kube-apiserver served in that window (%d members): %s.\n", f.Members, methods(s.HubServerWrites))
 		}
 	}
 	return []byte(b.String())
