@@ -161,7 +161,8 @@ func steadyState(before, after requestCounts, hub string) SteadyState {
 
 // serverWrites reads the hub kube-apiserver's apiserver_request_total and sums the write
 // verbs by "VERB resource[/subresource]". The hub cluster runs no controllers of its own, so
-// every write it serves comes from this process: this names what the hub writes.
+// every write it serves comes from this process, but for the kube-apiserver renewing its
+// own identity lease ("PUT leases"): this names what the hub writes.
 func serverWrites(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -113,7 +113,8 @@ type SteadyState struct {
 	WritesHub     int            `json:"writesHub"`
 	WritesMembers int            `json:"writesMembers"`
 	// HubServerWrites are the writes the hub's kube-apiserver served meanwhile, by verb and
-	// resource: the same writes, counted by the server, with what they wrote.
+	// resource: the same writes, counted by the server, with what they wrote ("PUT leases"
+	// is the kube-apiserver renewing its own identity lease).
 	HubServerWrites map[string]int `json:"hubServerWrites,omitempty"`
 	// Reads are GET requests (gets, lists, watch restarts, member health probes), for scale.
 	Reads        int `json:"reads"`
@@ -366,7 +367,7 @@ func (r *Results) Markdown() []byte {
 	}
 	for _, f := range r.Fleets {
 		if s := f.SteadyState; s != nil && len(s.HubServerWrites) > 0 {
-			fmt.Fprintf(&b, "\nWrites the hub's kube-apiserver served in that window (%d members): %s.\n", f.Members, methods(s.HubServerWrites))
+			fmt.Fprintf(&b, "\nWrites the hub's kube-apiserver served in that window (%d members; leases are its own): %s.\n", f.Members, methods(s.HubServerWrites))
 		}
 	}
 	return []byte(b.String())
