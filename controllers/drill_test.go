@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -324,28 +322,8 @@ type drillSamples struct {
 // phase and result, through the collectors the hub registers.
 func drillObserved(t *testing.T, cluster, phase, result string) drillSamples {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(controllers.Collectors()...)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"cluster": cluster, "phase": phase, "result": result}
-	for _, f := range families {
-		if f.GetName() != "inferfleet_drill_duration_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if maps.Equal(got, want) {
-				return drillSamples{m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()}
-			}
-		}
-	}
-	return drillSamples{}
+	m := hubSeries(t, "inferfleet_drill_duration_seconds", map[string]string{"cluster": cluster, "phase": phase, "result": result})
+	return drillSamples{m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()}
 }
 
 func drillNamespace(t *testing.T, c client.Client, name string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,6 +104,14 @@ func TestKVCacheUtilization(t *testing.T) {
 // gauge reads one series of a gauge through the collectors the hub registers.
 func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
+	m := hubSeries(t, name, labels)
+	return m.GetGauge().GetValue(), m != nil
+}
+
+// hubSeries returns the series of a metric with exactly these labels, through the
+// collectors the hub registers, or nil.
+func hubSeries(t *testing.T, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(controllers.Collectors()...)
 	families, err := reg.Gather()
@@ -119,9 +128,9 @@ func gauge(t *testing.T, name string, labels map[string]string) (float64, bool) 
 				got[l.GetName()] = l.GetValue()
 			}
 			if maps.Equal(got, labels) {
-				return m.GetGauge().GetValue(), true
+				return m
 			}
 		}
 	}
-	return 0, false
+	return nil
 }
