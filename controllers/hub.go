@@ -69,6 +69,9 @@ type HubOptions struct {
 	// DiscoveryInterval is how often discovery sources are asked for their clusters
 	// (default 5s; GKE Hub itself is polled on GKE.PollInterval).
 	DiscoveryInterval time.Duration
+	// KVCacheInterval is how often the model servers' KV-cache use is read from the
+	// members (default DefaultKVCacheInterval).
+	KVCacheInterval time.Duration
 }
 
 // Cluster sources, as --cluster-source names them.
@@ -181,6 +184,10 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	}
 	if err := sync.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("member sync: %w", err)
+	}
+	// The KV-cache reader reads the model servers member sync runs, where it runs them.
+	if err := local.Add(&KVCacheReader{Hub: local.GetClient(), Clusters: mgr, Interval: o.KVCacheInterval}); err != nil {
+		return nil, err
 	}
 	routes := &RouteSync{
 		Hub:                local.GetClient(),

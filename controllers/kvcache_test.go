@@ -24,7 +24,8 @@ import (
 // TestKVCacheUtilization runs the hub on two members, one with model server pods whose
 // /metrics an HTTP server at the pods' IP answers, and reads the gauge the hub exports.
 func TestKVCacheUtilization(t *testing.T) {
-	f := startFleet(t, "west", "east")
+	const interval = 2 * time.Second
+	f := startFleetWith(t, controllers.HubOptions{KVCacheInterval: interval}, "west", "east")
 	ctx := context.Background()
 	hub, west := f.hub.Client, f.members["west"].Client
 
@@ -74,8 +75,8 @@ func TestKVCacheUtilization(t *testing.T) {
 	series := func(cluster string) map[string]string {
 		return map[string]string{"namespace": "kv", "service": "llama-kv", "cluster": cluster}
 	}
-	// The first read follows the service's first status; the reader reads every 15s.
-	wait := controllers.DefaultKVCacheInterval + 20*time.Second
+	// The first read follows the service's first status; the reader reads every interval.
+	wait := interval + 20*time.Second
 	eventually(t, wait, "west's KV-cache use exported", func() error {
 		v, ok := gauge(t, "inferfleet_cluster_kv_cache_utilization", series("west"))
 		if !ok || math.Abs(v-0.4) > 1e-9 {

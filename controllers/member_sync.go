@@ -105,8 +105,6 @@ type MemberSync struct {
 	Now func() time.Time
 	// SkipNameValidation lets several hubs run in one process (tests).
 	SkipNameValidation bool
-	// KVCacheInterval is how often the members' KV-cache use is read (KVCacheReader).
-	KVCacheInterval time.Duration
 
 	pruned sync.Map // "<uid>/<cluster>" -> fingerprint of the last desired set pruned against
 	// firstSeen is when the hub first saw each service's current generation (by UID), and
@@ -588,10 +586,6 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 		Watches(&corev1.Secret{}, r.secretHandler(), local...)
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &infv1.InferencePool{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.Secret{}} {
 		b = b.Watches(obj, ownerHandler, members...)
-	}
-	// The KV-cache reader reads the model servers member sync runs, where it runs them.
-	if err := mgr.GetLocalManager().Add(&KVCacheReader{Hub: r.Hub, Clusters: r.Clusters, Interval: r.KVCacheInterval}); err != nil {
-		return err
 	}
 	return b.Complete(r)
 }

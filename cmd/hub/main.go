@@ -30,6 +30,7 @@ func main() {
 		"Namespace of the kubeconfig Secrets that register member clusters (label "+fleet.KubeconfigLabel+"=true).")
 	flag.DurationVar(&o.MemberTimeout, "member-timeout", 15*time.Second, "Bound on one member's sync, so a slow member never holds the others.")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 2*time.Second, "How often each member's API server is probed (/readyz) for its health.")
+	flag.DurationVar(&o.KVCacheInterval, "kv-cache-interval", controllers.DefaultKVCacheInterval, "How often the model servers' KV-cache use is read from the members for inferfleet_cluster_kv_cache_utilization.")
 	sources := flag.String("cluster-source", controllers.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
 		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters).")
 	flag.DurationVar(&o.DiscoveryInterval, "discovery-interval", 5*time.Second, "How often discovery sources are asked for their clusters.")
