@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -139,9 +138,8 @@ func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
 	t.Run("the service is Ready on both discovered clusters", func(t *testing.T) {
 		framework.Eventually(t, 45*time.Second, "Ready", func() error {
 			got := getService(ctx, t, hub, key)
-			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
-			if c == nil || c.Status != metav1.ConditionTrue {
-				return fmt.Errorf("Ready %+v, clusters %+v", c, got.Status.Clusters)
+			if err := serviceReady(got); err != nil {
+				return err
 			}
 			for name, region := range map[string]string{"gke-west": "europe-west3", "gke-east": "us-east4"} {
 				st := clusterStatus(got, name)

@@ -71,6 +71,15 @@ func createTwoRegionSample(ctx context.Context, t *testing.T, hub client.Client)
 	return svc
 }
 
+// serviceReady says why a service is not Ready yet, or nil.
+func serviceReady(svc *v1alpha1.FleetInferenceService) error {
+	c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return fmt.Errorf("Ready %+v, clusters %+v", c, svc.Status.Clusters)
+	}
+	return nil
+}
+
 func modelDeployment(ctx context.Context, c client.Client, key client.ObjectKey) (*appsv1.Deployment, error) {
 	d := &appsv1.Deployment{}
 	return d, c.Get(ctx, key, d)
@@ -112,9 +121,8 @@ func TestMemberSync(t *testing.T) {
 	t.Run("ready in both members within 30s", func(t *testing.T) {
 		framework.Eventually(t, 30*time.Second, "Ready", func() error {
 			got := getService(ctx, t, hub, key)
-			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
-			if c == nil || c.Status != metav1.ConditionTrue {
-				return fmt.Errorf("Ready %+v, clusters %+v", c, got.Status.Clusters)
+			if err := serviceReady(got); err != nil {
+				return err
 			}
 			for name := range members {
 				st := clusterStatus(got, name)
