@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,6 +143,42 @@ func TestLocalFleet(t *testing.T) {
 		return d.Status.ReadyReplicas == 2, fmt.Errorf("readyReplicas=%d", d.Status.ReadyReplicas)
 	})
 	t.Logf("deployment ready in %s", time.Since(deployBegan).Round(10*time.Millisecond))
+
+	// A running pod marked not ready, as the node lifecycle controller does when a node's lease
+	// is late, is ready again at the next "kubelet" status sync, as with a real kubelet.
+	pods, err := mc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=vllm"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("pods: %v (%d)", err, len(pods.Items))
+	}
+	pod := pods.Items[0]
+	for i, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			pod.Status.Conditions[i].Status = corev1.ConditionFalse
+			pod.Status.Conditions[i].Reason = "NodeNotReady"
+		}
+	}
+	if _, err := mc.CoreV1().Pods("default").UpdateStatus(ctx, &pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "pod ready again", func() (bool, error) {
+		p, err := mc.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue && p.Status.Phase == corev1.PodRunning, fmt.Errorf("ready %s, phase %s", c.Status, p.Status.Phase)
+			}
+		}
+		return false, errors.New("no Ready condition")
+	})
+	waitFor(ctx, t, "deployment readyReplicas=2 again", func() (bool, error) {
+		d, err := mc.AppsV1().Deployments("default").Get(ctx, "vllm", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return d.Status.ReadyReplicas == 2, fmt.Errorf("readyReplicas=%d", d.Status.ReadyReplicas)
+	})
 
 	// Region loss: the member's API server dies; the old client fails, then works again with
 	// the same rest.Config (same CA) once the API server is back.
