@@ -72,6 +72,28 @@ type HubOptions struct {
 	// KVCacheInterval is how often the model servers' KV-cache use is read from the
 	// members (default DefaultKVCacheInterval).
 	KVCacheInterval time.Duration
+	// HubQPS and HubBurst are the client-side rate limit on the hub's requests to its own
+	// API server; 0 keeps the rest.Config's (controller-runtime's GetConfig turns it off
+	// and leaves fairness to the API server's priority and fairness), a negative QPS
+	// turns it off.
+	HubQPS   float32
+	HubBurst int
+	// MemberQPS and MemberBurst are the same for each member's API server. 0 turns it off,
+	// as for the hub; without that, client-go's default for a kubeconfig (5 requests a
+	// second) would queue the writes to a member that runs many services.
+	MemberQPS   float32
+	MemberBurst int
+}
+
+// rateLimits applies a client-side rate limit to a rest.Config: qps 0 keeps the config's,
+// burst 0 too.
+func rateLimits(c *rest.Config, qps float32, burst int) {
+	if qps != 0 {
+		c.QPS = qps
+	}
+	if burst > 0 {
+		c.Burst = burst
+	}
 }
 
 // Cluster sources, as --cluster-source names them.
@@ -116,9 +138,20 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if o.MemberTimeout == 0 {
 		o.MemberTimeout = 15 * time.Second
 	}
+	if o.HubBurst < 0 || o.MemberBurst < 0 {
+		return nil, fmt.Errorf("API bursts must not be negative: hub %d, member %d", o.HubBurst, o.MemberBurst)
+	}
+	cfg = rest.CopyConfig(cfg)
+	rateLimits(cfg, o.HubQPS, o.HubBurst)
 	scheme := Scheme()
-	memberTimeout := func(c *rest.Config) error {
+	// Every member's rest.Config, whatever source it came from: a bound on one member's
+	// work, and the client-side rate limit, off unless set (a kubeconfig never sets one).
+	memberREST := func(c *rest.Config) error {
 		c.Timeout = o.MemberTimeout
+		if c.QPS == 0 {
+			c.QPS = -1
+		}
+		rateLimits(c, o.MemberQPS, o.MemberBurst)
 		return nil
 	}
 	memberOptions := []cluster.Option{func(co *cluster.Options) {
@@ -132,9 +165,9 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		KubeconfigSecretLabel: fleet.KubeconfigLabel,
 		KubeconfigSecretKey:   fleet.KubeconfigKey,
 		ClusterOptions:        memberOptions,
-		RESTOptions:           []func(*rest.Config) error{memberTimeout},
+		RESTOptions:           []func(*rest.Config) error{memberREST},
 	})
-	providers, sources, err := discoverySources(o, provider, memberOptions, memberTimeout)
+	providers, sources, err := discoverySources(o, provider, memberOptions, memberREST)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +248,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 
 // discoverySources builds the providers the manager serves clusters from (the kubeconfig
 // provider first) and the discovery sources that register clusters in the hub.
-func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, memberOptions []cluster.Option, memberTimeout func(*rest.Config) error) (fleet.Providers, []fleet.Source, error) {
+func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, memberOptions []cluster.Option, memberREST func(*rest.Config) error) (fleet.Providers, []fleet.Source, error) {
 	names := o.Sources
 	if len(names) == 0 {
 		names = []string{SourceKubeconfig}
@@ -228,7 +261,7 @@ func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, mem
 		case SourceGKEHub:
 			g := o.GKE
 			g.ClusterOptions = append(slices.Clone(memberOptions), g.ClusterOptions...)
-			g.RESTOptions = append(g.RESTOptions, memberTimeout)
+			g.RESTOptions = append(g.RESTOptions, memberREST)
 			p, err := gkehub.New(g)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cluster source %s: %w", name, err)

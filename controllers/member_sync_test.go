@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
@@ -36,6 +37,8 @@ type fleetEnv struct {
 	members  map[string]*framework.Env
 	startHub func() (stop func())
 	stopHub  func()
+	// mgr is the running hub's manager.
+	mgr mcmanager.Manager
 }
 
 func startFleet(t *testing.T, names ...string) *fleetEnv {
@@ -85,6 +88,7 @@ func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fl
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.mgr = mgr
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

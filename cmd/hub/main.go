@@ -31,6 +31,10 @@ func main() {
 	flag.DurationVar(&o.MemberTimeout, "member-timeout", 15*time.Second, "Bound on one member's sync, so a slow member never holds the others.")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 2*time.Second, "How often each member's API server is probed (/readyz) for its health.")
 	flag.DurationVar(&o.KVCacheInterval, "kv-cache-interval", controllers.DefaultKVCacheInterval, "How often the model servers' KV-cache use is read from the members for inferfleet_cluster_kv_cache_utilization.")
+	hubQPS := flag.Float64("kube-api-qps", 0, "Client-side limit on the hub's requests per second to its own API server; 0 leaves it off (the API server's priority and fairness applies).")
+	flag.IntVar(&o.HubBurst, "kube-api-burst", 0, "Burst over --kube-api-qps.")
+	memberQPS := flag.Float64("member-api-qps", 0, "Client-side limit on the hub's requests per second to each member's API server; 0 leaves it off.")
+	flag.IntVar(&o.MemberBurst, "member-api-burst", 0, "Burst over --member-api-qps.")
 	sources := flag.String("cluster-source", controllers.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
 		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters).")
 	flag.DurationVar(&o.DiscoveryInterval, "discovery-interval", 5*time.Second, "How often discovery sources are asked for their clusters.")
@@ -45,6 +49,13 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	o.HubQPS, o.MemberQPS = float32(*hubQPS), float32(*memberQPS)
+	for name, v := range map[string]float64{"--kube-api-qps": *hubQPS, "--kube-api-burst": float64(o.HubBurst),
+		"--member-api-qps": *memberQPS, "--member-api-burst": float64(o.MemberBurst)} {
+		if v < 0 {
+			fail(name, fmt.Errorf("must not be negative (0 leaves the limit off)"))
+		}
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	var err error
 	if o.Sources, err = controllers.ParseSources(*sources); err != nil {
