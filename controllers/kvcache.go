@@ -37,8 +37,23 @@ type KVCacheReader struct {
 	// Interval between reads (DefaultKVCacheInterval when zero); Timeout bounds one
 	// cluster's read (5s when zero).
 	Interval, Timeout time.Duration
+	// Parallel bounds the reads in flight at once (8 when zero).
+	Parallel int
 
-	set map[[3]string]bool // the series the last round set
+	set  map[[3]string]bool       // the series the last round set
+	back map[[3]string]*kvBackoff // the series whose servers did not answer lately
+}
+
+// maxKVCacheSkip is the most rounds a series whose servers do not answer is skipped: at the
+// default interval, a read every two minutes at least.
+const maxKVCacheSkip = 8
+
+// kvBackoff spaces out the reads of a series whose model servers do not answer (not serving
+// yet, no /metrics, or pods/proxy denied): after n failures in a row, min(2^(n-1), 8)
+// rounds are skipped, unless the cluster's ready replicas change meanwhile.
+type kvBackoff struct {
+	failures, skip int
+	ready          int32
 }
 
 // NeedLeaderElection: only the leading hub reports, so a scrape sees one value per series.
@@ -64,17 +79,27 @@ func (k *KVCacheReader) Start(ctx context.Context) error {
 	}
 }
 
-// readAll reads each service's clusters in parallel and drops the series of clusters that
-// did not answer this round (or that lost their replicas, or their service).
+// readAll reads each service's clusters in parallel (at most Parallel at once) and drops
+// the series of clusters that did not answer this round (or that lost their replicas, or
+// their service). A series that keeps failing is read less often (kvBackoff).
 func (k *KVCacheReader) readAll(ctx context.Context) {
 	var list v1alpha1.FleetInferenceServiceList
 	if err := k.Hub.List(ctx, &list); err != nil {
 		log.FromContext(ctx).Error(err, "list services for KV-cache reads")
 		return
 	}
+	if k.back == nil {
+		k.back = map[[3]string]*kvBackoff{}
+	}
+	parallel := k.Parallel
+	if parallel <= 0 {
+		parallel = 8
+	}
+	slots := make(chan struct{}, parallel)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	now := map[[3]string]bool{}
+	listed := map[[3]string]bool{}
 	for i := range list.Items {
 		svc := list.Items[i].DeepCopy()
 		v1alpha1.SetDefaults(svc)
@@ -82,19 +107,36 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 			if st.DesiredReplicas == 0 || !st.Reachable || !svc.DeletionTimestamp.IsZero() {
 				continue
 			}
+			series := [3]string{svc.Namespace, svc.Name, st.Name}
+			listed[series] = true
+			if b := k.back[series]; b != nil && b.skip > 0 && b.ready == st.ReadyReplicas {
+				b.skip--
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				series := [3]string{svc.Namespace, svc.Name, st.Name}
+				slots <- struct{}{}
 				kv, err := k.read(ctx, svc, st.Name)
+				<-slots
+				mu.Lock()
+				defer mu.Unlock()
 				if err != nil {
-					log.FromContext(ctx).V(1).Info("no KV-cache use", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name, "reason", err.Error())
+					b := k.back[series]
+					if b == nil {
+						b = &kvBackoff{}
+						k.back[series] = b
+					}
+					b.failures++
+					b.skip = min(1<<min(b.failures-1, 8), maxKVCacheSkip)
+					b.ready = st.ReadyReplicas
+					log.FromContext(ctx).V(1).Info("no KV-cache use", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name,
+						"reason", err.Error(), "skipRounds", b.skip)
 					return
 				}
+				delete(k.back, series)
 				kvCacheUtilization.WithLabelValues(series[:]...).Set(kv.Utilization)
-				mu.Lock()
 				now[series] = true
-				mu.Unlock()
 			}()
 		}
 	}
@@ -102,6 +144,11 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 	for series := range k.set {
 		if !now[series] {
 			kvCacheUtilization.DeleteLabelValues(series[:]...)
+		}
+	}
+	for series := range k.back {
+		if !listed[series] {
+			delete(k.back, series)
 		}
 	}
 	k.set = now
