@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
 	"github.com/inferfleet/inferfleet/controllers"
@@ -22,15 +23,7 @@ func TestHubRateLimits(t *testing.T) {
 	if c := f.mgr.GetLocalManager().GetConfig(); c.QPS != 11 || c.Burst != 13 {
 		t.Errorf("hub rest.Config QPS %v burst %d, want 11 and 13", c.QPS, c.Burst)
 	}
-	var member *rest.Config
-	eventually(t, 20*time.Second, "gke-west engaged", func() error {
-		cl, err := f.mgr.GetCluster(ctx, multicluster.ClusterName("gke-west"))
-		if err != nil {
-			return err
-		}
-		member = cl.GetConfig()
-		return nil
-	})
+	member := engagedConfig(ctx, t, f.mgr, "gke-west")
 	if member.QPS != 7 || member.Burst != 9 || member.Timeout != 4*time.Second {
 		t.Errorf("member rest.Config QPS %v burst %d timeout %s, want 7, 9 and 4s", member.QPS, member.Burst, member.Timeout)
 	}
@@ -51,14 +44,7 @@ func TestHubRateLimits(t *testing.T) {
 		t.Errorf("a config's own limits: %v/%d, want 3/4", c.QPS, c.Burst)
 	}
 	g := startFleetWith(t, controllers.HubOptions{}, "gke-east")
-	eventually(t, 20*time.Second, "gke-east engaged", func() error {
-		cl, err := g.mgr.GetCluster(ctx, multicluster.ClusterName("gke-east"))
-		if err != nil {
-			return err
-		}
-		member = cl.GetConfig()
-		return nil
-	})
+	member = engagedConfig(ctx, t, g.mgr, "gke-east")
 	if member.QPS >= 0 {
 		t.Errorf("member rest.Config QPS %v by default, want the client-side limit off (< 0)", member.QPS)
 	}
@@ -67,4 +53,19 @@ func TestHubRateLimits(t *testing.T) {
 	if _, err := controllers.NewHub(ctx, f.hub.Config, o); err == nil || !strings.Contains(err.Error(), "must not be negative") {
 		t.Errorf("negative member burst: %v", err)
 	}
+}
+
+// engagedConfig waits until the hub has engaged a member and returns its rest.Config.
+func engagedConfig(ctx context.Context, t *testing.T, mgr mcmanager.Manager, name string) *rest.Config {
+	t.Helper()
+	var cfg *rest.Config
+	eventually(t, 20*time.Second, name+" engaged", func() error {
+		cl, err := mgr.GetCluster(ctx, multicluster.ClusterName(name))
+		if err != nil {
+			return err
+		}
+		cfg = cl.GetConfig()
+		return nil
+	})
+	return cfg
 }
