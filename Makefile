@@ -52,7 +52,7 @@ test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e su
 
 # The default run (fleets of 2 and 4 members, 2 runs each, a 5-minute steady-state window)
 # takes about 30 minutes on 2 cores; add 8 to -members where memory and time allow.
-BENCH_FLAGS ?= -members=2,4 -services=1,10,100 -runs=2 -window=5m
+BENCH_FLAGS ?= -members=2,4,8 -services=1,10,100 -runs=2 -window=5m
 
 .PHONY: e2e-kind
 e2e-kind: ## The shared e2e suites on kind clusters (needs Docker, Podman or nerdctl; not part of `make test`).

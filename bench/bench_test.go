@@ -231,3 +231,23 @@ apiserver_request_duration_seconds_count{verb="PATCH"} 9
 		t.Errorf("difference %v", d)
 	}
 }
+
+func TestFitsLeavesOutWhatMemoryDoesNotAllow(t *testing.T) {
+	if ok, why := fits(8, 20*1024); !ok {
+		t.Errorf("8 members in 20 GiB: left out (%s)", why)
+	}
+	ok, why := fits(8, 4*1024)
+	if ok || !strings.Contains(why, "needs about 7136 MiB, 4096 MiB available") {
+		t.Errorf("8 members in 4 GiB: %v %q", ok, why)
+	}
+	if ok, _ := fits(8, -1); !ok {
+		t.Error("unknown memory: the fleet should be tried")
+	}
+	if availableMemoryMiB() <= 0 {
+		t.Error("MemAvailable not read from /proc/meminfo")
+	}
+	r := &Results{Skipped: []string{"8 members: needs about 7136 MiB, 4096 MiB available"}}
+	if md := string(r.Markdown()); !strings.Contains(md, "Left out for memory: 8 members: needs about 7136 MiB") {
+		t.Errorf("results.md does not say what was left out:\n%s", md)
+	}
+}

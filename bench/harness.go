@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -98,13 +100,51 @@ func Run(t *testing.T, o Options) *Results {
 			WindowSeconds: o.Window.Seconds(),
 		},
 	}
+	avail := availableMemoryMiB()
+	var sizes []int
 	for _, m := range o.Members {
+		if ok, why := fits(m, avail); !ok {
+			t.Logf("members=%d left out: %s", m, why)
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%d members: %s", m, why))
+			continue
+		}
+		sizes = append(sizes, m)
+	}
+	for _, m := range sizes {
 		t.Run(fmt.Sprintf("members=%d", m), func(t *testing.T) {
-			b := &fleetBench{t: t, o: o, members: m, window: m == slices.Max(o.Members)}
+			b := &fleetBench{t: t, o: o, members: m, window: m == slices.Max(sizes)}
 			res.Fleets = append(res.Fleets, b.run())
 		})
 	}
 	return res
+}
+
+// What a fleet takes at the largest K, rounded up from measurements on the local fleet:
+// each member's control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, kwok), and the hub's control plane with the benchmark process.
+const (
+	memberMemoryMiB = 700
+	hubMemoryMiB    = 1536
+)
+
+// fits reports whether a fleet of m members fits in availableMiB of memory (unknown when
+// negative: it is tried), and if not, why.
+func fits(m int, availableMiB int64) (bool, string) {
+	need := int64(m)*memberMemoryMiB + hubMemoryMiB
+	if availableMiB < 0 || need <= availableMiB {
+		return true, ""
+	}
+	return false, fmt.Sprintf("needs about %d MiB, %d MiB available", need, availableMiB)
+}
+
+// availableMemoryMiB is MemAvailable from /proc/meminfo, or -1.
+func availableMemoryMiB() int64 {
+	v := procField("/proc/meminfo", "MemAvailable")
+	kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return kb / 1024
 }
 
 // namespace holds the benchmark's services in the hub and their objects in members.

@@ -18,6 +18,8 @@ type Results struct {
 	Machine Machine       `json:"machine"`
 	Options OptionsRecord `json:"options"`
 	Fleets  []FleetResult `json:"fleets"`
+	// Skipped are the fleet sizes asked for that memory did not allow, with why.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Machine describes where the numbers were taken.
@@ -305,6 +307,9 @@ func (r *Results) Markdown() []byte {
 	o := r.Options
 	fmt.Fprintf(&b, "\n\nMedians of %d run(s); %d replica(s) per member per service; seconds unless noted. "+
 		"Local fleet: real control planes with kwok nodes, the hub in-process.\n", o.Runs, o.ReplicasPerMember)
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(&b, "\nLeft out for memory: %s.\n", strings.Join(r.Skipped, "; "))
+	}
 
 	b.WriteString("\n## Propagation: create to all member objects applied, and to Ready\n\n")
 	b.WriteString("| members | services | objects/member | applied p50 | p90 | p99 | Ready p50 | p90 | p99 | objects/s |\n")
