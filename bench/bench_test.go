@@ -237,7 +237,7 @@ func TestFitsLeavesOutWhatMemoryDoesNotAllow(t *testing.T) {
 		t.Errorf("8 members in 20 GiB: left out (%s)", why)
 	}
 	ok, why := fits(8, 4*1024)
-	if ok || !strings.Contains(why, "needs about 7136 MiB, 4096 MiB available") {
+	if ok || !strings.Contains(why, "needs about 9728 MiB, 4096 MiB available") {
 		t.Errorf("8 members in 4 GiB: %v %q", ok, why)
 	}
 	if ok, _ := fits(8, -1); !ok {
@@ -246,8 +246,8 @@ func TestFitsLeavesOutWhatMemoryDoesNotAllow(t *testing.T) {
 	if availableMemoryMiB() <= 0 {
 		t.Error("MemAvailable not read from /proc/meminfo")
 	}
-	r := &Results{Skipped: []string{"8 members: needs about 7136 MiB, 4096 MiB available"}}
-	if md := string(r.Markdown()); !strings.Contains(md, "Left out for memory: 8 members: needs about 7136 MiB") {
+	r := &Results{Skipped: []string{"8 members: needs about 9728 MiB, 4096 MiB available"}}
+	if md := string(r.Markdown()); !strings.Contains(md, "Left out for memory: 8 members: needs about 9728 MiB") {
 		t.Errorf("results.md does not say what was left out:\n%s", md)
 	}
 }
