@@ -171,13 +171,13 @@ func (r *MemberSync) recordHealth(svc *v1alpha1.FleetInferenceService, results [
 		case st.FailedOver && !o.FailedOver:
 			announce = append(announce, func() {
 				failovers.WithLabelValues(svc.Namespace, svc.Name, name).Inc()
-				r.event(svc, corev1.EventTypeWarning, ReasonFailingOver, "Failover", "%s failed over (%s): its %d replicas now run in %s",
+				r.clusterEvent(svc, name, corev1.EventTypeWarning, ReasonFailingOver, "Failover", "%s failed over (%s): its %d replicas now run in %s",
 					name, reason, prevDesired, sharesText(plan.Shares, name))
 			})
 		case !st.FailedOver && o.FailedOver:
 			announce = append(announce, func() {
 				failbacks.WithLabelValues(svc.Namespace, svc.Name, name).Inc()
-				r.event(svc, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", name, desired)
+				r.clusterEvent(svc, name, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", name, desired)
 			})
 		}
 	}

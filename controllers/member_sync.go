@@ -216,7 +216,7 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 			deleted, err := r.cleanCluster(ctx, svc, name)
 			staleErrs[i] = err
 			if err == nil && len(deleted) > 0 {
-				r.event(svc, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s (no longer selected)", len(deleted), name)
+				r.clusterEvent(svc, name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s (no longer selected)", len(deleted), name)
 			}
 		}()
 	}
@@ -227,9 +227,9 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	for _, res := range results {
 		switch {
 		case res.err != nil:
-			r.event(svc, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", res.status.Name, res.err)
+			r.clusterEvent(svc, res.status.Name, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", res.status.Name, res.err)
 		case len(res.applied) > 0 || len(res.pruned) > 0:
-			r.event(svc, corev1.EventTypeNormal, ReasonSynced, "Sync", "%s: applied %s%s", res.status.Name, listSummary(res.applied), prunedNote(res.pruned))
+			r.clusterEvent(svc, res.status.Name, corev1.EventTypeNormal, ReasonSynced, "Sync", "%s: applied %s%s", res.status.Name, listSummary(res.applied), prunedNote(res.pruned))
 		}
 	}
 	r.failoverCondition(svc, plan, obs)
@@ -541,7 +541,7 @@ func (r *MemberSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceS
 				deleted, err := r.cleanCluster(ctx, svc, c.Name)
 				errs[i] = err
 				if len(deleted) > 0 {
-					r.event(svc, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s", len(deleted), c.Name)
+					r.clusterEvent(svc, c.Name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s", len(deleted), c.Name)
 				}
 			}()
 		}
@@ -563,6 +563,23 @@ func (r *MemberSync) event(svc *v1alpha1.FleetInferenceService, typ, reason, act
 	if r.Recorder != nil {
 		r.Recorder.Eventf(svc, nil, typ, reason, action, note, args...)
 	}
+}
+
+// clusterEvent records an event about what happened in one member cluster, related to the
+// member's registration Secret. The event recorder folds events with the same regarding
+// object, reason, action and related object into one series that keeps the first note: with
+// the cluster as the related object, each member's events keep their own note instead of
+// counting under another member's.
+func (r *MemberSync) clusterEvent(svc *v1alpha1.FleetInferenceService, cluster, typ, reason, action, note string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	ns := fleet.RegistrationNamespace
+	if r.Registry != nil && r.Registry.Namespace != "" {
+		ns = r.Registry.Namespace
+	}
+	related := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: ns}}
+	r.Recorder.Eventf(svc, related, typ, reason, action, note, args...)
 }
 
 // SetupWithManager watches services in the hub, registrations, token Secrets, and the

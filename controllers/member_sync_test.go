@@ -214,6 +214,34 @@ func TestMemberSync(t *testing.T) {
 		}
 	})
 
+	t.Run("each member's sync has its own event", func(t *testing.T) {
+		// Without the cluster as related object, the recorder would count east's event in
+		// west's series and its note would never show.
+		eventually(t, 20*time.Second, "an event per member", func() error {
+			var evs eventsv1.EventList
+			if err := hub.List(ctx, &evs, client.InNamespace("serving")); err != nil {
+				return err
+			}
+			seen := map[string]string{}
+			for _, e := range evs.Items {
+				if e.Regarding.Name != "llama" || e.Action != "Sync" || e.Related == nil {
+					continue
+				}
+				if e.Related.Kind != "Secret" || e.Related.Namespace != "inferfleet-system" {
+					return fmt.Errorf("event %s related to %+v, want a registration Secret", e.Name, *e.Related)
+				}
+				if !strings.HasPrefix(e.Note, e.Related.Name+":") {
+					return fmt.Errorf("event related to %s says %q", e.Related.Name, e.Note)
+				}
+				seen[e.Related.Name] = e.Note
+			}
+			if seen["west"] == "" || seen["east"] == "" {
+				return fmt.Errorf("sync events by member: %v", seen)
+			}
+			return nil
+		})
+	})
+
 	t.Run("conflict reported, foreign object untouched", func(t *testing.T) {
 		eventually(t, 10*time.Second, "conflict in status", func() error {
 			got := &v1alpha1.FleetInferenceService{}
