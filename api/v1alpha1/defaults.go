@@ -15,6 +15,9 @@ const (
 	DefaultTokenKey              = "token"
 	DefaultGatewayName           = "cross-region-gateway"
 	DefaultGKEGatewayClass       = "gke-l7-cross-regional-internal-managed-mc"
+	DefaultGKERegionalClass      = "gke-l7-regional-external-managed"
+	// DefaultStartupTimeout is seed 002's startup budget: 600 probes a second apart.
+	DefaultStartupTimeout = 10 * time.Minute
 	DefaultGatewayPort     int32 = 80
 	DefaultPathPrefix            = "/v1"
 	DefaultHealthPath            = "/health"
@@ -74,6 +77,9 @@ func SetDefaults(s *FleetInferenceService) {
 	}
 	if g.ClassName == "" && g.Provider == ProviderGKE {
 		g.ClassName = DefaultGKEGatewayClass
+		if g.Mode == GatewayRegional {
+			g.ClassName = DefaultGKERegionalClass
+		}
 	}
 	if g.Port == 0 {
 		g.Port = DefaultGatewayPort

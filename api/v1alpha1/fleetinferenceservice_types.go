@@ -18,6 +18,20 @@ const (
 	ProviderInferencePoolImport Provider = "InferencePoolImport"
 )
 
+// GatewayMode says how the Gateway reaches the model servers.
+// +kubebuilder:validation:Enum=MultiCluster;Regional
+type GatewayMode string
+
+const (
+	// GatewayMultiCluster: a multi-cluster Gateway (a "-mc" class) in the config cluster routes
+	// to the pool imported from every member (GCPInferencePoolImport or InferencePoolImport),
+	// with one address per member region (seed 004).
+	GatewayMultiCluster GatewayMode = "MultiCluster"
+	// GatewayRegional: a regional Gateway (gke-l7-regional-external-managed, gke-l7-rilb) in
+	// the one member that holds the pool routes to the InferencePool itself (seeds 000-002).
+	GatewayRegional GatewayMode = "Regional"
+)
+
 // BalancingMode selects the load balancer's signal across clusters.
 // +kubebuilder:validation:Enum=CustomMetrics;InFlight
 type BalancingMode string
@@ -106,10 +120,26 @@ type FleetInferenceService struct {
 }
 
 // FleetInferenceServiceSpec is what the user asks the fleet to serve.
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'Regional' || !has(self.gateway.className) || !self.gateway.className.endsWith('-mc')",message="gateway.mode Regional routes to the InferencePool in its own cluster; gateway.className names a multi-cluster class (-mc), which routes to an imported pool: use a regional class (gke-l7-regional-external-managed, gke-l7-rilb) or gateway.mode MultiCluster"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'MultiCluster' || !has(self.gateway.className) || !(self.gateway.className in ['gke-l7-regional-external-managed', 'gke-l7-rilb'])",message="gateway.mode MultiCluster routes to an imported pool with an address per region; gateway.className is a regional class, which can program neither: use a multi-cluster class (-mc) or gateway.mode Regional"
+// +kubebuilder:validation:XValidation:rule="!((has(self.gateway.mode) && self.gateway.mode == 'Regional') || (!has(self.gateway.mode) && has(self.gateway.className) && self.gateway.className in ['gke-l7-regional-external-managed', 'gke-l7-rilb'])) || !has(self.placement.clusters) || self.placement.clusters.size() == 1",message="a regional Gateway (gateway.mode Regional, or a regional gateway.className) serves the pool of one cluster: placement.clusters must list exactly one cluster (use gateway.mode MultiCluster with a -mc class to serve several clusters or regions)"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpointPicker.monitoring) || !has(self.endpointPicker.monitoring.gke) || !self.endpointPicker.monitoring.gke || !has(self.gateway.provider) || self.gateway.provider == 'GKE'",message="endpointPicker.monitoring.gke needs gateway.provider GKE (Managed Prometheus)"
+// +kubebuilder:validation:XValidation:rule="!has(self.computeClasses) || self.computeClasses.all(c, (has(self.model.computeClass) && self.model.computeClass == c.name) || (has(self.placement.clusters) && self.placement.clusters.exists(p, has(p.overrides) && has(p.overrides.computeClass) && p.overrides.computeClass == c.name)))",message="computeClasses: every class must be named by model.computeClass or a placement.clusters[].overrides.computeClass (an unused class would be written nowhere)"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.bodyBasedRouting) || !self.gateway.bodyBasedRouting || (has(self.objectives) ? self.objectives.size() : 0) + (has(self.model.loraAdapters) ? self.model.loraAdapters.size() : 0) <= 127",message="gateway.bodyBasedRouting routes each model name with one HTTPRoute match and a route holds at most 128: objectives plus loraAdapters must not exceed 127"
 type FleetInferenceServiceSpec struct {
 	// Model is the model, its server and the accelerator each replica runs on.
 	Model ModelSpec `json:"model"`
+
+	// ComputeClasses are GKE ComputeClasses the service brings: each is written to every
+	// member whose model server uses it (model.computeClass or a cluster's override), owned
+	// by this service, and removed from members that no longer use it. A class of the same
+	// name that the hub does not own is never overwritten (the cluster reports Conflict).
+	// Omit a class here to use one the cluster already has.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	ComputeClasses []ComputeClass `json:"computeClasses,omitempty"`
 
 	// Objectives become InferenceObjectives in every member, one per entry, each with its
 	// priority for the endpoint picker.
@@ -189,6 +219,142 @@ type ModelSpec struct {
 	LoraAdapters []LoraAdapter `json:"loraAdapters,omitempty"`
 }
 
+// ComputeClass is a GKE ComputeClass (cloud.google.com/v1): node choices tried in order,
+// so a replica falls back from one kind of capacity to the next (seed 001: reservation,
+// then DWS flex-start, then spot; seed 003: node pools v6e-1, then l4-spot, then l4).
+type ComputeClass struct {
+	// Name of the ComputeClass (cluster-scoped in each member).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Priorities are tried in order: each names node pools, or a machine family or type with
+	// its GPU or TPU, spot, reservations or flex-start.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Priorities []ComputeClassPriority `json:"priorities"`
+
+	// NodePoolAutoCreation lets GKE create node pools for the priorities (Standard clusters).
+	// +optional
+	NodePoolAutoCreation *NodePoolAutoCreation `json:"nodePoolAutoCreation,omitempty"`
+
+	// WhenUnsatisfiable is ScaleUpAnyway (fall back to any node) or DoNotScaleUp.
+	// +kubebuilder:validation:Enum=ScaleUpAnyway;DoNotScaleUp
+	// +optional
+	WhenUnsatisfiable string `json:"whenUnsatisfiable,omitempty"`
+}
+
+// ComputeClassPriority is one rule of a ComputeClass, as GKE documents it.
+// +kubebuilder:validation:XValidation:rule="!has(self.gpu) || !has(self.tpu)",message="a compute class priority asks for a gpu or a tpu, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.nodepools) || (!has(self.machineFamily) && !has(self.machineType) && !has(self.gpu) && !has(self.tpu))",message="nodepools names existing node pools: it does not combine with machineFamily, machineType, gpu or tpu"
+type ComputeClassPriority struct {
+	// Nodepools are existing node pools, by name.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Nodepools []string `json:"nodepools,omitempty"`
+	// MachineFamily such as g2, a3 or ct6e.
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	MachineFamily string `json:"machineFamily,omitempty"`
+	// MachineType such as g2-standard-8.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	MachineType string `json:"machineType,omitempty"`
+	// MinCores of the node.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinCores *int32 `json:"minCores,omitempty"`
+	// MinMemoryGb of the node.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinMemoryGb *int32 `json:"minMemoryGb,omitempty"`
+	// Spot nodes.
+	// +optional
+	Spot *bool `json:"spot,omitempty"`
+	// GPU of the node.
+	// +optional
+	GPU *ComputeClassGPU `json:"gpu,omitempty"`
+	// TPU of the node.
+	// +optional
+	TPU *ComputeClassTPU `json:"tpu,omitempty"`
+	// Reservations to consume.
+	// +optional
+	Reservations *ComputeClassReservations `json:"reservations,omitempty"`
+	// FlexStart provisions the nodes with DWS flex-start.
+	// +optional
+	FlexStart *ComputeClassFlexStart `json:"flexStart,omitempty"`
+}
+
+// ComputeClassGPU is a priority's GPU.
+type ComputeClassGPU struct {
+	// Type such as nvidia-l4.
+	// +kubebuilder:validation:Pattern=`^nvidia-[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Type string `json:"type"`
+	// Count per node.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	Count int32 `json:"count"`
+	// DriverVersion is default or latest.
+	// +kubebuilder:validation:Enum=default;latest
+	// +optional
+	DriverVersion string `json:"driverVersion,omitempty"`
+}
+
+// ComputeClassTPU is a priority's TPU.
+type ComputeClassTPU struct {
+	// Type such as tpu-v6e-slice.
+	// +kubebuilder:validation:Pattern=`^tpu-[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Type string `json:"type"`
+	// Count of chips per node.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	Count int32 `json:"count"`
+	// Topology such as 2x2.
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]*x[1-9][0-9]*(x[1-9][0-9]*)?$`
+	// +kubebuilder:validation:MaxLength=16
+	Topology string `json:"topology"`
+}
+
+// ComputeClassReservations are the reservations a priority consumes.
+// +kubebuilder:validation:XValidation:rule="self.affinity != 'Specific' || (has(self.specific) && self.specific.size() > 0)",message="reservations.specific is required with affinity Specific"
+type ComputeClassReservations struct {
+	// Affinity is AnyBestEffort, Specific or None.
+	// +kubebuilder:validation:Enum=AnyBestEffort;Specific;None
+	Affinity string `json:"affinity"`
+	// Specific reservations, by name (and project, for shared ones).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Specific []ComputeClassReservation `json:"specific,omitempty"`
+}
+
+// ComputeClassReservation names one reservation.
+type ComputeClassReservation struct {
+	// Name of the reservation.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Project that owns a shared reservation.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Project string `json:"project,omitempty"`
+}
+
+// ComputeClassFlexStart is DWS flex-start provisioning.
+type ComputeClassFlexStart struct {
+	// Enabled turns flex-start on.
+	Enabled bool `json:"enabled"`
+}
+
+// NodePoolAutoCreation lets GKE create node pools for a ComputeClass.
+type NodePoolAutoCreation struct {
+	// Enabled turns node-pool auto-creation on.
+	Enabled bool `json:"enabled"`
+}
+
 // ServerSpec is the model server (vLLM) container.
 type ServerSpec struct {
 	// Image is the vLLM image.
@@ -211,6 +377,28 @@ type ServerSpec struct {
 	// +optional
 	Args []string `json:"args,omitempty"`
 
+	// Command replaces the derived command. By default a GPU container runs seed 002's
+	// "sh -c" wrapper (it adds /usr/local/nvidia to PATH and LD_LIBRARY_PATH and runs
+	// python3 -m vllm.entrypoints.openai.api_server with the arguments), and a TPU or CPU
+	// container runs python3 -m vllm.entrypoints.openai.api_server. With a command set, the
+	// container runs it with --model, --port and args as its arguments.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +optional
+	Command []string `json:"command,omitempty"`
+
+	// Probes replace the derived startup, readiness and liveness probes (seed 002's:
+	// /health every second) one by one.
+	// +optional
+	Probes *ProbesSpec `json:"probes,omitempty"`
+
+	// StartupTimeout is how long a replica may take to download and load the model before
+	// it is restarted: the startup probe's budget (seed 002: 10m; seed 000 waits up to 15m
+	// for a 14B model on TPU). Ignored when probes.startup is set.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('6h')",message="model.server.startupTimeout must be between 10s and 6h"
+	// +optional
+	StartupTimeout *metav1.Duration `json:"startupTimeout,omitempty"`
+
 	// Env are extra environment variables of the vLLM container.
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
@@ -223,6 +411,19 @@ type ServerSpec struct {
 	// token; the hub copies it to the members that run the model.
 	// +optional
 	HuggingFaceTokenSecretRef *SecretKeyRef `json:"huggingFaceTokenSecretRef,omitempty"`
+}
+
+// ProbesSpec replaces the model server's probes; an unset probe keeps the derived one.
+type ProbesSpec struct {
+	// Startup probe.
+	// +optional
+	Startup *corev1.Probe `json:"startup,omitempty"`
+	// Readiness probe.
+	// +optional
+	Readiness *corev1.Probe `json:"readiness,omitempty"`
+	// Liveness probe.
+	// +optional
+	Liveness *corev1.Probe `json:"liveness,omitempty"`
 }
 
 // SecretKeyRef is a key of a Secret in the service's namespace.
@@ -263,6 +464,39 @@ type AcceleratorSpec struct {
 	// +kubebuilder:validation:MaxLength=16
 	// +optional
 	Topology string `json:"topology,omitempty"`
+
+	// Image is the model server image for this accelerator, replacing model.server.image:
+	// TPU and GPU builds of vLLM are separate images (seed 003 builds one of each).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+}
+
+// RegionalGatewayClasses are the GKE classes of a regional Inference Gateway (seeds 000-002).
+var RegionalGatewayClasses = []string{"gke-l7-regional-external-managed", "gke-l7-rilb"}
+
+// IsRegionalClass reports whether class is one of RegionalGatewayClasses.
+func IsRegionalClass(class string) bool {
+	for _, c := range RegionalGatewayClasses {
+		if c == class {
+			return true
+		}
+	}
+	return false
+}
+
+// EffectiveMode is the gateway's mode: spec.gateway.mode, else Regional for a regional
+// class and MultiCluster for any other.
+func (g *GatewaySpec) EffectiveMode() GatewayMode {
+	switch {
+	case g.Mode != "":
+		return g.Mode
+	case IsRegionalClass(g.ClassName):
+		return GatewayRegional
+	default:
+		return GatewayMultiCluster
+	}
 }
 
 // IsTPU reports whether the accelerator is a TPU.
@@ -373,6 +607,21 @@ type ClusterOverrides struct {
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
 
+	// Command replaces model.server.command.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +optional
+	Command []string `json:"command,omitempty"`
+
+	// Probes replace model.server.probes, probe by probe.
+	// +optional
+	Probes *ProbesSpec `json:"probes,omitempty"`
+
+	// StartupTimeout replaces model.server.startupTimeout.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('6h')",message="overrides.startupTimeout must be between 10s and 6h"
+	// +optional
+	StartupTimeout *metav1.Duration `json:"startupTimeout,omitempty"`
+
 	// ComputeClass replaces model.computeClass.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
@@ -411,6 +660,13 @@ type GatewaySpec struct {
 	// +optional
 	Provider Provider `json:"provider,omitempty"`
 
+	// Mode is MultiCluster (a "-mc" class in the config cluster routes to the pool imported
+	// from every member) or Regional (a regional class in the one member that holds the pool
+	// routes to the InferencePool itself). Unset, it follows the class:
+	// gke-l7-regional-external-managed and gke-l7-rilb are Regional, any other MultiCluster.
+	// +optional
+	Mode GatewayMode `json:"mode,omitempty"`
+
 	// Name of the Gateway; several services may share one.
 	// +kubebuilder:default=cross-region-gateway
 	// +kubebuilder:validation:MaxLength=63
@@ -419,7 +675,8 @@ type GatewaySpec struct {
 	Name string `json:"name,omitempty"`
 
 	// ClassName is the GatewayClass; for provider GKE it defaults to
-	// gke-l7-cross-regional-internal-managed-mc.
+	// gke-l7-cross-regional-internal-managed-mc, or gke-l7-regional-external-managed in
+	// mode Regional.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$`
 	// +optional
@@ -439,8 +696,10 @@ type GatewaySpec struct {
 	// +optional
 	PathPrefix string `json:"pathPrefix,omitempty"`
 
-	// BodyBasedRouting routes on the X-Gateway-Model-Name header set from the request body,
-	// so a model name the service does not serve gets no route.
+	// BodyBasedRouting deploys the Inference Extension's body-based router beside the
+	// Gateway (shared by the services on that Gateway, removed with the last) and routes on
+	// the X-Gateway-Model-Name header it sets from the request body, so a model name the
+	// service does not serve gets no route.
 	// +optional
 	BodyBasedRouting bool `json:"bodyBasedRouting,omitempty"`
 
@@ -558,6 +817,20 @@ type EndpointPickerSpec struct {
 	// +kubebuilder:default=FailOpen
 	// +optional
 	FailureMode EndpointPickerFailureMode `json:"failureMode,omitempty"`
+
+	// Monitoring exports the picker's metrics (inference_pool_average_kv_cache_utilization,
+	// queue size, ...) to a monitoring system.
+	// +optional
+	Monitoring *EndpointPickerMonitoring `json:"monitoring,omitempty"`
+}
+
+// EndpointPickerMonitoring says where the endpoint picker's metrics go.
+type EndpointPickerMonitoring struct {
+	// GKE renders what the inferencepool chart renders with
+	// inferenceExtension.monitoring.gke.enabled: the metrics-reader ServiceAccount, its token
+	// Secret, RBAC, and the Managed Prometheus collector's access (provider GKE only).
+	// +optional
+	GKE bool `json:"gke,omitempty"`
 }
 
 // FleetInferenceServiceStatus is what the hub observes across the fleet.
@@ -653,6 +926,10 @@ const AnnotationCordon = "fleet.inferfleet.dev/cordon"
 
 // GatewayStatus is the config cluster's Gateway as observed.
 type GatewayStatus struct {
+	// Cluster holds the Gateway and the service's routes: empty for the config cluster
+	// (mode MultiCluster), the member's name in mode Regional.
+	// +optional
+	Cluster string `json:"cluster,omitempty"`
 	// Addresses copied from the Gateway's status.
 	// +optional
 	Addresses []string `json:"addresses,omitempty"`

@@ -52,6 +52,11 @@ func (s *FleetInferenceService) Validate() error {
 	errs = append(errs, validatePlacement(&s.Spec.Placement, spec.Child("placement"))...)
 	errs = append(errs, validateGateway(&s.Spec.Gateway, spec.Child("gateway"))...)
 	errs = append(errs, validateBalancing(&s.Spec.Balancing, spec.Child("balancing"))...)
+	errs = append(errs, validateRouting(&s.Spec, spec)...)
+	errs = append(errs, validateComputeClasses(&s.Spec, spec)...)
+	if m := s.Spec.EndpointPicker.Monitoring; m != nil && m.GKE && s.Spec.Gateway.Provider != ProviderGKE {
+		errs = append(errs, field.Invalid(spec.Child("endpointPicker", "monitoring", "gke"), true, "needs gateway.provider GKE (Managed Prometheus)"))
+	}
 	if s.Spec.Gateway.BodyBasedRouting && len(s.Spec.Objectives)+len(s.Spec.Model.LoraAdapters) > MaxRoutedNames-1 {
 		errs = append(errs, field.TooMany(spec.Child("gateway", "bodyBasedRouting"), len(s.Spec.Objectives)+len(s.Spec.Model.LoraAdapters), MaxRoutedNames-1))
 	}
@@ -196,6 +201,81 @@ func validateBalancing(b *BalancingSpec, p *field.Path) field.ErrorList {
 		}
 	default:
 		errs = append(errs, field.NotSupported(p.Child("mode"), b.Mode, []BalancingMode{BalancingCustomMetrics, BalancingInFlight}))
+	}
+	return errs
+}
+
+// validateRouting rejects gateway configurations that cannot serve: a regional class asked
+// to route to an imported pool, a multi-cluster class asked to route to a local pool, and a
+// regional Gateway over several clusters.
+func validateRouting(spec *FleetInferenceServiceSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	g := &spec.Gateway
+	gp := p.Child("gateway")
+	switch {
+	case g.Mode == GatewayRegional && strings.HasSuffix(g.ClassName, "-mc"):
+		errs = append(errs, field.Invalid(gp.Child("className"), g.ClassName,
+			"is a multi-cluster class, which routes to an imported pool; gateway.mode Regional routes to the InferencePool in its own cluster: use a regional class (gke-l7-regional-external-managed, gke-l7-rilb) or gateway.mode MultiCluster"))
+	case g.Mode == GatewayMultiCluster && IsRegionalClass(g.ClassName):
+		errs = append(errs, field.Invalid(gp.Child("className"), g.ClassName,
+			"is a regional class, which can program neither an imported pool nor an address per region (gateway.mode MultiCluster): use a multi-cluster class (-mc) or gateway.mode Regional"))
+	}
+	if g.Mode != "" && g.Mode != GatewayMultiCluster && g.Mode != GatewayRegional {
+		errs = append(errs, field.NotSupported(gp.Child("mode"), g.Mode, []GatewayMode{GatewayMultiCluster, GatewayRegional}))
+	}
+	if g.EffectiveMode() == GatewayRegional && len(spec.Placement.Clusters) > 1 {
+		errs = append(errs, field.Invalid(p.Child("placement", "clusters"), len(spec.Placement.Clusters),
+			"a regional Gateway (gateway.mode Regional, or a regional gateway.className) serves the pool of one cluster: list exactly one cluster, or use gateway.mode MultiCluster with a -mc class"))
+	}
+	return errs
+}
+
+// RegionalClusters checks that a regional service selects exactly one cluster, once its
+// clusterSelector has been resolved against the fleet.
+func RegionalClusters(s *FleetInferenceService, selected []string) error {
+	if s.Spec.Gateway.EffectiveMode() != GatewayRegional || len(selected) == 1 {
+		return nil
+	}
+	return field.Invalid(field.NewPath("spec", "placement"), strings.Join(selected, ","),
+		fmt.Sprintf("a regional Gateway (class %s) serves the pool of one cluster, and the placement selects %d: select exactly one, or use gateway.mode MultiCluster with a -mc class", s.Spec.Gateway.ClassName, len(selected)))
+}
+
+func validateComputeClasses(spec *FleetInferenceServiceSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	used := map[string]bool{spec.Model.ComputeClass: true}
+	for _, c := range spec.Placement.Clusters {
+		if c.Overrides != nil && c.Overrides.ComputeClass != nil {
+			used[*c.Overrides.ComputeClass] = true
+		}
+	}
+	seen := map[string]bool{}
+	for i, c := range spec.ComputeClasses {
+		cp := p.Child("computeClasses").Index(i)
+		if !dns1123Label.MatchString(c.Name) {
+			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, "must be a DNS-1123 label"))
+		}
+		if seen[c.Name] {
+			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+		}
+		seen[c.Name] = true
+		if !used[c.Name] {
+			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, "is named by neither model.computeClass nor a placement.clusters[].overrides.computeClass (an unused class would be written nowhere)"))
+		}
+		if len(c.Priorities) == 0 {
+			errs = append(errs, field.Required(cp.Child("priorities"), "at least one priority"))
+		}
+		for j, pr := range c.Priorities {
+			pp := cp.Child("priorities").Index(j)
+			if pr.GPU != nil && pr.TPU != nil {
+				errs = append(errs, field.Invalid(pp, "gpu+tpu", "asks for a gpu or a tpu, not both"))
+			}
+			if len(pr.Nodepools) > 0 && (pr.MachineFamily != "" || pr.MachineType != "" || pr.GPU != nil || pr.TPU != nil) {
+				errs = append(errs, field.Invalid(pp.Child("nodepools"), pr.Nodepools, "names existing node pools: it does not combine with machineFamily, machineType, gpu or tpu"))
+			}
+			if r := pr.Reservations; r != nil && r.Affinity == "Specific" && len(r.Specific) == 0 {
+				errs = append(errs, field.Required(pp.Child("reservations", "specific"), "required with affinity Specific"))
+			}
+		}
 	}
 	return errs
 }
