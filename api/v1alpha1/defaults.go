@@ -10,23 +10,23 @@ import (
 // that offline rendering (fleetctl render) sees the same object the hub would.
 // TestDefaultsMatchAPIServer keeps the two in step.
 const (
-	DefaultImage                 = "vllm/vllm-openai:latest"
-	DefaultPort            int32 = 8000
-	DefaultTokenKey              = "token"
-	DefaultGatewayName           = "cross-region-gateway"
-	DefaultGKEGatewayClass       = "gke-l7-cross-regional-internal-managed-mc"
-	DefaultGKERegionalClass      = "gke-l7-regional-external-managed"
+	DefaultImage                  = "vllm/vllm-openai:latest"
+	DefaultPort             int32 = 8000
+	DefaultTokenKey               = "token"
+	DefaultGatewayName            = "cross-region-gateway"
+	DefaultGKEGatewayClass        = "gke-l7-cross-regional-internal-managed-mc"
+	DefaultGKERegionalClass       = "gke-l7-regional-external-managed"
 	// DefaultStartupTimeout is seed 002's startup budget: 600 probes a second apart.
-	DefaultStartupTimeout = 10 * time.Minute
-	DefaultGatewayPort     int32 = 80
-	DefaultPathPrefix            = "/v1"
-	DefaultHealthPath            = "/health"
-	DefaultTimeoutSeconds  int32 = 100
-	DefaultCustomMetric          = "kv-cache"
-	DefaultMaxUtilization  int32 = 60
-	DefaultEPPImage              = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
-	DefaultUnhealthyAfter        = 30 * time.Second
-	DefaultFailbackAfter         = 2 * time.Minute
+	DefaultStartupTimeout       = 10 * time.Minute
+	DefaultGatewayPort    int32 = 80
+	DefaultPathPrefix           = "/v1"
+	DefaultHealthPath           = "/health"
+	DefaultTimeoutSeconds int32 = 100
+	DefaultCustomMetric         = "kv-cache"
+	DefaultMaxUtilization int32 = 60
+	DefaultEPPImage             = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
+	DefaultUnhealthyAfter       = 30 * time.Second
+	DefaultFailbackAfter        = 2 * time.Minute
 )
 
 // SetDefaults fills every unset field with the value the API server (or, where a default
