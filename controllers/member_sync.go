@@ -76,9 +76,11 @@ var memberKinds = []schema.GroupVersionKind{
 	render.GVKAutoscalingMetric,
 	render.GVKHealthCheckPolicy,
 	render.GVKGCPBackendPolicy,
+	render.GVKComputeClass,
 }
 
 var clusterScopedKinds = map[schema.GroupVersionKind]bool{
+	render.GVKComputeClass: true,
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}:        true,
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}: true,
 }
@@ -164,6 +166,17 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		return reconcile.Result{}, err
 	}
 	selected, missing := placement.Selected, placement.Missing
+	var names []string
+	for _, c := range selected {
+		names = append(names, c.Name)
+	}
+	if err := v1alpha1.RegionalClusters(desired, names); err != nil && len(names) > 1 {
+		// A regional Gateway serves one cluster's pool: a selector that finds several is
+		// the user's to fix, and nothing is placed meanwhile.
+		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonInvalidSpec, err.Error())
+		r.summarize(svc)
+		return reconcile.Result{}, r.writeStatus(ctx, svc, before)
+	}
 	now := r.Now()
 	obs := r.observations(svc, selected)
 	plan := fleet.Decide(desired, placement, obs, now)

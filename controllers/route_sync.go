@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,25 +100,43 @@ func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (rec
 		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
 	}
 
-	gwIn, err := r.gatewayInput(ctx, desired.Namespace, desired.Spec.Gateway.Name, nil)
+	all, err := r.Registry.List(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	at, err := gatewayClusterOf(desired, all)
+	if err != nil {
+		// A regional service whose selector finds other than one cluster: nothing to route.
+		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonInvalidForRouting, err.Error())
+		summarizeReady(svc, r.Now())
+		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
+	}
+	applyErr := r.release(ctx, svc, at)
+	var tgt gatewayTarget
+	if applyErr == nil {
+		tgt, applyErr = r.target(ctx, at)
+	}
 	reason := ReasonConfigApplyFailed
-	applyErr := r.applyGateway(ctx, gwIn)
+	var gwIn render.GatewayInput
+	if applyErr == nil {
+		gwIn, applyErr = r.gatewayInput(ctx, at, desired.Namespace, desired.Spec.Gateway.Name, nil, all)
+	}
+	if applyErr == nil {
+		applyErr = r.applyGateway(ctx, tgt.c, gwIn)
+	}
 	if applyErr == nil && gwIn.ClassName != desired.Spec.Gateway.ClassName {
 		reason = ReasonGatewayClassClash
 		applyErr = fmt.Errorf("gateway %s has class %s (from the oldest service sharing it), this service names %s", gwIn.Name, gwIn.ClassName, desired.Spec.Gateway.ClassName)
 	}
 	if applyErr == nil {
-		applyErr = r.applyServiceObjects(ctx, desired, gwIn)
+		applyErr = r.applyServiceObjects(ctx, tgt.c, desired, gwIn)
 	}
 	if IsConflict(applyErr) {
 		reason = ReasonGatewayConflict
 	}
 	if applyErr == nil {
-		r.observeRoutes(ctx, svc, desired)
-		if desired.Spec.Gateway.Provider == v1alpha1.ProviderInferencePoolImport {
+		r.observeRoutes(ctx, tgt, svc, desired)
+		if desired.Spec.Gateway.Provider == v1alpha1.ProviderInferencePoolImport && at == render.ConfigClusterKey {
 			applyErr = r.syncImport(ctx, desired)
 		}
 	} else {
@@ -131,18 +150,112 @@ func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (rec
 		r.event(svc, corev1.EventTypeWarning, ReasonConfigApplyFailed, "Route", "%v", applyErr)
 		return reconcile.Result{}, applyErr
 	}
+	if at != render.ConfigClusterKey && !meta.IsStatusConditionTrue(svc.Status.Conditions, v1alpha1.ConditionRoutesProgrammed) {
+		// Member Gateways are not watched: look again for the Gateway controller's report.
+		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	}
 	return reconcile.Result{RequeueAfter: 5 * time.Minute}, nil
 }
 
-// gatewayInput gathers the services that name one Gateway (oldest first), except skip,
-// with the regions each is placed in.
-func (r *RouteSync) gatewayInput(ctx context.Context, ns, name string, skip *types.UID) (render.GatewayInput, error) {
-	var list v1alpha1.FleetInferenceServiceList
-	if err := r.Hub.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return render.GatewayInput{}, err
+// gatewayTarget is the cluster that holds a service's Gateway and routes.
+type gatewayTarget struct {
+	// name is render.ConfigClusterKey for the config cluster, else the member's name.
+	name string
+	c    client.Client
+}
+
+// target returns the client of the cluster named by a gateway cluster name.
+func (r *RouteSync) target(ctx context.Context, name string) (gatewayTarget, error) {
+	if name == render.ConfigClusterKey {
+		return gatewayTarget{name: name, c: r.Hub}, nil
 	}
+	cl, err := r.Clusters.GetCluster(ctx, multicluster.ClusterName(name))
+	if err != nil {
+		return gatewayTarget{}, fmt.Errorf("member %s, which holds the regional Gateway, is not connected: %w", name, err)
+	}
+	return gatewayTarget{name: name, c: cl.GetClient()}, nil
+}
+
+// gatewayClusterOf places svc in the fleet and names the cluster that holds its Gateway.
+func gatewayClusterOf(svc *v1alpha1.FleetInferenceService, all []fleet.Cluster) (string, error) {
+	p, err := fleet.Place(svc, all)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, c := range p.Selected {
+		names = append(names, c.Name)
+	}
+	return render.GatewayCluster(svc, names)
+}
+
+// recordedGatewayCluster is the cluster the status says holds svc's routes.
+func recordedGatewayCluster(svc *v1alpha1.FleetInferenceService) string {
+	if svc.Status.Gateway == nil {
+		return render.ConfigClusterKey
+	}
+	return svc.Status.Gateway.Cluster
+}
+
+// release removes svc's routes from the cluster that held them when that is no longer at
+// (the service changed mode or its regional member), and shrinks or removes the Gateway
+// it shared there.
+func (r *RouteSync) release(ctx context.Context, svc *v1alpha1.FleetInferenceService, at string) error {
+	prev := recordedGatewayCluster(svc)
+	if prev == at {
+		return nil
+	}
+	if err := r.releaseFrom(ctx, svc, prev); err != nil {
+		return fmt.Errorf("remove routes from %s: %w", clusterLabel(prev), err)
+	}
+	svc.Status.Gateway = &v1alpha1.GatewayStatus{Cluster: at}
+	return nil
+}
+
+// releaseFrom deletes svc's config-role objects in one cluster and recomputes the shared
+// Gateway there without svc.
+func (r *RouteSync) releaseFrom(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string) error {
 	all, err := r.Registry.List(ctx)
 	if err != nil {
+		return err
+	}
+	if cluster != render.ConfigClusterKey && !slices.ContainsFunc(all, func(c fleet.Cluster) bool { return c.Name == cluster }) {
+		// The member left the fleet: the hub no longer reaches it to clean up.
+		return nil
+	}
+	tgt, err := r.target(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	if _, err := deleteOwned(ctx, tgt.c, svc, render.RoleConfig, configKinds, nil, nil); err != nil {
+		return err
+	}
+	name := svc.Spec.Gateway.Name
+	if name == "" {
+		name = v1alpha1.DefaultGatewayName
+	}
+	in, err := r.gatewayInput(ctx, cluster, svc.Namespace, name, &svc.UID, all)
+	if err != nil {
+		return err
+	}
+	if err := r.applyGateway(ctx, tgt.c, in); err != nil && !IsConflict(err) {
+		return err
+	}
+	return nil
+}
+
+func clusterLabel(name string) string {
+	if name == render.ConfigClusterKey {
+		return "the config cluster"
+	}
+	return "member " + name
+}
+
+// gatewayInput gathers the services whose Gateway is name in the cluster at (oldest
+// first), except skip, with the regions each is placed in.
+func (r *RouteSync) gatewayInput(ctx context.Context, at, ns, name string, skip *types.UID, all []fleet.Cluster) (render.GatewayInput, error) {
+	var list v1alpha1.FleetInferenceServiceList
+	if err := r.Hub.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return render.GatewayInput{}, err
 	}
 	var sharing []*v1alpha1.FleetInferenceService
@@ -157,8 +270,13 @@ func (r *RouteSync) gatewayInput(ctx context.Context, ns, name string, skip *typ
 		if err != nil {
 			continue
 		}
+		var names []string
 		for _, c := range p.Selected {
 			regions[s.Name] = append(regions[s.Name], c.Region)
+			names = append(names, c.Name)
+		}
+		if where, err := render.GatewayCluster(s, names); err != nil || where != at {
+			continue
 		}
 		sharing = append(sharing, s)
 	}
@@ -174,50 +292,89 @@ func (r *RouteSync) gatewayInput(ctx context.Context, ns, name string, skip *typ
 	return in, nil
 }
 
-// applyGateway writes the shared Gateway, or deletes it once no service names it. A
-// Gateway of that name that the hub did not create is never touched.
-func (r *RouteSync) applyGateway(ctx context.Context, in render.GatewayInput) error {
-	key := client.ObjectKey{Namespace: in.Namespace, Name: in.Name}
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(gwv1.SchemeGroupVersion.WithKind("Gateway"))
-	err := r.Hub.Get(ctx, key, live)
-	switch {
-	case apierrors.IsNotFound(err):
-		if in.ClassName == "" {
-			return nil
-		}
-	case err != nil:
-		return fmt.Errorf("get gateway %s: %w", key, err)
-	case live.GetLabels()[render.LabelManagedBy] != render.ManagedBy || live.GetLabels()[render.LabelGateway] != in.Name:
-		return &ConflictError{GVK: live.GroupVersionKind(), Key: key}
-	case in.ClassName == "":
-		if err := r.Hub.Delete(ctx, live); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete unused gateway %s: %w", key, err)
-		}
-		return nil
+// sharedKinds are the kinds of the objects services share on one Gateway: the Gateway and
+// the body-based router.
+var sharedKinds = []schema.GroupVersionKind{
+	gwv1.SchemeGroupVersion.WithKind("Gateway"),
+	{Version: "v1", Kind: "ServiceAccount"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+	{Version: "v1", Kind: "Service"},
+	{Group: "apps", Version: "v1", Kind: "Deployment"},
+	render.GVKGCPRoutingExtension,
+	render.GVKHealthCheckPolicy,
+}
+
+// applyGateway writes the objects the services on one Gateway share (the Gateway, and the
+// body-based router when one of them asks for it) and deletes those no service needs any
+// more: all of them once no service names the Gateway. Objects of those names that the hub
+// did not create are never touched (ConflictError).
+func (r *RouteSync) applyGateway(ctx context.Context, c client.Client, in render.GatewayInput) error {
+	ours := func(live client.Object) bool {
+		l := live.GetLabels()
+		return l[render.LabelManagedBy] == render.ManagedBy && l[render.LabelGateway] == in.Name && l[render.LabelService] == ""
 	}
-	_, _, err = applyObject(ctx, r.Hub, render.Gateway(in), func(client.Object) bool { return true })
-	return err
+	keep := map[string]bool{}
+	var conflicts []string
+	if in.ClassName != "" {
+		for _, obj := range render.GatewayObjects(in) {
+			keep[kindKey(obj.GetObjectKind().GroupVersionKind(), client.ObjectKeyFromObject(obj))] = true
+			_, _, err := applyObject(ctx, c, obj, ours)
+			switch {
+			case IsConflict(err):
+				conflicts = append(conflicts, err.Error())
+			case meta.IsNoMatchError(err):
+				return fmt.Errorf("the cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
+			case err != nil:
+				return err
+			}
+		}
+	}
+	sel := client.MatchingLabels{render.LabelManagedBy: render.ManagedBy, render.LabelGateway: in.Name, render.LabelRole: render.RoleConfig}
+	for _, gvk := range sharedKinds {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := c.List(ctx, list, sel, client.InNamespace(in.Namespace)); err != nil {
+			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("list %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			obj.SetGroupVersionKind(gvk)
+			if keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] || !ours(obj) || obj.GetDeletionTimestamp() != nil {
+				continue
+			}
+			if err := c.Delete(ctx, obj, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete unused %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
+			}
+		}
+	}
+	if len(conflicts) > 0 {
+		return &ConflictError{Held: ": " + strings.Join(conflicts, "; ")}
+	}
+	return nil
 }
 
 // applyServiceObjects writes the service's HTTPRoute and policies and removes the ones it
 // no longer needs (switching provider, say).
-func (r *RouteSync) applyServiceObjects(ctx context.Context, svc *v1alpha1.FleetInferenceService, gw render.GatewayInput) error {
+func (r *RouteSync) applyServiceObjects(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, gw render.GatewayInput) error {
 	keep := map[string]bool{}
 	var conflicts []string
 	for _, obj := range render.ConfigCluster(svc, gw) {
 		keep[kindKey(obj.GetObjectKind().GroupVersionKind(), client.ObjectKeyFromObject(obj))] = true
-		_, _, err := applyOwned(ctx, r.Hub, svc, obj)
+		_, _, err := applyOwned(ctx, c, svc, obj)
 		switch {
 		case IsConflict(err):
 			conflicts = append(conflicts, err.Error())
 		case meta.IsNoMatchError(err):
-			return fmt.Errorf("the config cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
+			return fmt.Errorf("the cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
 		case err != nil:
 			return err
 		}
 	}
-	if _, err := deleteOwned(ctx, r.Hub, svc, render.RoleConfig, configKinds, nil, keep); err != nil {
+	if _, err := deleteOwned(ctx, c, svc, render.RoleConfig, configKinds, nil, keep); err != nil {
 		return err
 	}
 	if len(conflicts) > 0 {
@@ -228,9 +385,14 @@ func (r *RouteSync) applyServiceObjects(ctx context.Context, svc *v1alpha1.Fleet
 
 // observeRoutes copies the Gateway's addresses and sets RoutesProgrammed from what a
 // Gateway controller reported on the Gateway and the service's HTTPRoute.
-func (r *RouteSync) observeRoutes(ctx context.Context, svc, desired *v1alpha1.FleetInferenceService) {
+func (r *RouteSync) observeRoutes(ctx context.Context, tgt gatewayTarget, svc, desired *v1alpha1.FleetInferenceService) {
+	if tgt.name != render.ConfigClusterKey {
+		svc.Status.Gateway = &v1alpha1.GatewayStatus{Cluster: tgt.name}
+	} else {
+		svc.Status.Gateway = nil
+	}
 	gw := &gwv1.Gateway{}
-	if err := r.Hub.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: desired.Spec.Gateway.Name}, gw); err != nil {
+	if err := tgt.c.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: desired.Spec.Gateway.Name}, gw); err != nil {
 		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, ReasonAwaitingController, fmt.Sprintf("reading gateway: %v", err))
 		return
 	}
@@ -239,12 +401,10 @@ func (r *RouteSync) observeRoutes(ctx context.Context, svc, desired *v1alpha1.Fl
 		addrs = append(addrs, a.Value)
 	}
 	if len(addrs) > 0 {
-		svc.Status.Gateway = &v1alpha1.GatewayStatus{Addresses: addrs}
-	} else {
-		svc.Status.Gateway = nil
+		svc.Status.Gateway = &v1alpha1.GatewayStatus{Cluster: tgt.name, Addresses: addrs}
 	}
 	route := &gwv1.HTTPRoute{}
-	if err := r.Hub.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: svc.Name}, route); err != nil {
+	if err := tgt.c.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: svc.Name}, route); err != nil {
 		setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionUnknown, ReasonAwaitingController, fmt.Sprintf("reading route: %v", err))
 		return
 	}
@@ -396,24 +556,15 @@ func (r *RouteSync) markExported(ctx context.Context, svc *v1alpha1.FleetInferen
 
 func ptrGroup(g string) *infv1.Group { x := infv1.Group(g); return &x }
 
-// finalize removes the service's config-cluster objects and its share of the Gateway.
+// finalize removes the service's routes and its share of the Gateway from the cluster
+// that holds them. A member holding a regional Gateway that cannot be reached keeps the
+// finalizer until it returns (set spec.deletionPolicy: Orphan to skip).
 func (r *RouteSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
 	if !controllerutil.ContainsFinalizer(svc, RoutesFinalizer) {
 		return reconcile.Result{}, nil
 	}
 	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
-		if _, err := deleteOwned(ctx, r.Hub, svc, render.RoleConfig, configKinds, nil, nil); err != nil {
-			return reconcile.Result{}, err
-		}
-		name := svc.Spec.Gateway.Name
-		if name == "" {
-			name = v1alpha1.DefaultGatewayName
-		}
-		in, err := r.gatewayInput(ctx, svc.Namespace, name, &svc.UID)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if err := r.applyGateway(ctx, in); err != nil && !IsConflict(err) {
+		if err := r.releaseFrom(ctx, svc, recordedGatewayCluster(svc)); err != nil {
 			return reconcile.Result{}, err
 		}
 	}

@@ -703,13 +703,15 @@ type GatewaySpec struct {
 	// +optional
 	BodyBasedRouting bool `json:"bodyBasedRouting,omitempty"`
 
-	// HealthCheck is the load balancer's health check of the model servers.
+	// HealthCheck is the load balancer's health check of the model servers: on the imported
+	// pool, or in mode Regional on the InferencePool.
 	// +kubebuilder:default={}
 	// +optional
 	HealthCheck HealthCheckSpec `json:"healthCheck,omitempty"`
 
 	// TimeoutSeconds is the load balancer's request timeout; set it to at least twice the
-	// P99 request latency.
+	// P99 request latency. In mode Regional it is the timeout of the InferencePool's
+	// GCPBackendPolicy (the inferencepool chart's 300 s otherwise).
 	// +kubebuilder:default=100
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=86400
@@ -751,7 +753,9 @@ type LoggingSpec struct {
 	SampleRate *float64 `json:"sampleRate,omitempty"`
 }
 
-// BalancingSpec is the cross-cluster load-balancing signal; the modes are exclusive.
+// BalancingSpec is the cross-cluster load-balancing signal; the modes are exclusive. It
+// applies to a multi-cluster Gateway (a regional Gateway's endpoint picker chooses among
+// the one cluster's replicas).
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'InFlight' || has(self.maxInFlightRequestsPerEndpoint)",message="balancing.maxInFlightRequestsPerEndpoint is required when balancing.mode is InFlight"
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'InFlight' || !has(self.customMetric)",message="balancing.customMetric and balancing.mode InFlight are mutually exclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'CustomMetrics' || !has(self.maxInFlightRequestsPerEndpoint)",message="balancing.maxInFlightRequestsPerEndpoint and balancing.mode CustomMetrics are mutually exclusive"

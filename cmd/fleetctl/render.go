@@ -108,83 +108,37 @@ func decodeServices(raw []byte) ([]*v1alpha1.FleetInferenceService, map[string]*
 }
 
 // renderFleet returns each cluster's objects, and the clusters in output order. With a
-// config cluster named, its Gateways, routes and policies come first in its list.
+// config cluster named, its Gateways, routes and policies come first in its list; a
+// regional Gateway and its routes come after its member's objects.
 func renderFleet(svcs []*v1alpha1.FleetInferenceService, secrets map[string]*corev1.Secret, clusters []fleet.Cluster, configCluster string) (map[string][]client.Object, []string, error) {
-	out := map[string][]client.Object{}
 	var order []string
 	for _, c := range clusters {
 		order = append(order, c.Name)
 	}
+	tokens := map[string]*corev1.Secret{}
 	for _, svc := range svcs {
 		v1alpha1.SetDefaults(svc)
 		if err := svc.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("%s/%s: %w", svc.Namespace, svc.Name, err)
 		}
-		p, err := fleet.Place(svc, clusters)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s/%s: %w", svc.Namespace, svc.Name, err)
-		}
-		if len(p.Missing) > 0 {
-			return nil, nil, fmt.Errorf("%s/%s: placement names clusters not in --clusters: %v", svc.Namespace, svc.Name, p.Missing)
-		}
-		var token *corev1.Secret
 		if ref := svc.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil {
-			token = secrets[svc.Namespace+"/"+ref.Name]
+			token := secrets[svc.Namespace+"/"+ref.Name]
 			if token == nil {
 				token = &corev1.Secret{Data: map[string][]byte{ref.Key: []byte(fmt.Sprintf("<copied from the hub's Secret %s/%s>", svc.Namespace, ref.Name))}}
 			}
-		}
-		for _, c := range p.Selected {
-			objs, err := render.Member(svc, render.MemberInput{Cluster: c, Replicas: p.Shares[c.Name], TokenSecret: token})
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s/%s in %s: %w", svc.Namespace, svc.Name, c.Name, err)
-			}
-			out[c.Name] = append(out[c.Name], objs...)
+			tokens[svc.Namespace+"/"+svc.Name] = token
 		}
 	}
+	out, err := render.Fleet(svcs, tokens, clusters)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := out[render.ConfigClusterKey]
+	delete(out, render.ConfigClusterKey)
 	if configCluster != "" {
-		cfg, err := renderConfigCluster(svcs, clusters)
-		if err != nil {
-			return nil, nil, err
-		}
 		out[configCluster] = append(cfg, out[configCluster]...)
 	}
 	return out, order, nil
-}
-
-// renderConfigCluster renders each shared Gateway once, then every service's route and
-// policies, as the hub does in its own cluster. svcs are defaulted and valid.
-func renderConfigCluster(svcs []*v1alpha1.FleetInferenceService, clusters []fleet.Cluster) ([]client.Object, error) {
-	type gatewayKey struct{ ns, name string }
-	var keys []gatewayKey
-	sharing := map[gatewayKey][]*v1alpha1.FleetInferenceService{}
-	regions := map[string][]string{}
-	for _, svc := range svcs {
-		k := gatewayKey{svc.Namespace, svc.Spec.Gateway.Name}
-		if _, ok := sharing[k]; !ok {
-			keys = append(keys, k)
-		}
-		sharing[k] = append(sharing[k], svc)
-		p, err := fleet.Place(svc, clusters)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range p.Selected {
-			regions[svc.Name] = append(regions[svc.Name], c.Region)
-		}
-	}
-	var out []client.Object
-	for _, k := range keys {
-		in := render.NewGatewayInput(sharing[k], regions)
-		out = append(out, render.Gateway(in))
-		for _, svc := range sharing[k] {
-			if svc.Spec.Gateway.ClassName != in.ClassName {
-				return nil, fmt.Errorf("%s/%s: gateway %s has class %s from %s, this service names %s", svc.Namespace, svc.Name, k.name, in.ClassName, sharing[k][0].Name, svc.Spec.Gateway.ClassName)
-			}
-			out = append(out, render.ConfigCluster(svc, in)...)
-		}
-	}
-	return out, nil
 }
 
 func runRender(w io.Writer, o renderOptions) error {

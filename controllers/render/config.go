@@ -47,6 +47,12 @@ type GatewayInput struct {
 	Name, Namespace string
 	ClassName       string
 	Provider        v1alpha1.Provider
+	// Regional: a regional Gateway in the member that holds the pool (no per-region
+	// addresses); otherwise a multi-cluster Gateway in the config cluster.
+	Regional bool
+	// BodyBasedRouting: some service on the Gateway routes on the model in the body, so the
+	// body-based router runs beside the Gateway.
+	BodyBasedRouting bool
 	// Ports are the distinct listener ports, sorted.
 	Ports []int32
 	// Regions are the distinct regions of the services' clusters, sorted.
@@ -62,7 +68,9 @@ func NewGatewayInput(svcs []*v1alpha1.FleetInferenceService, regions map[string]
 	for i, s := range svcs {
 		if i == 0 {
 			in.Name, in.Namespace, in.ClassName, in.Provider = s.Spec.Gateway.Name, s.Namespace, s.Spec.Gateway.ClassName, s.Spec.Gateway.Provider
+			in.Regional = s.Spec.Gateway.EffectiveMode() == v1alpha1.GatewayRegional
 		}
+		in.BodyBasedRouting = in.BodyBasedRouting || s.Spec.Gateway.BodyBasedRouting
 		ports[s.Spec.Gateway.Port] = true
 		for _, r := range regions[s.Name] {
 			if r != "" {
@@ -95,14 +103,25 @@ func GatewayLabels(name string) map[string]string {
 	return map[string]string{LabelManagedBy: ManagedBy, LabelGateway: name, LabelRole: RoleConfig}
 }
 
-// Gateway renders the shared cross-region Gateway (seed 004's mcig.yaml).
+// GatewayObjects are the objects shared by the services on one Gateway: the Gateway and,
+// when one of them routes on the body, the body-based router.
+func GatewayObjects(in GatewayInput) []client.Object {
+	objs := []client.Object{Gateway(in)}
+	if in.BodyBasedRouting {
+		objs = append(objs, BodyBasedRouter(in)...)
+	}
+	return objs
+}
+
+// Gateway renders the shared Gateway: cross-region with an address per member region
+// (seed 004's mcig.yaml), or regional without addresses (seeds 000-002's gateway.yaml).
 func Gateway(in GatewayInput) *gwv1.Gateway {
 	g := &gwv1.Gateway{
 		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "Gateway"},
 		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: GatewayLabels(in.Name)},
 		Spec:       gwv1.GatewaySpec{GatewayClassName: gwv1.ObjectName(in.ClassName)},
 	}
-	if in.Provider == v1alpha1.ProviderGKE {
+	if in.Provider == v1alpha1.ProviderGKE && !in.Regional {
 		for _, r := range in.Regions {
 			g.Spec.Addresses = append(g.Spec.Addresses, gwv1.GatewaySpecAddress{
 				Type: ptr.To(gwv1.AddressType(GKEAddressTypePrefix + r)), Value: r,
@@ -117,8 +136,12 @@ func Gateway(in GatewayInput) *gwv1.Gateway {
 	return g
 }
 
-// importRef is the backend every route and config policy targets: the imported pool.
+// importRef is the backend every route and config policy targets: the imported pool, or
+// in mode Regional the InferencePool itself.
 func importRef(svc *v1alpha1.FleetInferenceService) (group, kind string) {
+	if svc.Spec.Gateway.EffectiveMode() == v1alpha1.GatewayRegional {
+		return GVKInferencePool.Group, GVKInferencePool.Kind
+	}
 	if svc.Spec.Gateway.Provider == v1alpha1.ProviderInferencePoolImport {
 		return infv1alpha1.GroupVersion.Group, "InferencePoolImport"
 	}
@@ -146,25 +169,46 @@ func ModelNames(svc *v1alpha1.FleetInferenceService) []string {
 	return out
 }
 
-// ConfigCluster renders one service's objects in the config cluster: its HTTPRoute and,
-// for GKE, the HealthCheckPolicy and GCPBackendPolicy on the imported pool. gw is the
-// shared Gateway the route attaches to. svc must be defaulted.
+// ConfigCluster renders one service's objects beside its Gateway: its HTTPRoute and, for
+// GKE, the HealthCheckPolicy and GCPBackendPolicy on the imported pool. In mode Regional
+// the route goes to the InferencePool in the same member, whose policies are the endpoint
+// picker's (see Member). gw is the shared Gateway the route attaches to. svc must be
+// defaulted.
 func ConfigCluster(svc *v1alpha1.FleetInferenceService, gw GatewayInput) []client.Object {
 	objs := []client.Object{httpRoute(svc, gw)}
-	if svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE {
+	switch {
+	case svc.Spec.Gateway.EffectiveMode() == v1alpha1.GatewayRegional:
+	case svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE:
 		objs = append(objs, healthCheckPolicy(svc), backendPolicy(svc))
-	} else {
+	default:
 		objs = append(objs, poolImport(svc))
 	}
 	return objs
 }
 
+// GatewayCluster names the cluster that holds svc's Gateway and routes, given the clusters
+// its placement selected: "" (the config cluster) in mode MultiCluster, the one selected
+// member in mode Regional. A regional service that selects other than one cluster is an
+// error naming the field.
+func GatewayCluster(svc *v1alpha1.FleetInferenceService, selected []string) (string, error) {
+	if svc.Spec.Gateway.EffectiveMode() != v1alpha1.GatewayRegional {
+		return "", nil
+	}
+	if err := v1alpha1.RegionalClusters(svc, selected); err != nil {
+		return "", err
+	}
+	return selected[0], nil
+}
+
 func httpRoute(svc *v1alpha1.FleetInferenceService, gw GatewayInput) *gwv1.HTTPRoute {
 	g := svc.Spec.Gateway
 	group, kind := importRef(svc)
-	backend := []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
-		Group: ptr.To(gwv1.Group(group)), Kind: ptr.To(gwv1.Kind(kind)), Name: gwv1.ObjectName(svc.Name),
-	}}}}
+	ref := gwv1.BackendObjectReference{Group: ptr.To(gwv1.Group(group)), Kind: ptr.To(gwv1.Kind(kind)), Name: gwv1.ObjectName(svc.Name)}
+	if g.EffectiveMode() == v1alpha1.GatewayRegional {
+		// Seed 000 names the pool's target port on its backendRef.
+		ref.Port = ptr.To(gwv1.PortNumber(svc.Spec.Model.Server.Port))
+	}
+	backend := []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: ref}}}
 	path := &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To(g.PathPrefix)}
 	var rules []gwv1.HTTPRouteRule
 	if !g.BodyBasedRouting {
@@ -244,12 +288,7 @@ func backendPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructur
 		}}
 	}
 	if l := svc.Spec.Gateway.Logging; l != nil && l.Enabled {
-		// GKE's sampleRate counts in millionths; the API takes a fraction.
-		rate := 1.0
-		if l.SampleRate != nil {
-			rate = *l.SampleRate
-		}
-		def["logging"] = map[string]any{"enabled": true, "sampleRate": int64(rate*1_000_000 + 0.5)}
+		def["logging"] = loggingPolicy(l)
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"targetRef": targetRef(svc), "default": def}}}
 	u.SetGroupVersionKind(GVKGCPBackendPolicy)

@@ -77,6 +77,7 @@ var (
 	GVKHealthCheckPolicy   = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "HealthCheckPolicy"}
 	GVKGCPBackendPolicy    = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPBackendPolicy"}
 	GVKGCPInferencePoolImp = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPInferencePoolImport"}
+	GVKComputeClass        = schema.GroupVersionKind{Group: "cloud.google.com", Version: "v1", Kind: "ComputeClass"}
 )
 
 // EndpointPickerName is the name of the endpoint picker's Deployment, Service and

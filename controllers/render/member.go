@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
@@ -57,18 +58,87 @@ func Member(svc *v1alpha1.FleetInferenceService, in MemberInput) ([]client.Objec
 		}
 		objs = append(objs, cm)
 	}
+	objs = append(objs, computeClasses(svc, m)...)
 	objs = append(objs, modelDeployment(svc, m, in.Replicas))
-	objs = append(objs, endpointPicker(svc)...)
+	regional := svc.Spec.Gateway.EffectiveMode() == v1alpha1.GatewayRegional
+	epp := endpointPicker(svc)
+	if regional {
+		regionalPolicies(svc, epp)
+	}
+	objs = append(objs, epp...)
 	pool := inferencePool(svc, m)
-	if in.WithdrawExport {
+	if in.WithdrawExport || regional {
+		// A regional Gateway routes to the pool in place: nothing imports it.
 		pool.Annotations = nil
 	}
 	objs = append(objs, pool)
 	objs = append(objs, objectives(svc)...)
-	if svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE {
+	if svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE && !regional {
+		// The multi-cluster load balancer balances on the exported KV-cache metric.
 		objs = append(objs, autoscalingMetric(svc, m))
 	}
 	return objs, nil
+}
+
+// regionalPolicies writes the gateway's settings into the endpoint picker's GKE policies on
+// the InferencePool, which a regional Gateway uses as they are (tutorials 000-002 take them
+// from the inferencepool chart): the health check's path and port, the backend timeout and
+// access logging.
+func regionalPolicies(svc *v1alpha1.FleetInferenceService, objs []client.Object) {
+	g := svc.Spec.Gateway
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || u.GetName() != svc.Name {
+			continue
+		}
+		switch u.GroupVersionKind() {
+		case GVKHealthCheckPolicy:
+			_ = unstructured.SetNestedField(u.Object, g.HealthCheck.Path, "spec", "default", "config", "httpHealthCheck", "requestPath")
+			_ = unstructured.SetNestedField(u.Object, int64(g.HealthCheck.Port), "spec", "default", "config", "httpHealthCheck", "port")
+		case GVKGCPBackendPolicy:
+			_ = unstructured.SetNestedField(u.Object, int64(g.TimeoutSeconds), "spec", "default", "timeoutSec")
+			if l := g.Logging; l != nil {
+				_ = unstructured.SetNestedField(u.Object, loggingPolicy(l), "spec", "default", "logging")
+			}
+		}
+	}
+}
+
+// loggingPolicy is a GCPBackendPolicy's logging: GKE's sampleRate counts in millionths; the
+// API takes a fraction.
+func loggingPolicy(l *v1alpha1.LoggingSpec) map[string]any {
+	if !l.Enabled {
+		return map[string]any{"enabled": false}
+	}
+	rate := 1.0
+	if l.SampleRate != nil {
+		rate = *l.SampleRate
+	}
+	return map[string]any{"enabled": true, "sampleRate": int64(rate*1_000_000 + 0.5)}
+}
+
+// computeClasses renders the ComputeClasses of spec.computeClasses that the cluster's model
+// server uses (seeds 001 and 003): cluster-scoped, owned by the service.
+func computeClasses(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) []client.Object {
+	var out []client.Object
+	for i := range svc.Spec.ComputeClasses {
+		c := &svc.Spec.ComputeClasses[i]
+		if c.Name != m.ComputeClass {
+			continue
+		}
+		spec, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
+		if err != nil {
+			// The API types always convert; a failure here is a programming error.
+			panic(fmt.Sprintf("compute class %s: %v", c.Name, err))
+		}
+		delete(spec, "name")
+		u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		u.SetGroupVersionKind(GVKComputeClass)
+		u.SetName(c.Name)
+		u.SetLabels(withLabels(svc, nil))
+		out = append(out, u)
+	}
+	return out
 }
 
 // TokenSecretName names a member's copy of the token Secret: one per service, so services
