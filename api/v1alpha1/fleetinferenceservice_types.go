@@ -357,7 +357,7 @@ type NodePoolAutoCreation struct {
 
 // ServerSpec is the model server (vLLM) container.
 type ServerSpec struct {
-	// Image is the vLLM image.
+	// Image is the vLLM image, for every accelerator that names no image of its own.
 	// +kubebuilder:default="vllm/vllm-openai:latest"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
@@ -381,8 +381,10 @@ type ServerSpec struct {
 	// "sh -c" wrapper (it adds /usr/local/nvidia to PATH and LD_LIBRARY_PATH and runs
 	// python3 -m vllm.entrypoints.openai.api_server with the arguments), and a TPU or CPU
 	// container runs python3 -m vllm.entrypoints.openai.api_server. With a command set, the
-	// container runs it with --model, --port and args as its arguments.
+	// container runs it with --model, --port and args as its arguments. In a pod with
+	// fallbackAccelerators, each container's hardware check execs it in place of vLLM.
 	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=4096
 	// +optional
 	Command []string `json:"command,omitempty"`
@@ -466,7 +468,9 @@ type AcceleratorSpec struct {
 	Topology string `json:"topology,omitempty"`
 
 	// Image is the model server image for this accelerator, replacing model.server.image:
-	// TPU and GPU builds of vLLM are separate images (seed 003 builds one of each).
+	// TPU and GPU builds of vLLM are separate images (seed 003 builds one of each). In a
+	// cluster whose overrides set image, that image replaces this one unless this
+	// accelerator is the overrides' own.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
@@ -591,7 +595,8 @@ type ClusterOverrides struct {
 	// +optional
 	Accelerator *AcceleratorSpec `json:"accelerator,omitempty"`
 
-	// Image replaces model.server.image.
+	// Image replaces model.server.image and the image of every accelerator in this
+	// cluster, except overrides.accelerator.image, which wins over it.
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -609,6 +614,7 @@ type ClusterOverrides struct {
 
 	// Command replaces model.server.command.
 	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=4096
 	// +optional
 	Command []string `json:"command,omitempty"`

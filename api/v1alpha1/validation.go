@@ -54,6 +54,7 @@ func (s *FleetInferenceService) Validate() error {
 	errs = append(errs, validateBalancing(&s.Spec.Balancing, spec.Child("balancing"))...)
 	errs = append(errs, validateRouting(&s.Spec, spec)...)
 	errs = append(errs, validateComputeClasses(&s.Spec, spec)...)
+	errs = append(errs, validateServer(&s.Spec, spec)...)
 	if m := s.Spec.EndpointPicker.Monitoring; m != nil && m.GKE && s.Spec.Gateway.Provider != ProviderGKE {
 		errs = append(errs, field.Invalid(spec.Child("endpointPicker", "monitoring", "gke"), true, "needs gateway.provider GKE (Managed Prometheus)"))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,7 +23,9 @@ import (
 const (
 	preStopSleepSeconds           = 30
 	terminationGracePeriodSeconds = 130
-	startupFailureThreshold       = 600
+	// probePeriodSeconds is seed 002's probe period; the startup probe's failure threshold
+	// is the startup timeout counted in these periods.
+	probePeriodSeconds = 1
 	// LoraSyncerImage is the lora-adapter-syncer sidecar of the Inference Extension.
 	LoraSyncerImage = "us-central1-docker.pkg.dev/k8s-staging-images/gateway-api-inference-extension/lora-syncer:main"
 	loraConfigKey   = "configmap.yaml"
@@ -40,11 +43,26 @@ const (
 // entrypoint (seed 000) while the GPU image's entrypoint is this same command.
 var vllmCommand = []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
 
+// nvidiaEnvPrefix puts the NVIDIA driver GKE mounts at /usr/local/nvidia on the search
+// paths: vLLM images after v0.8.5 no longer find it (seed 002, vllm-project/vllm#18859).
+const nvidiaEnvPrefix = "PATH=$PATH:/usr/local/nvidia/bin LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
+
+// The node's NVIDIA driver as the GKE GPU/TPU fungibility recipe mounts it into a GPU
+// container that requests no GPU (so the device plugin injects nothing): GKE installs the
+// driver under /home/kubernetes/bin/nvidia, and containers expect it at /usr/local/nvidia.
+const (
+	nvidiaVolume    = "nvidia-driver"
+	nvidiaHostPath  = "/home/kubernetes/bin/nvidia"
+	nvidiaMountPath = "/usr/local/nvidia"
+)
+
 // LoraConfigMapName names the ConfigMap the lora-adapter-syncer watches.
 func LoraConfigMapName(svc *v1alpha1.FleetInferenceService) string { return svc.Name + "-adapters" }
 
 // ModelServer is the model spec in force in one cluster: spec.model with that cluster's
-// placement overrides applied.
+// placement overrides applied. An override's image replaces the image of every accelerator
+// that did not come from the same override, so in that cluster overrides.image wins over
+// accelerator images from spec.model, and overrides.accelerator.image wins over both.
 func ModelServer(svc *v1alpha1.FleetInferenceService, cluster string) v1alpha1.ModelSpec {
 	m := *svc.Spec.Model.DeepCopy()
 	for _, c := range svc.Spec.Placement.Clusters {
@@ -52,16 +70,42 @@ func ModelServer(svc *v1alpha1.FleetInferenceService, cluster string) v1alpha1.M
 			continue
 		}
 		o := c.Overrides.DeepCopy()
+		if o.Image != "" {
+			m.Server.Image = o.Image
+			if m.Accelerator != nil {
+				m.Accelerator.Image = ""
+			}
+			for i := range m.FallbackAccelerators {
+				m.FallbackAccelerators[i].Image = ""
+			}
+		}
 		if o.Accelerator != nil {
 			m.Accelerator = o.Accelerator
 			// A cluster that names its own accelerator runs it alone.
 			m.FallbackAccelerators = nil
 		}
-		if o.Image != "" {
-			m.Server.Image = o.Image
-		}
 		if o.Args != nil {
 			m.Server.Args = o.Args
+		}
+		if o.Command != nil {
+			m.Server.Command = o.Command
+		}
+		if p := o.Probes; p != nil {
+			if m.Server.Probes == nil {
+				m.Server.Probes = &v1alpha1.ProbesSpec{}
+			}
+			if p.Startup != nil {
+				m.Server.Probes.Startup = p.Startup
+			}
+			if p.Readiness != nil {
+				m.Server.Probes.Readiness = p.Readiness
+			}
+			if p.Liveness != nil {
+				m.Server.Probes.Liveness = p.Liveness
+			}
+		}
+		if o.StartupTimeout != nil {
+			m.Server.StartupTimeout = o.StartupTimeout
 		}
 		m.Server.Env = mergeEnv(m.Server.Env, o.Env)
 		if o.ComputeClass != nil {
@@ -105,6 +149,11 @@ func modelDeployment(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 		pod.Containers = append(pod.Containers, c)
 	}
 	pod.NodeSelector, pod.Tolerations = placementOf(m, accels)
+	if fungible && hasGPU(accels) {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: nvidiaVolume, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: nvidiaHostPath, Type: ptr.To(corev1.HostPathDirectoryOrCreate)},
+		}})
+	}
 	if len(m.LoraAdapters) > 0 {
 		pod.Volumes = append(pod.Volumes,
 			corev1.Volume{Name: "adapters", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -145,6 +194,15 @@ func acceleratorsOf(m v1alpha1.ModelSpec) []*v1alpha1.AcceleratorSpec {
 	return out
 }
 
+func hasGPU(accels []*v1alpha1.AcceleratorSpec) bool {
+	for _, a := range accels {
+		if kindOf(a) == "gpu" {
+			return true
+		}
+	}
+	return false
+}
+
 func kindOf(a *v1alpha1.AcceleratorSpec) string {
 	switch {
 	case a == nil:
@@ -170,7 +228,13 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 			args = append(args, fmt.Sprintf("--max-loras=%d", len(m.LoraAdapters)))
 		}
 	}
-	env := []corev1.EnvVar{{Name: "PORT", Value: fmt.Sprint(srv.Port)}}
+	kind := kindOf(a)
+	var env []corev1.EnvVar
+	if kind == "gpu" {
+		// Seed 002 forces vLLM's V1 engine, which LoRA support would otherwise turn off.
+		env = append(env, corev1.EnvVar{Name: "VLLM_USE_V1", Value: "1"})
+	}
+	env = append(env, corev1.EnvVar{Name: "PORT", Value: fmt.Sprint(srv.Port)})
 	if ref := srv.HuggingFaceTokenSecretRef; ref != nil {
 		env = append(env, corev1.EnvVar{Name: "HUGGING_FACE_HUB_TOKEN", ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: TokenSecretName(svc)}, Key: ref.Key},
@@ -179,29 +243,16 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 	if len(m.LoraAdapters) > 0 {
 		env = append(env, corev1.EnvVar{Name: "VLLM_ALLOW_RUNTIME_LORA_UPDATING", Value: "true"})
 	}
-	if a.IsTPU() {
+	if kind == "tpu" {
 		env = append(env, corev1.EnvVar{Name: "PJRT_DEVICE", Value: "TPU"})
 	}
 	env = mergeEnv(env, srv.Env)
 
-	health := func() *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: "/health", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
-		}}, PeriodSeconds: 1, SuccessThreshold: 1, TimeoutSeconds: 1}
-	}
-	liveness, readiness, startup := health(), health(), health()
-	liveness.FailureThreshold = 5
-	readiness.FailureThreshold = 1
-	startup.FailureThreshold = startupFailureThreshold
-	startup.InitialDelaySeconds = 2
-	startup.TimeoutSeconds = 0
-
+	liveness, readiness, startup := serverProbes(srv)
 	c := corev1.Container{
 		Name:            "vllm",
 		Image:           srv.Image,
 		ImagePullPolicy: corev1.PullAlways,
-		Command:         vllmCommand,
-		Args:            args,
 		Env:             env,
 		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 			Sleep: &corev1.SleepAction{Seconds: preStopSleepSeconds},
@@ -215,6 +266,9 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 			{Name: "shm", MountPath: "/dev/shm"},
 		},
 	}
+	if a != nil && a.Image != "" {
+		c.Image = a.Image
+	}
 	if first {
 		// The pod shares one network namespace: one container declares the port, and the
 		// probes of every container reach whichever server runs.
@@ -224,6 +278,7 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "adapters", MountPath: "/adapters"})
 	}
 	if !fungible {
+		c.Command, c.Args = serverCommand(kind, srv.Command, args)
 		if name, qty := acceleratorResource(a); name != "" {
 			if c.Resources.Limits == nil {
 				c.Resources.Limits = corev1.ResourceList{}
@@ -236,24 +291,104 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 		}
 		return c
 	}
-	c.Name = "vllm-" + kindOf(a)
-	if !first {
-		c.ReadinessProbe, c.LivenessProbe, c.StartupProbe = readiness, liveness, startup
-	}
+	c.Name = "vllm-" + kind
 	c.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
-	c.Command = []string{"sh", "-c", fungibleScript(kindOf(a))}
+	// sh -c takes the word after the script as $0, so c.Name stands there and "$@" in the
+	// script is exactly the server's arguments.
+	c.Command = []string{"sh", "-c", fungibleScript(kind, srv.Command), c.Name}
+	c.Args = args
+	if kind == "gpu" {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: nvidiaVolume, MountPath: nvidiaMountPath})
+	}
 	return c
 }
 
-// fungibleScript runs vLLM with the container's args when the node has this container's
-// hardware, and sleeps otherwise (the other container serves).
-func fungibleScript(kind string) string {
+// serverCommand is the command and arguments of a container that runs alone in its pod:
+// the user's command with the arguments, else seed 002's shell wrapper on GPUs, else vLLM.
+func serverCommand(kind string, command, args []string) ([]string, []string) {
+	switch {
+	case len(command) > 0:
+		return append([]string{}, command...), args
+	case kind == "gpu":
+		line := []string{nvidiaEnvPrefix}
+		for _, w := range append(append([]string{}, vllmCommand...), args...) {
+			line = append(line, shellQuote(w))
+		}
+		return []string{"sh", "-c"}, []string{strings.Join(line, " ")}
+	default:
+		return append([]string{}, vllmCommand...), args
+	}
+}
+
+// fungibleScript runs the server with the script's arguments ("$@") when the node has this
+// container's hardware, and sleeps otherwise (the other container serves). The server is
+// command when set, else vLLM, on GPUs with the driver paths of seed 002's wrapper.
+func fungibleScript(kind string, command []string) string {
 	probe := "ls /dev/nvidia0"
 	if kind == "tpu" {
 		probe = "ls /dev/accel0 || ls /dev/vfio/0"
 	}
-	return fmt.Sprintf(`if (%s) >/dev/null 2>&1; then exec %s "$@"; else echo "no %s on this node, idling"; exec sleep infinity; fi`,
-		probe, strings.Join(vllmCommand, " "), strings.ToUpper(kind))
+	run := command
+	if len(run) == 0 {
+		run = vllmCommand
+	}
+	words := make([]string, 0, len(run))
+	for _, w := range run {
+		words = append(words, shellQuote(w))
+	}
+	exec := "exec " + strings.Join(words, " ") + ` "$@"`
+	if len(command) == 0 && kind == "gpu" {
+		exec = "export " + nvidiaEnvPrefix + "; " + exec
+	}
+	return fmt.Sprintf(`if (%s) >/dev/null 2>&1; then %s; else echo "no %s on this node, idling"; exec sleep infinity; fi`,
+		probe, exec, strings.ToUpper(kind))
+}
+
+// shellQuote returns s as one POSIX shell word: unchanged when it holds only characters
+// the shell never interprets, else in single quotes.
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// serverProbes are seed 002's probes on /health, each replaced by model.server.probes when
+// set; the startup probe allows model.server.startupTimeout (default 10m) to load the model.
+func serverProbes(srv v1alpha1.ServerSpec) (liveness, readiness, startup *corev1.Probe) {
+	health := func() *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/health", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
+		}}, PeriodSeconds: probePeriodSeconds, SuccessThreshold: 1, TimeoutSeconds: 1}
+	}
+	liveness, readiness, startup = health(), health(), health()
+	liveness.FailureThreshold = 5
+	readiness.FailureThreshold = 1
+	timeout := v1alpha1.DefaultStartupTimeout
+	if srv.StartupTimeout != nil {
+		timeout = srv.StartupTimeout.Duration
+	}
+	period := probePeriodSeconds * time.Second
+	startup.FailureThreshold = int32((timeout + period - 1) / period)
+	startup.InitialDelaySeconds = 2
+	startup.TimeoutSeconds = 0
+	if p := srv.Probes; p != nil {
+		if p.Liveness != nil {
+			liveness = p.Liveness.DeepCopy()
+		}
+		if p.Readiness != nil {
+			readiness = p.Readiness.DeepCopy()
+		}
+		if p.Startup != nil {
+			startup = p.Startup.DeepCopy()
+		}
+	}
+	return liveness, readiness, startup
 }
 
 func hasFlag(args []string, flag string) bool {

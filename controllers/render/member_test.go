@@ -137,16 +137,19 @@ func TestModelServerMatchesSeeds(t *testing.T) {
 	if c.LivenessProbe.FailureThreshold != 5 || c.ReadinessProbe.FailureThreshold != 1 || c.StartupProbe.FailureThreshold != 600 || c.StartupProbe.InitialDelaySeconds != 2 {
 		t.Errorf("probe thresholds differ from seed 002")
 	}
-	wantArgs := []string{"--model=meta-llama/Llama-3.1-8B-Instruct", "--port=8000", "--tensor-parallel-size=1", "--max-num-seq=1024", "--max-loras=2", "--max-cpu-loras=12", "--enable-lora"}
-	if strings.Join(c.Args, " ") != strings.Join(wantArgs, " ") {
-		t.Errorf("args\n got %v\nwant %v", c.Args, wantArgs)
+	// seed 002's wrapper: the NVIDIA driver paths, then vLLM with every argument.
+	wantArgs := []string{"PATH=$PATH:/usr/local/nvidia/bin LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/nvidia/lib:/usr/local/nvidia/lib64" +
+		" python3 -m vllm.entrypoints.openai.api_server --model=meta-llama/Llama-3.1-8B-Instruct --port=8000" +
+		" --tensor-parallel-size=1 --max-num-seq=1024 --max-loras=2 --max-cpu-loras=12 --enable-lora"}
+	if strings.Join(c.Command, " ") != "sh -c" || len(c.Args) != 1 || c.Args[0] != wantArgs[0] {
+		t.Errorf("command %q args\n got %q\nwant %q", c.Command, c.Args, wantArgs)
 	}
 	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	if env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"].Value != "true" || env["PORT"].Value != "8000" {
-		t.Errorf("LoRA/PORT env missing: %v", c.Env)
+	if env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"].Value != "true" || env["PORT"].Value != "8000" || env["VLLM_USE_V1"].Value != "1" {
+		t.Errorf("LoRA/PORT/VLLM_USE_V1 env missing: %v", c.Env)
 	}
 	if ref := env["HUGGING_FACE_HUB_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != TokenSecretName(svc) || ref.SecretKeyRef.Key != "token" {
 		t.Errorf("token env %+v", env["HUGGING_FACE_HUB_TOKEN"])
