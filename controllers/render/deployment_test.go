@@ -197,9 +197,18 @@ func TestAcceleratorImages(t *testing.T) {
 			s.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "gke-west"}, {Name: "gke-east", Overrides: &v1alpha1.ClusterOverrides{Image: clusterImg}}}
 		}), map[string]string{"vllm-tpu": tpuImg, "vllm-gpu": gpuImg}},
 	}
+	// The sample names an image per accelerator; each case starts from none.
+	noImages := func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Model.Accelerator.Image = ""
+		s.Spec.Model.FallbackAccelerators[0].Image = ""
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, _ := containers(t, fungibleSample, tc.mutate)
+			mutate := noImages
+			if tc.mutate != nil {
+				mutate = both(noImages, tc.mutate)
+			}
+			cs, _ := containers(t, fungibleSample, mutate)
 			got := map[string]string{}
 			for n, c := range cs {
 				got[n] = c.Image
@@ -347,9 +356,17 @@ func TestProbeOverrides(t *testing.T) {
 		{"cluster probes without service probes", inCluster(&v1alpha1.ClusterOverrides{Probes: &v1alpha1.ProbesSpec{Readiness: probe("/cluster-ready", 2)}}), want{"derived", "/cluster-ready", "derived"}},
 	}
 	derived := map[string]int32{"startup": 600, "readiness": 1, "liveness": 5}
+	// The sample sets seed 000's readiness probe and startup budget; each case starts from none.
+	noProbes := func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Model.Server.Probes, s.Spec.Model.Server.StartupTimeout = nil, nil
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := mustOne(t, tpuSample, tc.mutate)
+			mutate := noProbes
+			if tc.mutate != nil {
+				mutate = both(noProbes, tc.mutate)
+			}
+			c := mustOne(t, tpuSample, mutate)
 			for kind, got := range map[string]*corev1.Probe{"startup": c.StartupProbe, "readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 				w := map[string]string{"startup": tc.want.startup, "readiness": tc.want.readiness, "liveness": tc.want.liveness}[kind]
 				switch {
