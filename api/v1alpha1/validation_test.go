@@ -97,6 +97,17 @@ var invalidCases = []struct {
 	{"unhealthyAfter zero", set("0s", "spec", "placement", "failover", "unhealthyAfter"), "unhealthyAfter"},
 	{"computeClass without accelerator", all(del("spec", "model", "accelerator"), set("vllm-fallback", "spec", "model", "computeClass")), "computeClass"},
 	{"fallbackAccelerators without computeClass", set([]any{map[string]any{"type": "nvidia-l4"}}, "spec", "model", "fallbackAccelerators"), "fallbackAccelerators"},
+	// Routing contradictions: a regional class routes to the pool in its own cluster.
+	{"regional class over two clusters", set("gke-l7-regional-external-managed", "spec", "gateway", "className"), "placement.clusters"},
+	{"mode Regional over two clusters", set("Regional", "spec", "gateway", "mode"), "placement.clusters"},
+	{"mode Regional with a multi-cluster class", all(set("Regional", "spec", "gateway", "mode"), set("gke-l7-cross-regional-internal-managed-mc", "spec", "gateway", "className"), set([]any{map[string]any{"name": "gke-west"}}, "spec", "placement", "clusters")), "gateway.className"},
+	{"import route with a regional class", all(set("MultiCluster", "spec", "gateway", "mode"), set("gke-l7-rilb", "spec", "gateway", "className")), "gateway.className"},
+	{"unknown gateway mode", set("Global", "spec", "gateway", "mode"), "gateway.mode"},
+	{"compute class nobody uses", set([]any{map[string]any{"name": "spare", "priorities": []any{map[string]any{"nodepools": []any{"a"}}}}}, "spec", "computeClasses"), "computeClasses"},
+	{"compute class priority with gpu and tpu", all(set("l4-class", "spec", "model", "computeClass"), set([]any{map[string]any{"name": "l4-class", "priorities": []any{map[string]any{
+		"gpu": map[string]any{"type": "nvidia-l4", "count": int64(1)}, "tpu": map[string]any{"type": "tpu-v6e-slice", "count": int64(1), "topology": "1x1"}}}}}, "spec", "computeClasses")), "priorities[0]"},
+	{"compute class without priorities", all(set("l4-class", "spec", "model", "computeClass"), set([]any{map[string]any{"name": "l4-class", "priorities": []any{}}}, "spec", "computeClasses")), "priorities"},
+	{"GKE monitoring on the open-source provider", all(set("InferencePoolImport", "spec", "gateway", "provider"), set("istio", "spec", "gateway", "className"), set(map[string]any{"gke": true}, "spec", "endpointPicker", "monitoring")), "endpointPicker.monitoring.gke"},
 	{"name not a DNS-1035 label", set("9svc", "metadata", "name"), "metadata.name"},
 	{"name too long", set(strings.Repeat("a", 59), "metadata", "name"), "metadata.name"},
 	{"model name missing", del("spec", "model", "name"), "model.name"},
@@ -191,8 +202,8 @@ func TestSamples(t *testing.T) {
 	env := testenv.Start(t, testenv.CRDs())
 	ctx := context.Background()
 	files, err := filepath.Glob(filepath.Join(testenv.Root(), "config", "samples", "*.yaml"))
-	if err != nil || len(files) < 3 {
-		t.Fatalf("want at least 3 samples, found %d (%v)", len(files), err)
+	if err != nil || len(files) < 5 {
+		t.Fatalf("want at least 5 samples (one per tutorial), found %d (%v)", len(files), err)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
