@@ -77,6 +77,8 @@ var (
 	GVKHealthCheckPolicy   = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "HealthCheckPolicy"}
 	GVKGCPBackendPolicy    = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPBackendPolicy"}
 	GVKGCPInferencePoolImp = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPInferencePoolImport"}
+	// GVKPodMonitoring is Google Cloud Managed Service for Prometheus's PodMonitoring.
+	GVKPodMonitoring = schema.GroupVersionKind{Group: "monitoring.googleapis.com", Version: "v1", Kind: "PodMonitoring"}
 )
 
 // EndpointPickerName is the name of the endpoint picker's Deployment, Service and
