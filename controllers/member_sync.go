@@ -76,6 +76,7 @@ var memberKinds = []schema.GroupVersionKind{
 	render.GVKAutoscalingMetric,
 	render.GVKHealthCheckPolicy,
 	render.GVKGCPBackendPolicy,
+	render.GVKPodMonitoring,
 }
 
 var clusterScopedKinds = map[schema.GroupVersionKind]bool{
