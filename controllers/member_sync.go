@@ -77,6 +77,7 @@ var memberKinds = []schema.GroupVersionKind{
 	render.GVKHealthCheckPolicy,
 	render.GVKGCPBackendPolicy,
 	render.GVKComputeClass,
+	render.GVKPodMonitoring,
 }
 
 var clusterScopedKinds = map[schema.GroupVersionKind]bool{

@@ -12,25 +12,47 @@
 //	inferenceExtension.replicas: <spec.endpointPicker.replicas>
 //	inferenceExtension.failureMode: <spec.endpointPicker.failureMode>
 //	provider.name: gke when spec.gateway.provider is GKE, else none
-//	everything else: the chart's values.yaml defaults.
+//	inferenceExtension.monitoring.prometheus.enabled: true when
+//	  spec.endpointPicker.monitoring.gke is true (provider GKE only), else false
+//	everything else: the chart's values.yaml defaults (so monitoring.prometheus.auth.enabled
+//	  is true, monitoring.interval is "10s" and provider.gke.autopilot is false).
+//
+// spec.endpointPicker.monitoring.gke maps to prometheus.enabled, not to the chart's
+// inferenceExtension.monitoring.gke.enabled: v1.5.0 reads that value nowhere (it is only
+// listed as deprecated in the README), and the GKE monitoring objects render from
+// provider gke with prometheus.enabled and prometheus.auth.enabled.
 //
 // Templates mirrored (everything the chart renders under those values except the
 // InferencePool, InferenceObjectives and HTTPRoute, which other renderers own):
 //
 //   - inferencepool/templates/rbac.yaml: Role and RoleBinding <epp>-non-sa, then
-//     epplib _rbac.yaml: Role and RoleBinding <epp>-sa and the ServiceAccount <epp>
-//     (its ClusterRole/ClusterRoleBinding need monitoring.prometheus.enabled: off by default);
+//     epplib _rbac.yaml: Role and RoleBinding <epp>-sa and the ServiceAccount <epp>, and,
+//     with monitoring, its ClusterRole and ClusterRoleBinding "<svc.Name>-<ns>-epp"
+//     (tokenreviews and subjectaccessreviews create, nonResourceURL /metrics get: the
+//     EPP checks the bearer token of whoever scrapes its metrics);
 //   - epplib _leader-election-rbac.yaml: Role <epp>-leader-election and RoleBinding
 //     <epp>-leader-election-binding, only when replicas > 1;
 //   - epplib _config.yaml: ConfigMap <epp> with default-plugins.yaml (the sidecar and
 //     latency-predictor ConfigMaps are off by default);
 //   - epplib _deployment.yaml: Deployment <epp> (one "epp" container: the sidecar and the
-//     latency-predictor containers are off by default);
+//     latency-predictor containers are off by default). Monitoring changes nothing here:
+//     with prometheus.auth.enabled the chart adds no --metrics-endpoint-auth=false;
 //   - epplib _service.yaml: Service <epp>;
 //   - inferencepool/templates/gke.yaml (provider gke only): HealthCheckPolicy and
-//     GCPBackendPolicy <svc.Name> targeting the InferencePool. epplib _gke.yaml renders
-//     nothing under the defaults (it needs monitoring.prometheus.enabled), nor do
-//     _sa-token-secret.yaml and _servicemonitor.yaml; istio.yaml needs provider istio.
+//     GCPBackendPolicy <svc.Name> targeting the InferencePool;
+//   - epplib _gke.yaml (included by gke.yaml; provider gke with monitoring only): the
+//     Managed Prometheus scrape of the EPP's metrics with a token:
+//     ServiceAccount <svc.Name>-metrics-reader-sa and its token Secret
+//     <svc.Name>-metrics-reader-secret (kubernetes.io/service-account-token), ClusterRole
+//     <ns>-<svc.Name>-metrics-reader (/metrics get) and ClusterRoleBinding
+//     <ns>-<svc.Name>-metrics-reader-role-binding granting it to that ServiceAccount, Role
+//     <svc.Name>-metrics-reader-secret-read (get/list/watch on that Secret only) and
+//     RoleBinding gmp-system:collector:<ns>-<svc.Name>-metrics-reader-secret-read
+//     granting it to the GMP collector (ServiceAccount collector in gmp-system), and
+//     PodMonitoring <svc.Name> (monitoring.googleapis.com/v1) scraping the EPP pods'
+//     "metrics" container port at /metrics every 10s with that Secret's token.
+//     _sa-token-secret.yaml and _servicemonitor.yaml (the Prometheus Operator path) need a
+//     provider other than gke; istio.yaml needs provider istio.
 //
 // <epp> is EndpointPickerName(svc), "<svc.Name>-epp", the chart's
 // "gateway-api-inference-extension.name" (whose default/lower/trim change nothing for a
@@ -38,8 +60,10 @@
 //
 // Differences on purpose:
 //   - every object also carries the hub's ownership labels (withLabels), including those
-//     the chart leaves unlabelled (ConfigMap, RoleBindings); the Deployment's selector and
-//     pod template labels are exactly the chart's, without ownership labels;
+//     the chart leaves unlabelled (ConfigMap, RoleBindings, the metrics-reader
+//     ServiceAccount, ClusterRoles, ClusterRoleBindings and Role); the Deployment's
+//     selector and pod template labels are exactly the chart's, without ownership labels.
+//     The cluster-scoped objects carry them too (their namespace label says whose they are);
 //   - app.kubernetes.io/version is "v1.5.0": the chart's source Chart.yaml says "0.0.0",
 //     but the published chart is packaged with --app-version v1.5.0 (hack/push-chart.sh);
 //   - the chart cuts the release name to 40 characters before adding "-epp"; we do not,
@@ -47,13 +71,37 @@
 //     and the two must agree. They differ from the chart only for names of 41 to 58
 //     characters, whose "-epp" names (at most 62) are still valid DNS-1035 labels. To be
 //     chart-exact there, truncate in EndpointPickerName, which both use;
+//   - for the same reason, and so that services in namespaces sharing their first 40
+//     characters do not share a cluster-scoped name, the ClusterRole/ClusterRoleBinding
+//     "<svc.Name>-<ns>-epp" cuts neither the name nor the namespace to 40 characters as the
+//     chart's "cluster-rbac-name" does (which then quotes the result and cuts it to 84
+//     characters, cutting off the closing quote, and so breaking the chart's output, when
+//     the two together exceed 77). Identical to the chart for names and namespaces of at
+//     most 40 characters;
+//   - the Role <svc.Name>-metrics-reader-secret-read has no namespace in _gke.yaml (Helm
+//     installs it into the release namespace): we render it in svc.Namespace, where the
+//     RoleBinding that references it and the Secret it names live;
 //   - the Service's ports carry targetPort = port (the API server's default, which the
 //     chart relies on): a typed ServicePort would otherwise send targetPort 0;
 //   - inferenceExtension.failureMode only reaches the InferencePool (not rendered here), so
 //     spec.endpointPicker.failureMode changes none of these objects.
 //
-// Objects come in a fixed order: ServiceAccount, RBAC, ConfigMap, Deployment, Service,
-// then the GKE policies.
+// Cluster-scoped names: the two ClusterRoles and ClusterRoleBindings are named after both
+// the service and its namespace, so the same service name in two namespaces gets distinct
+// objects. Like the chart's, the names join the two with "-", so a service "a-b" in
+// namespace "c" and a service "a" in namespace "b-c" would want the same names: the
+// second one's apply then reports a conflict (the objects carry the first one's ownership
+// labels) rather than overwriting them.
+//
+// Not rendered: provider.gke.autopilot (the GMP collector of Autopilot clusters lives in
+// gke-gmp-system, which would change the collector RoleBinding's name and subject
+// namespace) has no field in our API, so the collector binding always names gmp-system.
+//
+// Objects come in a fixed order: ServiceAccount, with monitoring the metrics-reader
+// ServiceAccount and its token Secret (after the ServiceAccount it names, which the token
+// controller needs), RBAC (then, with monitoring, the cluster and metrics-reader RBAC),
+// ConfigMap, Deployment, Service, then the GKE policies and, with monitoring, the
+// PodMonitoring.
 
 package render
 
@@ -99,6 +147,19 @@ const (
 	eppHealthCheckPath = "/health"
 	// eppBackendTimeoutSec is gke.yaml's GCPBackendPolicy timeoutSec.
 	eppBackendTimeoutSec = int64(300)
+
+	// eppMetricsPortName is _deployment.yaml's name of the metrics container port, which
+	// _gke.yaml's PodMonitoring scrapes (the Service names the same port http-metrics).
+	eppMetricsPortName = "metrics"
+	// eppMetricsPath is _gke.yaml's PodMonitoring path, the EPP's metrics endpoint.
+	eppMetricsPath = "/metrics"
+	// eppMonitoringInterval is values.yaml inferenceExtension.monitoring.interval.
+	eppMonitoringInterval = "10s"
+	// eppGMPNamespace is _gke.yaml's namespace of the Managed Prometheus collector when
+	// provider.gke.autopilot is false (the only case our API has).
+	eppGMPNamespace = "gmp-system"
+	// eppGMPCollector is the collector's ServiceAccount in eppGMPNamespace.
+	eppGMPCollector = "collector"
 )
 
 // eppPluginsConfig is default-plugins.yaml as _config.yaml renders it for a vllm model
@@ -149,6 +210,14 @@ func endpointPicker(svc *v1alpha1.FleetInferenceService) []client.Object {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels()},
 		},
+	}
+	monitoring := eppGKEMonitoring(svc)
+	if monitoring {
+		// epplib _gke.yaml: the metrics reader and its token, the Secret after the
+		// ServiceAccount it names.
+		objs = append(objs, eppMetricsReader(svc, name)...)
+	}
+	objs = append(objs,
 		// inferencepool/templates/rbac.yaml
 		eppRole(name+"-non-sa", ns, labels(), []rbacv1.PolicyRule{
 			{APIGroups: []string{"inference.networking.x-k8s.io"}, Resources: []string{"inferenceobjectives", "inferencemodelrewrites"}, Verbs: getWatchList()},
@@ -161,7 +230,7 @@ func endpointPicker(svc *v1alpha1.FleetInferenceService) []client.Object {
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: getWatchList()},
 		}),
 		eppRoleBinding(name+"-sa", ns, withLabels(svc, nil), name+"-sa", saSubject),
-	}
+	)
 	if ha {
 		// epplib _leader-election-rbac.yaml. Its subject has no namespace, as in the
 		// chart: a RoleBinding's ServiceAccount subject defaults to the binding's namespace.
@@ -173,6 +242,9 @@ func endpointPicker(svc *v1alpha1.FleetInferenceService) []client.Object {
 			eppRoleBinding(name+"-leader-election-binding", ns, withLabels(svc, nil), name+"-leader-election",
 				rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name}),
 		)
+	}
+	if monitoring {
+		objs = append(objs, eppMonitoringRBAC(svc, name, saSubject)...)
 	}
 	objs = append(objs,
 		// epplib _config.yaml: no labels in the chart.
@@ -187,7 +259,151 @@ func endpointPicker(svc *v1alpha1.FleetInferenceService) []client.Object {
 	if svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE {
 		objs = append(objs, eppGKEPolicies(svc, name)...)
 	}
+	if monitoring {
+		objs = append(objs, eppPodMonitoring(svc, name))
+	}
 	return objs
+}
+
+// eppGKEMonitoring reports whether svc's endpoint picker metrics go to Managed
+// Prometheus: the chart's provider gke with monitoring.prometheus.enabled. Validation
+// rejects monitoring.gke without provider GKE; the provider is checked here too because
+// the chart renders none of these objects for another provider.
+func eppGKEMonitoring(svc *v1alpha1.FleetInferenceService) bool {
+	m := svc.Spec.EndpointPicker.Monitoring
+	return m != nil && m.GKE && svc.Spec.Gateway.Provider == v1alpha1.ProviderGKE
+}
+
+// Names of the epplib _gke.yaml objects, as the template's variables build them.
+func eppMetricsReaderSA(svc *v1alpha1.FleetInferenceService) string {
+	return svc.Name + "-metrics-reader-sa"
+}
+
+func eppMetricsReaderSecret(svc *v1alpha1.FleetInferenceService) string {
+	return svc.Name + "-metrics-reader-secret"
+}
+
+func eppMetricsReaderRole(svc *v1alpha1.FleetInferenceService) string {
+	return svc.Namespace + "-" + svc.Name + "-metrics-reader"
+}
+
+func eppSecretReadRole(svc *v1alpha1.FleetInferenceService) string {
+	return svc.Name + "-metrics-reader-secret-read"
+}
+
+// eppClusterRBACName is the chart's "gateway-api-inference-extension.cluster-rbac-name",
+// without its truncations (see the comment at the top of this file).
+func eppClusterRBACName(svc *v1alpha1.FleetInferenceService) string {
+	return svc.Name + "-" + svc.Namespace + "-epp"
+}
+
+// eppMetricsReader is the ServiceAccount and token Secret of epplib _gke.yaml. The
+// ServiceAccount has no labels in the chart: ours carries only the ownership labels.
+func eppMetricsReader(svc *v1alpha1.FleetInferenceService, name string) []client.Object {
+	sa := eppMetricsReaderSA(svc)
+	return []client.Object{
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: svc.Namespace, Labels: withLabels(svc, nil)},
+		},
+		&corev1.Secret{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        eppMetricsReaderSecret(svc),
+				Namespace:   svc.Namespace,
+				Labels:      withLabels(svc, eppChartLabels(name)),
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: sa},
+			},
+			Type: corev1.SecretTypeServiceAccountToken,
+		},
+	}
+}
+
+// eppMonitoringRBAC is the cluster RBAC of epplib _rbac.yaml (ClusterRole and
+// ClusterRoleBinding "<svc.Name>-<ns>-epp" for the EPP's ServiceAccount) followed by the
+// RBAC of epplib _gke.yaml: the metrics reader's ClusterRole and ClusterRoleBinding, and
+// the Role and RoleBinding that let the GMP collector read its token. Only the first
+// ClusterRole is labelled in the chart; every object carries the ownership labels.
+func eppMonitoringRBAC(svc *v1alpha1.FleetInferenceService, name string, eppSubject rbacv1.Subject) []client.Object {
+	ns := svc.Namespace
+	clusterName := eppClusterRBACName(svc)
+	readerRole := eppMetricsReaderRole(svc)
+	secretRead := eppSecretReadRole(svc)
+	metricsGet := rbacv1.PolicyRule{NonResourceURLs: []string{eppMetricsPath}, Verbs: []string{"get"}}
+	return []client.Object{
+		// epplib _rbac.yaml
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: clusterName, Labels: withLabels(svc, eppChartLabels(name))},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+				{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+				metricsGet,
+			},
+		},
+		eppClusterRoleBinding(clusterName, withLabels(svc, nil), clusterName, eppSubject),
+		// epplib _gke.yaml
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: readerRole, Labels: withLabels(svc, nil)},
+			Rules:      []rbacv1.PolicyRule{metricsGet},
+		},
+		eppClusterRoleBinding(readerRole+"-role-binding", withLabels(svc, nil), readerRole,
+			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: eppMetricsReaderSA(svc), Namespace: ns}),
+		// No namespace in _gke.yaml: Helm puts it in the release namespace.
+		eppRole(secretRead, ns, withLabels(svc, nil), []rbacv1.PolicyRule{{
+			APIGroups:     []string{""},
+			Resources:     []string{"secrets"},
+			Verbs:         []string{"get", "list", "watch"},
+			ResourceNames: []string{eppMetricsReaderSecret(svc)},
+		}}),
+		eppRoleBinding(eppGMPNamespace+":"+eppGMPCollector+":"+ns+"-"+secretRead, ns, withLabels(svc, nil), secretRead,
+			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: eppGMPCollector, Namespace: eppGMPNamespace}),
+	}
+}
+
+func eppClusterRoleBinding(name string, labels map[string]string, role string, subject rbacv1.Subject) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Subjects:   []rbacv1.Subject{subject},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+	}
+}
+
+// eppPodMonitoring is epplib _gke.yaml's PodMonitoring: Managed Prometheus scrapes the
+// EPP pods (the Deployment's selector labels) on their "metrics" container port, with
+// the metrics reader's token as bearer credentials.
+func eppPodMonitoring(svc *v1alpha1.FleetInferenceService, name string) *unstructured.Unstructured {
+	matchLabels := map[string]interface{}{}
+	for k, v := range eppSelectorLabels(name) {
+		matchLabels[k] = v
+	}
+	u := &unstructured.Unstructured{Object: map[string]interface{}{
+		"spec": map[string]interface{}{
+			"endpoints": []interface{}{map[string]interface{}{
+				"port":     eppMetricsPortName,
+				"scheme":   "http",
+				"interval": eppMonitoringInterval,
+				"path":     eppMetricsPath,
+				"authorization": map[string]interface{}{
+					"type": "Bearer",
+					"credentials": map[string]interface{}{
+						"secret": map[string]interface{}{
+							"name": eppMetricsReaderSecret(svc),
+							"key":  corev1.ServiceAccountTokenKey,
+						},
+					},
+				},
+			}},
+			"selector": map[string]interface{}{"matchLabels": matchLabels},
+		},
+	}}
+	u.SetGroupVersionKind(GVKPodMonitoring)
+	u.SetName(svc.Name)
+	u.SetNamespace(svc.Namespace)
+	u.SetLabels(withLabels(svc, eppChartLabels(name)))
+	return u
 }
 
 // eppChartLabels are the chart's "gateway-api-inference-extension.labels".
@@ -279,7 +495,7 @@ func eppDeployment(svc *v1alpha1.FleetInferenceService, name string, replicas in
 						Ports: []corev1.ContainerPort{
 							{Name: "grpc", ContainerPort: eppExtProcPort},
 							{Name: "grpc-health", ContainerPort: eppHealthPort},
-							{Name: "metrics", ContainerPort: eppMetricsPort},
+							{Name: eppMetricsPortName, ContainerPort: eppMetricsPort},
 						},
 						LivenessProbe: &corev1.Probe{
 							ProbeHandler:        corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: eppHealthPort, Service: ptr.To(liveness)}},

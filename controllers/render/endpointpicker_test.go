@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -53,6 +54,9 @@ var eppCases = []struct {
 	}},
 	{name: "port9000", mutate: func(s *v1alpha1.FleetInferenceService) {
 		s.Spec.Model.Server.Port = 9000
+	}},
+	{name: "gke-monitoring", mutate: func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.EndpointPicker.Monitoring = &v1alpha1.EndpointPickerMonitoring{GKE: true}
 	}},
 }
 
@@ -104,13 +108,18 @@ func TestEndpointPickerObjects(t *testing.T) {
 			ha := svc.Spec.EndpointPicker.Replicas > 1
 			port := svc.Spec.Model.Server.Port
 
-			// Every object: TypeMeta set, namespaced in svc's namespace, owned by svc.
+			// Every object: TypeMeta set, namespaced in svc's namespace (but the cluster
+			// RBAC of monitoring), owned by svc.
 			for _, o := range objs {
 				gvk := o.GetObjectKind().GroupVersionKind()
 				if gvk.Kind == "" || gvk.Version == "" {
 					t.Errorf("%T %s has no apiVersion/kind", o, o.GetName())
 				}
-				if o.GetNamespace() != svc.Namespace {
+				if gvk.Kind == "ClusterRole" || gvk.Kind == "ClusterRoleBinding" {
+					if o.GetNamespace() != "" {
+						t.Errorf("%s %s: namespace %q, want none", gvk.Kind, o.GetName(), o.GetNamespace())
+					}
+				} else if o.GetNamespace() != svc.Namespace {
 					t.Errorf("%s %s: namespace %q, want %q", gvk.Kind, o.GetName(), o.GetNamespace(), svc.Namespace)
 				}
 				if !OwnedBy(o, svc) || o.GetLabels()[LabelUID] != string(svc.UID) {
@@ -292,5 +301,164 @@ func TestEndpointPickerLongName(t *testing.T) {
 	}
 	if hcp := eppFindGVK(objs, "HealthCheckPolicy"); len(hcp) != 1 || hcp[0].GetName() != name {
 		t.Errorf("HealthCheckPolicy not named %q", name)
+	}
+}
+
+// eppCountKinds counts objects by kind.
+func eppCountKinds(objs []client.Object) map[string]int {
+	n := map[string]int{}
+	for _, o := range objs {
+		n[o.GetObjectKind().GroupVersionKind().Kind]++
+	}
+	return n
+}
+
+// TestEndpointPickerGKEMonitoring: monitoring.gke adds exactly the chart's nine
+// monitoring objects; unset, false, or with a provider other than GKE it adds none; the
+// cluster-scoped ones are owned by the service and named after its namespace, so the
+// same service in another namespace gets other names.
+func TestEndpointPickerGKEMonitoring(t *testing.T) {
+	monitor := func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.EndpointPicker.Monitoring = &v1alpha1.EndpointPickerMonitoring{GKE: true}
+	}
+	plain := endpointPicker(eppTestService(nil))
+	off := endpointPicker(eppTestService(func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.EndpointPicker.Monitoring = &v1alpha1.EndpointPickerMonitoring{GKE: false}
+	}))
+	if diff := cmp.Diff(toYAML(t, plain), toYAML(t, off)); diff != "" {
+		t.Errorf("monitoring.gke false renders differently from unset:\n%s", diff)
+	}
+	// Validation rejects this; the renderer still renders nothing for it, like the chart.
+	imp := func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Gateway.Provider = v1alpha1.ProviderInferencePoolImport
+		s.Spec.Gateway.ClassName = "istio"
+	}
+	if diff := cmp.Diff(string(toYAML(t, endpointPicker(eppTestService(imp)))),
+		string(toYAML(t, endpointPicker(eppTestService(func(s *v1alpha1.FleetInferenceService) { imp(s); monitor(s) }))))); diff != "" {
+		t.Errorf("monitoring.gke without provider GKE renders objects:\n%s", diff)
+	}
+
+	svc := eppTestService(monitor)
+	objs := endpointPicker(svc)
+	before, after := eppCountKinds(plain), eppCountKinds(objs)
+	want := map[string]int{"ServiceAccount": 1, "Secret": 1, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "PodMonitoring": 1}
+	for kind := range after {
+		if got := after[kind] - before[kind]; got != want[kind] {
+			t.Errorf("monitoring adds %d %s, want %d", got, kind, want[kind])
+		}
+	}
+	// Whatever else is rendered is unchanged, the Deployment (its args) included.
+	var rest []client.Object
+	for _, o := range objs {
+		if before[o.GetObjectKind().GroupVersionKind().Kind] > 0 && !strings.Contains(o.GetName(), "metrics-reader") {
+			rest = append(rest, o)
+		}
+	}
+	if diff := cmp.Diff(string(toYAML(t, plain)), string(toYAML(t, rest))); diff != "" {
+		t.Errorf("monitoring changes the other objects (-without +with):\n%s", diff)
+	}
+
+	// The ServiceAccount comes before the token Secret naming it.
+	iSA, iSecret := -1, -1
+	for i, o := range objs {
+		switch o.GetName() {
+		case "llama-metrics-reader-sa":
+			iSA = i
+		case "llama-metrics-reader-secret":
+			iSecret = i
+		}
+	}
+	if iSA < 0 || iSecret < iSA {
+		t.Errorf("metrics-reader ServiceAccount at %d, its Secret at %d: want the ServiceAccount first", iSA, iSecret)
+	}
+
+	// PodMonitoring: scrapes the EPP pods' metrics port with the reader's token.
+	pms := eppFindGVK(objs, "PodMonitoring")
+	if len(pms) != 1 || pms[0].GroupVersionKind() != GVKPodMonitoring {
+		t.Fatalf("want one %v, got %d", GVKPodMonitoring, len(pms))
+	}
+	sel, _, _ := unstructured.NestedStringMap(pms[0].Object, "spec", "selector", "matchLabels")
+	dep := eppFind[*appsv1.Deployment](t, objs, EndpointPickerName(svc))
+	if diff := cmp.Diff(dep.Spec.Selector.MatchLabels, sel); diff != "" {
+		t.Errorf("PodMonitoring selector differs from the EPP Deployment's (-deployment +podmonitoring):\n%s", diff)
+	}
+	eps, _, _ := unstructured.NestedSlice(pms[0].Object, "spec", "endpoints")
+	ep := eps[0].(map[string]interface{})
+	port := ep["port"].(string)
+	if !slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].Ports, func(p corev1.ContainerPort) bool { return p.Name == port && p.ContainerPort == 9090 }) {
+		t.Errorf("PodMonitoring scrapes port %q, which is not the EPP container's metrics port", port)
+	}
+	secretName, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "secret", "name")
+	secret := eppFind[*corev1.Secret](t, objs, secretName)
+	if secret.Type != corev1.SecretTypeServiceAccountToken || secret.Annotations[corev1.ServiceAccountNameKey] != "llama-metrics-reader-sa" {
+		t.Errorf("Secret %s: type %q annotations %v", secret.Name, secret.Type, secret.Annotations)
+	}
+
+	// Cluster-scoped objects: owned by svc, and distinct for the same name elsewhere.
+	other := endpointPicker(eppTestService(func(s *v1alpha1.FleetInferenceService) {
+		monitor(s)
+		s.Namespace = "staging"
+		s.UID = "6b1f0c2d-0000-4000-8000-000000000001"
+	}))
+	clusterNames := func(objs []client.Object) map[string]bool {
+		names := map[string]bool{}
+		for _, o := range objs {
+			if o.GetNamespace() == "" {
+				names[o.GetObjectKind().GroupVersionKind().Kind+" "+o.GetName()] = true
+			}
+		}
+		return names
+	}
+	ours, theirs := clusterNames(objs), clusterNames(other)
+	if len(ours) != 4 || len(theirs) != 4 {
+		t.Fatalf("cluster-scoped objects: %v and %v, want four each", ours, theirs)
+	}
+	for k := range ours {
+		if theirs[k] {
+			t.Errorf("%s is rendered for llama in both serving and staging", k)
+		}
+		if !strings.Contains(k, "serving") {
+			t.Errorf("%s does not name the namespace", k)
+		}
+	}
+	for _, o := range objs {
+		if o.GetNamespace() == "" && (!OwnedBy(o, svc) || o.GetLabels()[LabelNamespace] != "serving" || o.GetLabels()[LabelRole] != RoleMember) {
+			t.Errorf("%s %s lacks the ownership labels: %v", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), o.GetLabels())
+		}
+	}
+}
+
+// TestEndpointPickerGKEMonitoringLongNames: with the longest service name (58) and
+// namespace (63), every monitoring object's name is still valid for its kind (RBAC names
+// are path segments, and the collector's RoleBinding holds colons) and every label
+// value is valid.
+func TestEndpointPickerGKEMonitoringLongNames(t *testing.T) {
+	svc := eppTestService(func(s *v1alpha1.FleetInferenceService) {
+		s.Name = "a" + strings.Repeat("-long-name", 5) + "-sevens"
+		s.Namespace = "n" + strings.Repeat("-namespace", 6) + "-x"
+		s.Spec.EndpointPicker.Monitoring = &v1alpha1.EndpointPickerMonitoring{GKE: true}
+	})
+	if len(svc.Name) != 58 || len(svc.Namespace) != 63 {
+		t.Fatalf("test names have %d and %d characters", len(svc.Name), len(svc.Namespace))
+	}
+	for _, o := range endpointPicker(svc) {
+		gvk := o.GetObjectKind().GroupVersionKind()
+		var errs []string
+		if gvk.Group == rbacv1.GroupName {
+			errs = path.IsValidPathSegmentName(o.GetName())
+			if len(o.GetName()) > 253 {
+				errs = append(errs, "longer than 253 characters")
+			}
+		} else {
+			errs = validation.IsDNS1123Subdomain(o.GetName())
+		}
+		if len(errs) > 0 {
+			t.Errorf("%s name %q: %v", gvk.Kind, o.GetName(), errs)
+		}
+		for k, v := range o.GetLabels() {
+			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+				t.Errorf("%s %s label %s=%q: %v", gvk.Kind, o.GetName(), k, v, errs)
+			}
+		}
 	}
 }

@@ -78,6 +78,8 @@ var (
 	GVKGCPBackendPolicy    = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPBackendPolicy"}
 	GVKGCPInferencePoolImp = schema.GroupVersionKind{Group: "networking.gke.io", Version: "v1", Kind: "GCPInferencePoolImport"}
 	GVKComputeClass        = schema.GroupVersionKind{Group: "cloud.google.com", Version: "v1", Kind: "ComputeClass"}
+	// GVKPodMonitoring is Google Cloud Managed Service for Prometheus's PodMonitoring.
+	GVKPodMonitoring = schema.GroupVersionKind{Group: "monitoring.googleapis.com", Version: "v1", Kind: "PodMonitoring"}
 )
 
 // EndpointPickerName is the name of the endpoint picker's Deployment, Service and
