@@ -564,8 +564,22 @@ func (r *RouteSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 		return reconcile.Result{}, nil
 	}
 	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
-		if err := r.releaseFrom(ctx, svc, recordedGatewayCluster(svc)); err != nil {
+		// The status names where the routes were last recorded; the spec says where they
+		// went since, should a status write have lost a race with the deletion.
+		where := []string{recordedGatewayCluster(svc)}
+		desired := svc.DeepCopy()
+		v1alpha1.SetDefaults(desired)
+		all, err := r.Registry.List(ctx)
+		if err != nil {
 			return reconcile.Result{}, err
+		}
+		if at, err := gatewayClusterOf(desired, all); err == nil && at != where[0] {
+			where = append(where, at)
+		}
+		for _, c := range where {
+			if err := r.releaseFrom(ctx, svc, c); err != nil {
+				return reconcile.Result{}, fmt.Errorf("remove routes from %s: %w", clusterLabel(c), err)
+			}
 		}
 	}
 	patch := client.MergeFrom(svc.DeepCopy())
