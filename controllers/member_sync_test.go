@@ -380,7 +380,7 @@ func TestMemberSync(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if *d.Spec.Replicas != 2 || !contains(d.Spec.Template.Spec.Containers[0].Args, "--max-model-len=4096") {
+				if *d.Spec.Replicas != 2 || !framework.HasServerArg(d.Spec.Template.Spec.Containers[0], "--max-model-len=4096") {
 					return fmt.Errorf("replicas %d args %v", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
 				}
 				if err := m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, &infv1alpha2.InferenceObjective{}); !apierrors.IsNotFound(err) {

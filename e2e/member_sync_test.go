@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -294,7 +293,7 @@ func TestMemberSync(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if *d.Spec.Replicas != 2 || !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--max-model-len=4096") || d.Status.ReadyReplicas != 2 {
+				if *d.Spec.Replicas != 2 || !framework.HasServerArg(d.Spec.Template.Spec.Containers[0], "--max-model-len=4096") || d.Status.ReadyReplicas != 2 {
 					return fmt.Errorf("replicas %d ready %d args %v", *d.Spec.Replicas, d.Status.ReadyReplicas, d.Spec.Template.Spec.Containers[0].Args)
 				}
 				return nil
@@ -321,7 +320,7 @@ func TestMemberSync(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-prefix-caching") {
+			if !framework.HasServerArg(d.Spec.Template.Spec.Containers[0], "--enable-prefix-caching") {
 				return fmt.Errorf("west not converged")
 			}
 			got := getService(ctx, t, hub, key)
@@ -339,7 +338,7 @@ func TestMemberSync(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-prefix-caching") {
+			if !framework.HasServerArg(d.Spec.Template.Spec.Containers[0], "--enable-prefix-caching") {
 				return fmt.Errorf("east not converged")
 			}
 			got := getService(ctx, t, hub, key)

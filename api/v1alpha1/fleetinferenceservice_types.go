@@ -836,9 +836,10 @@ type EndpointPickerSpec struct {
 
 // EndpointPickerMonitoring says where the endpoint picker's metrics go.
 type EndpointPickerMonitoring struct {
-	// GKE renders what the inferencepool chart renders with
-	// inferenceExtension.monitoring.gke.enabled: the metrics-reader ServiceAccount, its token
-	// Secret, RBAC, and the Managed Prometheus collector's access (provider GKE only).
+	// GKE renders what the inferencepool chart (v1.5.0) renders for provider gke with
+	// inferenceExtension.monitoring.prometheus.enabled: the metrics-reader ServiceAccount, its
+	// token Secret, RBAC, the Managed Prometheus collector's access and a PodMonitoring
+	// (provider GKE only).
 	// +optional
 	GKE bool `json:"gke,omitempty"`
 }

@@ -124,3 +124,58 @@ func TestRenderConfigCluster(t *testing.T) {
 		t.Error("accepted an unknown config cluster")
 	}
 }
+
+// TestRenderRejectsContradictoryRouting runs the routing contradictions the API server
+// rejects, and the one only a resolved placement shows (a regional selector that finds two
+// clusters), through fleetctl render: each is an error naming the field, and nothing is
+// printed.
+func TestRenderRejectsContradictoryRouting(t *testing.T) {
+	const head = "apiVersion: fleet.inferfleet.dev/v1alpha1\nkind: FleetInferenceService\nmetadata: {name: x}\nspec:\n  model: {name: m, accelerator: {type: nvidia-h100-80gb}}\n  replicas: 2\n"
+	cases := []struct {
+		name, spec, field string
+	}{
+		{"regional class over two clusters", "  placement: {clusters: [{name: gke-west}, {name: gke-east}]}\n  gateway: {className: gke-l7-regional-external-managed}\n", "spec.placement.clusters"},
+		{"mode Regional with a multi-cluster class", "  placement: {clusters: [{name: gke-west}]}\n  gateway: {mode: Regional, className: gke-l7-cross-regional-internal-managed-mc}\n", "spec.gateway.className"},
+		{"import route with a regional class", "  placement: {clusters: [{name: gke-west}]}\n  gateway: {mode: MultiCluster, className: gke-l7-rilb}\n", "spec.gateway.className"},
+		{"regional selector over two clusters", "  placement: {clusterSelector: {matchLabels: {tier: gpu}}}\n  gateway: {mode: Regional}\n", "spec.placement"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "fis.yaml")
+			if err := os.WriteFile(f, []byte(head+tc.spec), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err := runRender(&out, renderOptions{file: f, clusters: writeClusters(t), output: "yaml"})
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("want an error naming %s, got %v", tc.field, err)
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed %d bytes for a refused service", out.Len())
+			}
+		})
+	}
+	// The same service on one cluster renders its regional Gateway into that member.
+	f := filepath.Join(t.TempDir(), "fis.yaml")
+	if err := os.WriteFile(f, []byte(head+"  placement: {clusters: [{name: gke-east}]}\n  gateway: {mode: Regional, name: inference-gateway}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runRender(&out, renderOptions{file: f, clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	kinds := func(cluster string) map[string]bool {
+		k := map[string]bool{}
+		for _, o := range doc[cluster] {
+			k[o["kind"].(string)] = true
+		}
+		return k
+	}
+	if !kinds("gke-east")["Gateway"] || !kinds("gke-east")["HTTPRoute"] || kinds("gke-west")["Gateway"] {
+		t.Errorf("regional gateway rendered in the wrong cluster: gke-east %v, config cluster gke-west %v", kinds("gke-east"), kinds("gke-west"))
+	}
+}

@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -276,4 +279,13 @@ func UpdateService(t testing.TB, c client.Client, key client.ObjectKey, mutate f
 		mutate(svc)
 		return c.Update(context.Background(), svc)
 	})
+}
+
+// HasServerArg reports whether a model-server container passes flag to vLLM: one of its
+// args, or a word of the GPU wrapper's one "sh -c" script.
+func HasServerArg(c corev1.Container, flag string) bool {
+	if len(c.Command) >= 2 && c.Command[0] == "sh" && c.Command[1] == "-c" && len(c.Args) == 1 {
+		return slices.Contains(strings.Fields(c.Args[0]), flag)
+	}
+	return slices.Contains(c.Args, flag)
 }
