@@ -51,7 +51,7 @@ func (e *ConflictError) Error() string {
 	if e.GVK.Kind == "" {
 		return "objects exist that this service does not own" + e.Held
 	}
-	return fmt.Sprintf("%s %s exists and is not owned by this service%s: left unchanged", e.GVK.Kind, e.Key, e.Held)
+	return kindKey(e.GVK, e.Key) + " exists and is not owned by this service" + e.Held + ": left unchanged"
 }
 
 // IsConflict reports whether err is a ConflictError.

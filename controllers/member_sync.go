@@ -277,8 +277,13 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
-// hadCluster reports whether svc's status lists the cluster, i.e. it may hold objects.
+// hadCluster reports whether the cluster may hold svc's objects: the status lists it, or
+// this hub synced it (a status write that recorded it may have lost a race with a spec
+// change that moved the service away).
 func (r *MemberSync) hadCluster(svc *v1alpha1.FleetInferenceService, name string) bool {
+	if _, ok := r.pruned.Load(string(svc.UID) + "/" + name); ok {
+		return true
+	}
 	for _, c := range svc.Status.Clusters {
 		if c.Name == name {
 			return true

@@ -68,10 +68,11 @@ func TestTutorialsOnLocalFleet(t *testing.T) {
 				return serviceReady(getService(ctx, t, hub, client.ObjectKeyFromObject(s)))
 			})
 		}
+		// Ready does not wait for a Gateway controller (there is none here), nor for the routes.
 		g := &gwv1.Gateway{}
-		if err := west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "inference-gateway"}, g); err != nil {
-			t.Fatalf("regional gateway in gke-west: %v", err)
-		}
+		framework.Eventually(t, 30*time.Second, "regional gateway in gke-west", func() error {
+			return west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "inference-gateway"}, g)
+		})
 		if g.Spec.GatewayClassName != "gke-l7-regional-external-managed" {
 			t.Errorf("gateway class %s", g.Spec.GatewayClassName)
 		}
@@ -114,8 +115,10 @@ func TestTutorialsOnLocalFleet(t *testing.T) {
 		}
 		framework.Eventually(t, time.Minute, "router and gateway gone", func() error {
 			for _, k := range [][3]string{{"apps/v1", "Deployment", router}, {"networking.gke.io/v1", "GCPRoutingExtension", router}, {"gateway.networking.k8s.io/v1", "Gateway", "inference-gateway"}} {
-				if _, err := present(ctx, west, k[0], k[1], "default", k[2]); !apierrors.IsNotFound(err) {
-					return fmt.Errorf("%s %s: %v", k[1], k[2], err)
+				if o, err := present(ctx, west, k[0], k[1], "default", k[2]); !apierrors.IsNotFound(err) {
+					q := &v1alpha1.FleetInferenceService{}
+					qerr := hub.Get(ctx, client.ObjectKeyFromObject(qwen), q)
+					return fmt.Errorf("%s %s: %v %v; qwen %v %v %+v", k[1], k[2], err, o.GetLabels(), qerr, q.Finalizers, q.Status.Conditions)
 				}
 			}
 			return nil
@@ -157,8 +160,9 @@ func TestTutorialsOnLocalFleet(t *testing.T) {
 			if msg := clusterStatus(svc, "gke-west").Message; !strings.Contains(msg, "ComputeClass vllm-fallback") {
 				return fmt.Errorf("gke-west message %q does not name the class", msg)
 			}
-			if _, err := present(ctx, east, "cloud.google.com/v1", "ComputeClass", "", "vllm-fallback"); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("gke-east still holds the class: %v", err)
+			if cc, err := present(ctx, east, "cloud.google.com/v1", "ComputeClass", "", "vllm-fallback"); !apierrors.IsNotFound(err) {
+				_, derr := present(ctx, east, "apps/v1", "Deployment", "default", fungible.Name)
+				return fmt.Errorf("gke-east still holds the class: %v %v %v; deployment %v; clusters %+v", err, cc.GetLabels(), cc.GetDeletionTimestamp(), derr, svc.Status.Clusters)
 			}
 			return nil
 		})
