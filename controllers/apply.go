@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -176,13 +177,20 @@ func covers(live, desired any) bool {
 // deleted.
 func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, role string, kinds []schema.GroupVersionKind, clusterScoped map[schema.GroupVersionKind]bool, keep map[string]bool) ([]string, error) {
 	sel := client.MatchingLabels{render.LabelService: svc.Name, render.LabelNamespace: svc.Namespace, render.LabelManagedBy: render.ManagedBy, render.LabelRole: role}
+	return deleteUnkept(ctx, c, sel, svc.Namespace, kinds, clusterScoped, keep, func(client.Object) bool { return true })
+}
+
+// deleteUnkept deletes the objects of the given kinds that sel matches (namespaced ones in
+// ns) and ours accepts, except those in keep. Kinds the cluster does not serve are
+// skipped. It returns what it deleted.
+func deleteUnkept(ctx context.Context, c client.Client, sel client.MatchingLabels, ns string, kinds []schema.GroupVersionKind, clusterScoped map[schema.GroupVersionKind]bool, keep map[string]bool, ours func(client.Object) bool) ([]string, error) {
 	var deleted []string
 	for _, gvk := range kinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		opts := []client.ListOption{sel}
 		if !clusterScoped[gvk] {
-			opts = append(opts, client.InNamespace(svc.Namespace))
+			opts = append(opts, client.InNamespace(ns))
 		}
 		if err := c.List(ctx, list, opts...); err != nil {
 			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
@@ -194,7 +202,7 @@ func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInfere
 			obj := &list.Items[i]
 			obj.SetGroupVersionKind(gvk)
 			k := kindKey(gvk, client.ObjectKeyFromObject(obj))
-			if keep[k] || obj.GetDeletionTimestamp() != nil {
+			if keep[k] || obj.GetDeletionTimestamp() != nil || !ours(obj) {
 				continue
 			}
 			if err := c.Delete(ctx, obj, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
@@ -204,6 +212,31 @@ func deleteOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInfere
 		}
 	}
 	return deleted, nil
+}
+
+// applySet applies objs, each only where ours accepts the live object, and returns the
+// kindKeys of all of them (to keep when pruning). Objects held by others are gathered into
+// one ConflictError once the rest are applied; a kind the cluster does not serve stops it.
+func applySet(ctx context.Context, c client.Client, objs []client.Object, ours func(client.Object) bool) (map[string]bool, error) {
+	keep := map[string]bool{}
+	var conflicts []string
+	for _, obj := range objs {
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] = true
+		_, _, err := applyObject(ctx, c, obj, ours)
+		switch {
+		case IsConflict(err):
+			conflicts = append(conflicts, err.Error())
+		case meta.IsNoMatchError(err):
+			return keep, fmt.Errorf("the cluster does not serve %s: install its CRD", gvk.Kind)
+		case err != nil:
+			return keep, err
+		}
+	}
+	if len(conflicts) > 0 {
+		return keep, &ConflictError{Held: ": " + strings.Join(conflicts, "; ")}
+	}
+	return keep, nil
 }
 
 func kindKey(gvk schema.GroupVersionKind, key client.ObjectKey) string {

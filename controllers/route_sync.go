@@ -9,10 +9,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -314,73 +312,32 @@ func (r *RouteSync) applyGateway(ctx context.Context, c client.Client, in render
 		l := live.GetLabels()
 		return l[render.LabelManagedBy] == render.ManagedBy && l[render.LabelGateway] == in.Name && l[render.LabelService] == ""
 	}
-	keep := map[string]bool{}
-	var conflicts []string
+	var objs []client.Object
 	if in.ClassName != "" {
-		for _, obj := range render.GatewayObjects(in) {
-			keep[kindKey(obj.GetObjectKind().GroupVersionKind(), client.ObjectKeyFromObject(obj))] = true
-			_, _, err := applyObject(ctx, c, obj, ours)
-			switch {
-			case IsConflict(err):
-				conflicts = append(conflicts, err.Error())
-			case meta.IsNoMatchError(err):
-				return fmt.Errorf("the cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
-			case err != nil:
-				return err
-			}
-		}
+		objs = render.GatewayObjects(in)
+	}
+	keep, applyErr := applySet(ctx, c, objs, ours)
+	if applyErr != nil && !IsConflict(applyErr) {
+		return applyErr
 	}
 	sel := client.MatchingLabels{render.LabelManagedBy: render.ManagedBy, render.LabelGateway: in.Name, render.LabelRole: render.RoleConfig}
-	for _, gvk := range sharedKinds {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := c.List(ctx, list, sel, client.InNamespace(in.Namespace)); err != nil {
-			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-				continue
-			}
-			return fmt.Errorf("list %s: %w", gvk.Kind, err)
-		}
-		for i := range list.Items {
-			obj := &list.Items[i]
-			obj.SetGroupVersionKind(gvk)
-			if keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] || !ours(obj) || obj.GetDeletionTimestamp() != nil {
-				continue
-			}
-			if err := c.Delete(ctx, obj, client.PropagationPolicy("Background")); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete unused %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
-			}
-		}
+	if _, err := deleteUnkept(ctx, c, sel, in.Namespace, sharedKinds, nil, keep, ours); err != nil {
+		return err
 	}
-	if len(conflicts) > 0 {
-		return &ConflictError{Held: ": " + strings.Join(conflicts, "; ")}
-	}
-	return nil
+	return applyErr
 }
 
 // applyServiceObjects writes the service's HTTPRoute and policies and removes the ones it
 // no longer needs (switching provider, say).
 func (r *RouteSync) applyServiceObjects(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, gw render.GatewayInput) error {
-	keep := map[string]bool{}
-	var conflicts []string
-	for _, obj := range render.ConfigCluster(svc, gw) {
-		keep[kindKey(obj.GetObjectKind().GroupVersionKind(), client.ObjectKeyFromObject(obj))] = true
-		_, _, err := applyOwned(ctx, c, svc, obj)
-		switch {
-		case IsConflict(err):
-			conflicts = append(conflicts, err.Error())
-		case meta.IsNoMatchError(err):
-			return fmt.Errorf("the cluster does not serve %s: install its CRD", obj.GetObjectKind().GroupVersionKind().Kind)
-		case err != nil:
-			return err
-		}
+	keep, applyErr := applySet(ctx, c, render.ConfigCluster(svc, gw), func(live client.Object) bool { return render.OwnedBy(live, svc) })
+	if applyErr != nil && !IsConflict(applyErr) {
+		return applyErr
 	}
 	if _, err := deleteOwned(ctx, c, svc, render.RoleConfig, configKinds, nil, keep); err != nil {
 		return err
 	}
-	if len(conflicts) > 0 {
-		return &ConflictError{Held: ": " + strings.Join(conflicts, "; ")}
-	}
-	return nil
+	return applyErr
 }
 
 // observeRoutes copies the Gateway's addresses and sets RoutesProgrammed from what a

@@ -69,28 +69,29 @@ func TestTutorialsOnLocalFleet(t *testing.T) {
 			})
 		}
 		// Ready does not wait for a Gateway controller (there is none here), nor for the routes.
-		g := &gwv1.Gateway{}
-		framework.Eventually(t, 30*time.Second, "regional gateway in gke-west", func() error {
-			return west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "inference-gateway"}, g)
+		framework.Eventually(t, 30*time.Second, "regional gateway, routes and router in gke-west", func() error {
+			g := &gwv1.Gateway{}
+			if err := west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "inference-gateway"}, g); err != nil {
+				return err
+			}
+			if g.Spec.GatewayClassName != "gke-l7-regional-external-managed" {
+				return fmt.Errorf("gateway class %s", g.Spec.GatewayClassName)
+			}
+			for _, s := range []*v1alpha1.FleetInferenceService{lora, qwen} {
+				r := &gwv1.HTTPRoute{}
+				if err := west.Get(ctx, client.ObjectKeyFromObject(s), r); err != nil {
+					return fmt.Errorf("route of %s: %w", s.Name, err)
+				}
+				if b := r.Spec.Rules[0].BackendRefs[0]; *b.Kind != "InferencePool" || string(b.Name) != s.Name {
+					return fmt.Errorf("route of %s goes to %s %s, want its InferencePool", s.Name, *b.Kind, b.Name)
+				}
+				if got := getService(ctx, t, hub, client.ObjectKeyFromObject(s)); got.Status.Gateway == nil || got.Status.Gateway.Cluster != "gke-west" {
+					return fmt.Errorf("%s status.gateway %+v", s.Name, got.Status.Gateway)
+				}
+			}
+			_, err := present(ctx, west, "apps/v1", "Deployment", "default", render.BodyBasedRouterName("inference-gateway"))
+			return err
 		})
-		if g.Spec.GatewayClassName != "gke-l7-regional-external-managed" {
-			t.Errorf("gateway class %s", g.Spec.GatewayClassName)
-		}
-		for _, s := range []*v1alpha1.FleetInferenceService{lora, qwen} {
-			r := &gwv1.HTTPRoute{}
-			if err := west.Get(ctx, client.ObjectKeyFromObject(s), r); err != nil {
-				t.Fatalf("route of %s: %v", s.Name, err)
-			}
-			if b := r.Spec.Rules[0].BackendRefs[0]; *b.Kind != "InferencePool" || string(b.Name) != s.Name {
-				t.Errorf("route of %s goes to %s %s, want its InferencePool", s.Name, *b.Kind, b.Name)
-			}
-			if got := getService(ctx, t, hub, client.ObjectKeyFromObject(s)); got.Status.Gateway == nil || got.Status.Gateway.Cluster != "gke-west" {
-				t.Errorf("%s status.gateway %+v", s.Name, got.Status.Gateway)
-			}
-		}
-		if _, err := present(ctx, west, "apps/v1", "Deployment", "default", render.BodyBasedRouterName("inference-gateway")); err != nil {
-			t.Errorf("body-based router in gke-west: %v", err)
-		}
 		for name, c := range map[string]client.Client{"the config cluster": hub, "gke-east": east} {
 			if _, err := present(ctx, c, "gateway.networking.k8s.io/v1", "Gateway", "default", "inference-gateway"); !apierrors.IsNotFound(err) {
 				t.Errorf("%s holds the regional gateway: %v", name, err)

@@ -102,31 +102,29 @@ func object(t *testing.T, objs []client.Object, kind, name string) *unstructured
 	return nil
 }
 
-func deploymentOf(t *testing.T, objs []client.Object, name string) *appsv1.Deployment {
+// typed returns the one object of a kind and name in objs as its Go type.
+func typed[T any](t *testing.T, objs []client.Object, kind, name string) *T {
 	t.Helper()
-	d := &appsv1.Deployment{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(object(t, objs, "Deployment", name).Object, d); err != nil {
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(object(t, objs, kind, name).Object, out); err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return out
+}
+
+func deploymentOf(t *testing.T, objs []client.Object, name string) *appsv1.Deployment {
+	t.Helper()
+	return typed[appsv1.Deployment](t, objs, "Deployment", name)
 }
 
 func routeOf(t *testing.T, objs []client.Object, name string) *gwv1.HTTPRoute {
 	t.Helper()
-	r := &gwv1.HTTPRoute{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(object(t, objs, "HTTPRoute", name).Object, r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return typed[gwv1.HTTPRoute](t, objs, "HTTPRoute", name)
 }
 
 func gatewayOf(t *testing.T, objs []client.Object, name string) *gwv1.Gateway {
 	t.Helper()
-	g := &gwv1.Gateway{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(object(t, objs, "Gateway", name).Object, g); err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return typed[gwv1.Gateway](t, objs, "Gateway", name)
 }
 
 // regionalGatewayMatchesSeed checks the Gateway of tutorials 000-002 (gateway.yaml): one

@@ -545,7 +545,7 @@ func TestChartInstalls(t *testing.T) {
 				t.Errorf("release %s: %s may %q outside its cluster namespace", rel.name, user, g)
 			}
 		}
-		for _, g := range []string{" pods get", " secrets update", "fleet.inferfleet.dev fleetinferenceservices delete", "apps deployments create"} {
+		for _, g := range []string{" pods get", " secrets update", "fleet.inferfleet.dev fleetinferenceservices delete", "apps daemonsets create"} {
 			if allowed(ctx, t, c, user, g, rel.clusterNS) {
 				t.Errorf("release %s: %s may %q, which config/rbac/role.yaml does not grant", rel.name, user, g)
 			}
