@@ -237,6 +237,10 @@ func RegionalClusters(s *FleetInferenceService, selected []string) error {
 	if s.Spec.Gateway.EffectiveMode() != GatewayRegional || len(selected) == 1 {
 		return nil
 	}
+	if len(selected) == 0 {
+		return field.Invalid(field.NewPath("spec", "placement"), "",
+			"selects no registered cluster yet: a regional Gateway goes in the one member that holds the pool")
+	}
 	return field.Invalid(field.NewPath("spec", "placement"), strings.Join(selected, ","),
 		fmt.Sprintf("a regional Gateway (class %s) serves the pool of one cluster, and the placement selects %d: select exactly one, or use gateway.mode MultiCluster with a -mc class", s.Spec.Gateway.ClassName, len(selected)))
 }
