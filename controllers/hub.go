@@ -49,6 +49,10 @@ import (
 // +kubebuilder:rbac:groups=networking.gke.io,resources=gcproutingextensions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
+// DefaultMemberTimeout bounds one member's requests and the work of one reconcile on it,
+// so that a slow member never holds the others.
+const DefaultMemberTimeout = 15 * time.Second
+
 // HubOptions configures the hub manager.
 type HubOptions struct {
 	MetricsAddr      string
@@ -57,7 +61,7 @@ type HubOptions struct {
 	LeaderElectionNS string
 	// ClusterNamespace holds the kubeconfig Secrets that register members.
 	ClusterNamespace string
-	// MemberTimeout bounds the work on one member.
+	// MemberTimeout bounds the work on one member (DefaultMemberTimeout when zero).
 	MemberTimeout time.Duration
 	// ProbeInterval is how often each member's API server is probed (default 2s).
 	ProbeInterval time.Duration
@@ -143,7 +147,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		o.ClusterNamespace = fleet.RegistrationNamespace
 	}
 	if o.MemberTimeout == 0 {
-		o.MemberTimeout = 15 * time.Second
+		o.MemberTimeout = DefaultMemberTimeout
 	}
 	if o.HubBurst < 0 || o.MemberBurst < 0 {
 		return nil, fmt.Errorf("API bursts must not be negative: hub %d, member %d", o.HubBurst, o.MemberBurst)

@@ -33,7 +33,7 @@ var _ manager.LeaderElectionRunnable = &KVCacheReader{}
 // get pods/proxy, or whose servers do not answer, has no series.
 type KVCacheReader struct {
 	Hub      client.Reader
-	Clusters ClusterGetter
+	Clusters fleet.ClusterGetter
 	// Interval between reads (DefaultKVCacheInterval when zero); Timeout bounds one
 	// cluster's read (5s when zero).
 	Interval, Timeout time.Duration

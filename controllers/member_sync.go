@@ -86,16 +86,11 @@ var clusterScopedKinds = map[schema.GroupVersionKind]bool{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}: true,
 }
 
-// ClusterGetter returns an engaged member cluster.
-type ClusterGetter interface {
-	GetCluster(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
-}
-
 // MemberSync keeps every selected member cluster holding the objects a
 // FleetInferenceService renders to, and reports each cluster's state.
 type MemberSync struct {
 	Hub      client.Client
-	Clusters ClusterGetter
+	Clusters fleet.ClusterGetter
 	Registry *fleet.Registry
 	Recorder events.EventRecorder
 	// Monitor, when set, tells which members' API servers answer; failover uses it.
@@ -608,7 +603,7 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 		r.Now = time.Now
 	}
 	if r.ClusterTimeout == 0 {
-		r.ClusterTimeout = 15 * time.Second
+		r.ClusterTimeout = DefaultMemberTimeout
 	}
 	if r.Resync == 0 {
 		r.Resync = 5 * time.Minute

@@ -64,7 +64,7 @@ var configKinds = []schema.GroupVersionKind{
 // for the open-source provider the InferencePoolImports and the members' Exported status.
 type RouteSync struct {
 	Hub      client.Client
-	Clusters ClusterGetter
+	Clusters fleet.ClusterGetter
 	Registry *fleet.Registry
 	Recorder events.EventRecorder
 	Now      func() time.Time
@@ -557,7 +557,7 @@ func (r *RouteSync) SetupWithManager(mgr mcmanager.Manager) error {
 		r.Now = time.Now
 	}
 	if r.MemberTimeout == 0 {
-		r.MemberTimeout = 15 * time.Second
+		r.MemberTimeout = DefaultMemberTimeout
 	}
 	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
 	byGateway := func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {

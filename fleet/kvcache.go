@@ -17,7 +17,7 @@ import (
 
 // KVCacheMetrics are the gauges of KV-cache use (0 to 1) a vLLM server exports on /metrics,
 // in the order they are looked for: vLLM 0.10 renamed the second to the first.
-var KVCacheMetrics = []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}
+var KVCacheMetrics = []string{VLLMKVCacheMetric, VLLMKVCacheMetricOld}
 
 // ErrNoKVCache is returned when no model server of a cluster reported its KV-cache use.
 var ErrNoKVCache = errors.New("no model server reported KV-cache use")

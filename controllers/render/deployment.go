@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/fleet"
 )
 
 // Values the model-server tutorial (seed 002) sets and explains: the preStop sleep outlasts
@@ -30,13 +31,6 @@ const (
 	LoraSyncerImage = "us-central1-docker.pkg.dev/k8s-staging-images/gateway-api-inference-extension/lora-syncer:main"
 	loraConfigKey   = "configmap.yaml"
 	loraMountPath   = "/config"
-
-	labelGKEAccelerator = "cloud.google.com/gke-accelerator"
-	labelTPUAccelerator = "cloud.google.com/gke-tpu-accelerator"
-	labelTPUTopology    = "cloud.google.com/gke-tpu-topology"
-	labelComputeClass   = "cloud.google.com/compute-class"
-	resourceGPU         = corev1.ResourceName("nvidia.com/gpu")
-	resourceTPU         = corev1.ResourceName("google.com/tpu")
 )
 
 // vllmCommand starts vLLM's OpenAI server; set explicitly because the TPU image has no
@@ -403,9 +397,9 @@ func hasFlag(args []string, flag string) bool {
 func acceleratorResource(a *v1alpha1.AcceleratorSpec) (corev1.ResourceName, resource.Quantity) {
 	switch kindOf(a) {
 	case "gpu":
-		return resourceGPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
+		return fleet.ResourceGPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
 	case "tpu":
-		return resourceTPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
+		return fleet.ResourceTPU, *resource.NewQuantity(int64(a.Count), resource.DecimalSI)
 	}
 	return "", resource.Quantity{}
 }
@@ -425,23 +419,23 @@ func placementOf(m v1alpha1.ModelSpec, accels []*v1alpha1.AcceleratorSpec) (map[
 		seen[k] = true
 		switch k {
 		case "gpu":
-			tol = append(tol, corev1.Toleration{Key: string(resourceGPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+			tol = append(tol, corev1.Toleration{Key: string(fleet.ResourceGPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
 		case "tpu":
-			tol = append(tol, corev1.Toleration{Key: string(resourceTPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+			tol = append(tol, corev1.Toleration{Key: string(fleet.ResourceTPU), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
 		}
 	}
 	if len(accels) == 1 && accels[0] != nil {
 		a := accels[0]
 		if a.IsTPU() {
-			sel[labelTPUAccelerator] = a.Type
-			sel[labelTPUTopology] = a.Topology
+			sel[fleet.LabelGKETPUAccelerator] = a.Type
+			sel[fleet.LabelGKETPUTopology] = a.Topology
 		} else {
-			sel[labelGKEAccelerator] = a.Type
+			sel[fleet.LabelGKEAccelerator] = a.Type
 		}
 	}
 	if m.ComputeClass != "" {
-		sel[labelComputeClass] = m.ComputeClass
-		tol = append(tol, corev1.Toleration{Key: labelComputeClass, Operator: corev1.TolerationOpEqual, Value: m.ComputeClass, Effect: corev1.TaintEffectNoSchedule})
+		sel[fleet.LabelComputeClass] = m.ComputeClass
+		tol = append(tol, corev1.Toleration{Key: fleet.LabelComputeClass, Operator: corev1.TolerationOpEqual, Value: m.ComputeClass, Effect: corev1.TaintEffectNoSchedule})
 	}
 	sort.Slice(tol, func(i, j int) bool { return tol[i].Key < tol[j].Key })
 	if len(sel) == 0 {

@@ -214,13 +214,6 @@ func objectives(svc *v1alpha1.FleetInferenceService) []client.Object {
 	return out
 }
 
-// Metric names vLLM exposes for KV-cache use: the current one (v0.10.2+) and the one
-// before it (v0.6.2+), exported as <name> and <name>-old (seed 004's metrics.yaml).
-const (
-	vllmKVCacheMetric    = "vllm:kv_cache_usage_perc"
-	vllmKVCacheMetricOld = "vllm:gpu_cache_usage_perc"
-)
-
 // CustomMetricName is the exported KV-cache metric's name.
 func CustomMetricName(svc *v1alpha1.FleetInferenceService) string {
 	if cm := svc.Spec.Balancing.CustomMetric; cm != nil && cm.Name != "" {
@@ -229,7 +222,9 @@ func CustomMetricName(svc *v1alpha1.FleetInferenceService) string {
 	return v1alpha1.DefaultCustomMetric
 }
 
-// autoscalingMetric exports the model servers' KV-cache use to the load balancer.
+// autoscalingMetric exports the model servers' KV-cache use to the load balancer: vLLM's
+// current gauge as <name> and the one before it as <name>-old, so either server version
+// is balanced on.
 func autoscalingMetric(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) *unstructured.Unstructured {
 	name := CustomMetricName(svc)
 	u := &unstructured.Unstructured{Object: map[string]any{
@@ -239,8 +234,8 @@ func autoscalingMetric(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec
 				"port": int64(m.Server.Port),
 				"path": "/metrics",
 				"metrics": []any{
-					map[string]any{"name": vllmKVCacheMetric, "exportName": name},
-					map[string]any{"name": vllmKVCacheMetricOld, "exportName": name + "-old"},
+					map[string]any{"name": fleet.VLLMKVCacheMetric, "exportName": name},
+					map[string]any{"name": fleet.VLLMKVCacheMetricOld, "exportName": name + "-old"},
 				},
 			}},
 		},

@@ -6,18 +6,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/inferfleet/inferfleet/fleet"
 )
 
 // Node labels GKE puts on accelerator nodes; rendered workloads select on them.
 const (
-	LabelGKEAccelerator    = "cloud.google.com/gke-accelerator"
-	LabelGKETPUAccelerator = "cloud.google.com/gke-tpu-accelerator"
-	LabelGKETPUTopology    = "cloud.google.com/gke-tpu-topology"
-	LabelRegion            = "topology.kubernetes.io/region"
+	LabelGKEAccelerator    = fleet.LabelGKEAccelerator
+	LabelGKETPUAccelerator = fleet.LabelGKETPUAccelerator
+	LabelGKETPUTopology    = fleet.LabelGKETPUTopology
+	LabelRegion            = fleet.RegionLabel
 	LabelInstanceType      = "node.kubernetes.io/instance-type"
 
-	ResourceGPU corev1.ResourceName = "nvidia.com/gpu"
-	ResourceTPU corev1.ResourceName = "google.com/tpu"
+	ResourceGPU = fleet.ResourceGPU
+	ResourceTPU = fleet.ResourceTPU
 
 	// KwokNodeAnnotation marks the nodes this package's kwok manages.
 	KwokNodeAnnotation = "kwok.x-k8s.io/node"
