@@ -192,7 +192,7 @@ func (r *DrillReconciler) pick(ctx context.Context, drill *v1alpha1.FailoverDril
 			return nil, "", fmt.Errorf("get service: %w", err)
 		case !svc.DeletionTimestamp.IsZero():
 			return nil, fmt.Sprintf("FleetInferenceService %s is being deleted", svc.Name), nil
-		case slices.Contains(drillCordons(svc), cl):
+		case slices.Contains(svc.Cordons(), cl):
 			return nil, fmt.Sprintf("FleetInferenceService %s already has %s cordoned (annotation %s=%q): remove it first", svc.Name, cl, v1alpha1.AnnotationCordon, svc.Annotations[v1alpha1.AnnotationCordon]), nil
 		}
 		if st := drillClusterStatus(svc, cl); st == nil || st.DesiredReplicas == 0 {
@@ -208,7 +208,7 @@ func (r *DrillReconciler) pick(ctx context.Context, drill *v1alpha1.FailoverDril
 	for i := range list.Items {
 		svc := &list.Items[i]
 		// A service with the cluster already cordoned is not placed there: nothing to drill.
-		if st := drillClusterStatus(svc, cl); st != nil && st.DesiredReplicas > 0 && svc.DeletionTimestamp.IsZero() && !slices.Contains(drillCordons(svc), cl) {
+		if st := drillClusterStatus(svc, cl); st != nil && st.DesiredReplicas > 0 && svc.DeletionTimestamp.IsZero() && !slices.Contains(svc.Cordons(), cl) {
 			out = append(out, svc)
 		}
 	}
@@ -484,7 +484,7 @@ func (r *DrillReconciler) editCordons(ctx context.Context, drill *v1alpha1.Failo
 			}
 			continue
 		}
-		old := drillCordons(svc)
+		old := svc.Cordons()
 		list := edit(slices.Clone(old))
 		if slices.Equal(old, list) {
 			continue
@@ -642,17 +642,6 @@ func drillTime(drill *v1alpha1.FailoverDrill, key string, fallback *metav1.Time)
 		return fallback.Time
 	}
 	return time.Time{}
-}
-
-// drillCordons is the service's cordon list, in order.
-func drillCordons(svc *v1alpha1.FleetInferenceService) []string {
-	var out []string
-	for _, s := range strings.Split(svc.Annotations[v1alpha1.AnnotationCordon], ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func drillClusterStatus(svc *v1alpha1.FleetInferenceService, name string) *v1alpha1.ClusterStatus {

@@ -83,10 +83,8 @@ func (r *MemberSync) reachability(name string) (fleet.Reachability, bool) {
 // cordoned returns the clusters the service's cordon annotation names.
 func cordoned(svc *v1alpha1.FleetInferenceService) map[string]bool {
 	out := map[string]bool{}
-	for _, n := range strings.Split(svc.Annotations[v1alpha1.AnnotationCordon], ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			out[n] = true
-		}
+	for _, n := range svc.Cordons() {
+		out[n] = true
 	}
 	return out
 }

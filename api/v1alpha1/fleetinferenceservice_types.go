@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -934,6 +936,17 @@ const (
 // the listed clusters (comma-separated; on a Secret, the value names who cordoned it) out
 // of placement at once, as a failover would: failover drills use it.
 const AnnotationCordon = "fleet.inferfleet.dev/cordon"
+
+// Cordons lists, in order, the clusters the service's cordon annotation names.
+func (s *FleetInferenceService) Cordons() []string {
+	var out []string
+	for _, n := range strings.Split(s.Annotations[AnnotationCordon], ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // GatewayStatus is the config cluster's Gateway as observed.
 type GatewayStatus struct {

@@ -3,10 +3,13 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
 
 	testenv "github.com/inferfleet/inferfleet/e2e/framework"
 )
@@ -74,5 +77,24 @@ func TestAPIServerValidationServer(t *testing.T) {
 				t.Errorf("message does not name %q: %v", tc.field, err)
 			}
 		})
+	}
+}
+
+func TestCordons(t *testing.T) {
+	for _, tc := range []struct {
+		annotation string
+		want       []string
+	}{
+		{"", nil},
+		{"gke-west", []string{"gke-west"}},
+		{" gke-west , ,gke-east,", []string{"gke-west", "gke-east"}},
+	} {
+		s := &v1alpha1.FleetInferenceService{}
+		if tc.annotation != "" {
+			s.Annotations = map[string]string{v1alpha1.AnnotationCordon: tc.annotation}
+		}
+		if got := s.Cordons(); !slices.Equal(got, tc.want) {
+			t.Errorf("Cordons() of %q = %q, want %q", tc.annotation, got, tc.want)
+		}
 	}
 }
