@@ -37,14 +37,7 @@ func (s *FleetInferenceService) Validate() error {
 
 	names := map[string]bool{}
 	for i, o := range s.Spec.Objectives {
-		p := spec.Child("objectives").Index(i).Child("name")
-		if !dnsSubdomain.MatchString(o.Name) || len(o.Name) > 253 {
-			errs = append(errs, field.Invalid(p, o.Name, "must be a DNS-1123 subdomain"))
-		}
-		if names[o.Name] {
-			errs = append(errs, field.Duplicate(p, o.Name))
-		}
-		names[o.Name] = true
+		errs = append(errs, listKey(spec.Child("objectives").Index(i).Child("name"), o.Name, subdomainKey, names)...)
 	}
 	if s.Spec.Replicas < 0 {
 		errs = append(errs, field.Invalid(spec.Child("replicas"), s.Spec.Replicas, "must not be negative"))
@@ -87,13 +80,7 @@ func validateModel(m *ModelSpec, p *field.Path) field.ErrorList {
 	ids := map[string]bool{}
 	for i, l := range m.LoraAdapters {
 		ip := p.Child("loraAdapters").Index(i)
-		if !dnsSubdomain.MatchString(l.ID) {
-			errs = append(errs, field.Invalid(ip.Child("id"), l.ID, "must be a DNS-1123 subdomain"))
-		}
-		if ids[l.ID] {
-			errs = append(errs, field.Duplicate(ip.Child("id"), l.ID))
-		}
-		ids[l.ID] = true
+		errs = append(errs, listKey(ip.Child("id"), l.ID, subdomainKey, ids)...)
 		if l.Source == "" {
 			errs = append(errs, field.Required(ip.Child("source"), ""))
 		}
@@ -136,13 +123,7 @@ func validatePlacement(pl *PlacementSpec, p *field.Path) field.ErrorList {
 	seen := map[string]bool{}
 	for i, c := range pl.Clusters {
 		cp := p.Child("clusters").Index(i)
-		if !dns1123Label.MatchString(c.Name) || len(c.Name) > 63 {
-			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, "must be a DNS-1123 label"))
-		}
-		if seen[c.Name] {
-			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
-		}
-		seen[c.Name] = true
+		errs = append(errs, listKey(cp.Child("name"), c.Name, labelKey, seen)...)
 		if c.Weight != nil && *c.Weight < 0 {
 			errs = append(errs, field.Invalid(cp.Child("weight"), *c.Weight, "must not be negative"))
 		}
@@ -256,13 +237,7 @@ func validateComputeClasses(spec *FleetInferenceServiceSpec, p *field.Path) fiel
 	seen := map[string]bool{}
 	for i, c := range spec.ComputeClasses {
 		cp := p.Child("computeClasses").Index(i)
-		if !dns1123Label.MatchString(c.Name) {
-			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, "must be a DNS-1123 label"))
-		}
-		if seen[c.Name] {
-			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
-		}
-		seen[c.Name] = true
+		errs = append(errs, listKey(cp.Child("name"), c.Name, labelKey, seen)...)
 		if !used[c.Name] {
 			errs = append(errs, field.Invalid(cp.Child("name"), c.Name, "is named by neither model.computeClass nor a placement.clusters[].overrides.computeClass (an unused class would be written nowhere)"))
 		}
@@ -282,5 +257,31 @@ func validateComputeClasses(spec *FleetInferenceServiceSpec, p *field.Path) fiel
 			}
 		}
 	}
+	return errs
+}
+
+// keyFormat is the format of a list's map key: a DNS-1123 label or subdomain.
+type keyFormat struct {
+	re   *regexp.Regexp
+	max  int
+	name string
+}
+
+var (
+	labelKey     = keyFormat{dns1123Label, 63, "a DNS-1123 label"}
+	subdomainKey = keyFormat{dnsSubdomain, 253, "a DNS-1123 subdomain"}
+)
+
+// listKey checks one entry's key in a list keyed by it (listType=map): its format, and that
+// no earlier entry (recorded in seen) had it.
+func listKey(p *field.Path, key string, f keyFormat, seen map[string]bool) field.ErrorList {
+	var errs field.ErrorList
+	if !f.re.MatchString(key) || len(key) > f.max {
+		errs = append(errs, field.Invalid(p, key, "must be "+f.name))
+	}
+	if seen[key] {
+		errs = append(errs, field.Duplicate(p, key))
+	}
+	seen[key] = true
 	return errs
 }
