@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
@@ -216,13 +214,27 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := local.Add(monitor); err != nil {
 		return nil, err
 	}
-	registerMetrics()
+	RegisterMetrics()
+	recorder := local.GetEventRecorder("inferfleet-hub")
+	clock := &GenerationClock{}
+	placement := &Placement{
+		Hub:                local.GetClient(),
+		Registry:           registry,
+		Monitor:            monitor,
+		Recorder:           recorder,
+		Clock:              clock,
+		SkipNameValidation: o.SeveralPerProcess,
+	}
+	if err := placement.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("placement: %w", err)
+	}
 	sync := &MemberSync{
 		Hub:                local.GetClient(),
 		Clusters:           mgr,
 		Registry:           registry,
 		Monitor:            monitor,
-		Recorder:           local.GetEventRecorder("inferfleet-hub"),
+		Recorder:           recorder,
+		Clock:              clock,
 		ClusterTimeout:     o.MemberTimeout,
 		SkipNameValidation: o.SeveralPerProcess,
 	}
@@ -295,14 +307,4 @@ func controllerOptions(skipNameValidation bool) controller.TypedOptions[mcreconc
 		SkipNameValidation: &skipNameValidation,
 		RateLimiter:        workqueue.NewTypedItemExponentialFailureRateLimiter[mcreconcile.Request](200*time.Millisecond, 5*time.Second),
 	}
-}
-
-var registerOnce sync.Once
-
-// registerMetrics adds the hub's metrics to the manager's Prometheus registry, once per
-// process.
-func registerMetrics() {
-	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(append(Collectors(), fleet.Collectors()...)...)
-	})
 }

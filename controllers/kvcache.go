@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,11 +18,6 @@ import (
 
 // DefaultKVCacheInterval is how often the KV-cache use of every service's model servers is read.
 const DefaultKVCacheInterval = 15 * time.Second
-
-var kvCacheUtilization = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "inferfleet_cluster_kv_cache_utilization",
-	Help: "Mean KV-cache use (0 to 1) of a service's vLLM servers in a cluster, read from their /metrics; absent while none answers.",
-}, []string{"namespace", "service", "cluster"})
 
 var _ manager.LeaderElectionRunnable = &KVCacheReader{}
 

@@ -13,18 +13,22 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
@@ -36,28 +40,6 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/fleet"
-)
-
-// Finalizer holds a FleetInferenceService until its objects are gone from every member.
-const Finalizer = "fleet.inferfleet.dev/cleanup"
-
-// Reasons used in conditions and events.
-const (
-	ReasonSynced          = "Synced"
-	ReasonAllSynced       = "AllClustersSynced"
-	ReasonNoClusters      = "NoClustersSelected"
-	ReasonNotRegistered   = "ClusterNotRegistered"
-	ReasonUnreachable     = "ClusterUnreachable"
-	ReasonConflict        = "Conflict"
-	ReasonSyncFailed      = "SyncFailed"
-	ReasonInvalidSpec     = "InvalidSpec"
-	ReasonReplicasReady   = "ReplicasReady"
-	ReasonReplicasPending = "ReplicasNotReady"
-	ReasonNotPropagated   = "NotPropagated"
-	ReasonAsExpected      = "AsExpected"
-	ReasonCleanedUp       = "CleanedUp"
-	ReasonCleanupBlocked  = "CleanupBlocked"
-	ReasonConnecting      = "Connecting"
 )
 
 // memberKinds are every kind the hub may own in a member, for pruning and cleanup.
@@ -86,30 +68,38 @@ var clusterScopedKinds = map[schema.GroupVersionKind]bool{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}: true,
 }
 
-// MemberSync keeps every selected member cluster holding the objects a
-// FleetInferenceService renders to, and reports each cluster's state.
+// MemberSync keeps one member cluster holding the objects a FleetInferenceService
+// renders to, for the share status.placement gives that cluster, and records the outcome
+// in the cluster's own status entry. Its requests are per (service, member): the
+// request's ClusterName is the member, so a slow or failing member delays and re-queues
+// only itself. Sharding the hub by member (multicluster-runtime's sharded coordinator)
+// splits exactly these requests.
 type MemberSync struct {
 	Hub      client.Client
 	Clusters fleet.ClusterGetter
 	Registry *fleet.Registry
 	Recorder events.EventRecorder
-	// Monitor, when set, tells which members' API servers answer; failover uses it.
+	// Monitor, when set, tells which members' API servers answer.
 	Monitor *fleet.Monitor
-	// ClusterTimeout bounds the work on one member, so a slow one never holds the others.
+	// Clock records when the hub first saw each generation (shared with placement).
+	Clock *GenerationClock
+	// ClusterTimeout bounds the work on one member.
 	ClusterTimeout time.Duration
 	// Resync re-checks members for drift in kinds that are not watched.
 	Resync time.Duration
+	// Workers is how many (service, member) syncs run at once (DefaultMemberSyncWorkers
+	// when zero): a member that hangs holds only the workers syncing to it.
+	Workers int
 	// Now is the clock for status times (tests pin it).
 	Now func() time.Time
 	// SkipNameValidation lets several hubs run in one process (tests).
 	SkipNameValidation bool
 
 	pruned sync.Map // "<uid>/<cluster>" -> fingerprint of the last desired set pruned against
-	// firstSeen is when the hub first saw each service's current generation (by UID), and
-	// propagated which generation each cluster last got: propagation latency comes from both.
-	firstSeen  sync.Map
-	propagated sync.Map
 }
+
+// DefaultMemberSyncWorkers is how many (service, member) syncs run at once by default.
+const DefaultMemberSyncWorkers = 32
 
 // clusterResult is the outcome of syncing one member.
 type clusterResult struct {
@@ -127,56 +117,45 @@ type clusterResult struct {
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
-// Reconcile syncs one FleetInferenceService to every member it selects.
+// Reconcile syncs one FleetInferenceService to one member, as placement decided.
 func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
 	defer func(start time.Time) {
 		reconcileDuration.WithLabelValues("member-sync").Observe(time.Since(start).Seconds())
 	}(time.Now())
-	logger := log.FromContext(ctx).WithValues("service", req.NamespacedName)
+	name := string(req.ClusterName)
+	if name == "" {
+		return reconcile.Result{}, nil
+	}
+	logger := log.FromContext(ctx).WithValues("service", req.NamespacedName, "cluster", name)
 	svc := &v1alpha1.FleetInferenceService{}
 	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	prev, had := svc.Status.Cluster(name)
 	if !svc.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, svc)
+		return r.finalize(ctx, svc, name, prev, had)
 	}
-	if err := ensureFinalizer(ctx, r.Hub, svc, Finalizer); err != nil {
+	placement := svc.Status.Placement
+	if placement == nil || placement.ObservedGeneration != svc.Generation {
+		// Placement has not decided for this generation yet; its decision wakes us.
+		return reconcile.Result{}, nil
+	}
+	d, placed := placement.Decision(name)
+	if !placed {
+		return r.remove(ctx, svc, name, prev, had)
+	}
+	if d.Reason == v1alpha1.PlacementNotRegistered {
+		return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, &v1alpha1.ClusterStatus{
+			Name: name, ObservedGeneration: svc.Generation, Reason: ReasonNotRegistered, Message: d.Message,
+		})
+	}
+	c, registered, err := r.cluster(ctx, name)
+	if err != nil || !registered {
+		// Unregistered since the decision: placement decides again.
 		return reconcile.Result{}, err
 	}
-
 	desired := svc.DeepCopy()
 	v1alpha1.SetDefaults(desired)
-	before := svc.Status.DeepCopy()
-	if err := desired.Validate(); err != nil {
-		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonInvalidSpec, err.Error())
-		r.summarize(svc)
-		return reconcile.Result{}, r.writeStatus(ctx, svc, before)
-	}
-
-	all, err := r.Registry.List(ctx)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	placement, err := fleet.Place(desired, all)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	selected, missing := placement.Selected, placement.Missing
-	var names []string
-	for _, c := range selected {
-		names = append(names, c.Name)
-	}
-	if err := v1alpha1.RegionalClusters(desired, names); err != nil && len(names) > 1 {
-		// A regional Gateway serves one cluster's pool: a selector that finds several is
-		// the user's to fix, and nothing is placed meanwhile.
-		r.setCondition(svc, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonInvalidSpec, err.Error())
-		r.summarize(svc)
-		return reconcile.Result{}, r.writeStatus(ctx, svc, before)
-	}
-	now := r.Now()
-	obs := r.observations(svc, selected)
-	plan := fleet.Decide(desired, placement, obs, now)
-
 	var token *corev1.Secret
 	if ref := desired.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil {
 		s := &corev1.Secret{}
@@ -187,114 +166,232 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 			return reconcile.Result{}, fmt.Errorf("get token secret: %w", err)
 		}
 	}
-
-	results := make([]clusterResult, len(selected))
-	var wg sync.WaitGroup
-	for i, c := range selected {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			share := plan.Shares[c.Name]
-			if reach, known := r.reachability(c.Name); known && !reach.Reachable {
-				// The monitor sees it down: do not wait out a timeout per reconcile.
-				results[i] = unreachableResult(c, share, reach.Reason)
-				return
-			}
-			withdraw := plan.FailedOver[c.Name] && desired.Spec.Gateway.Provider == v1alpha1.ProviderGKE
-			results[i] = r.syncCluster(ctx, desired, c, share, token, withdraw)
-		}()
+	var res clusterResult
+	if reach, known := r.reachability(name); known && !reach.Reachable {
+		// The monitor sees it down: do not wait out a timeout per reconcile.
+		res = unreachableResult(c, d.Replicas, reach.Reason)
+	} else {
+		withdraw := d.FailedOver() && desired.Spec.Gateway.Provider == v1alpha1.ProviderGKE
+		res = r.syncCluster(ctx, desired, c, d.Replicas, token, withdraw)
 	}
-	wg.Wait()
-	announce := r.recordHealth(svc, results, plan, obs, now)
-	// Members that are no longer selected lose the service's objects.
-	selectedSet := map[string]bool{}
-	for _, c := range selected {
-		selectedSet[c.Name] = true
-	}
-	var stale []string
-	for _, c := range all {
-		if !selectedSet[c.Name] && r.hadCluster(svc, c.Name) {
-			stale = append(stale, c.Name)
-		}
-	}
-	staleErrs := make([]error, len(stale))
-	for i, name := range stale {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			deleted, err := r.cleanCluster(ctx, svc, name)
-			staleErrs[i] = err
-			if err == nil && len(deleted) > 0 {
-				r.clusterEvent(svc, name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s (no longer selected)", len(deleted), name)
-			}
-		}()
-	}
-	wg.Wait()
-
-	r.observePropagation(svc, results)
-	r.buildStatus(svc, desired, results, missing, staleErrs, stale)
-	for _, res := range results {
-		switch {
-		case res.err != nil:
-			r.clusterEvent(svc, res.status.Name, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", res.status.Name, res.err)
-		case len(res.applied) > 0 || len(res.pruned) > 0:
-			r.clusterEvent(svc, res.status.Name, corev1.EventTypeNormal, ReasonSynced, "Sync", "%s: applied %s%s", res.status.Name, listSummary(res.applied), prunedNote(res.pruned))
-		}
-	}
-	r.failoverCondition(svc, plan, obs)
-	r.summarize(svc)
 	if ctx.Err() != nil {
 		// Stopping: what this reconcile saw may be the shutdown itself.
 		return reconcile.Result{}, ctx.Err()
 	}
-	if err := r.writeStatus(ctx, svc, before); err != nil {
+	entry := r.entry(svc, d, prev, had, res)
+	r.observePropagation(svc, res)
+	if err := r.writeEntry(ctx, svc, name, prev, had, &entry); err != nil {
 		return reconcile.Result{}, err
 	}
-	for _, a := range announce {
-		a()
+	switch {
+	case res.err != nil:
+		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", name, res.err)
+	case len(res.applied) > 0 || len(res.pruned) > 0:
+		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeNormal, ReasonSynced, "Sync", "%s: applied %s%s", name, listSummary(res.applied), prunedNote(res.pruned))
 	}
-	logger.V(1).Info("reconciled", "clusters", len(selected), "shares", plan.Shares)
-	requeue := r.Resync
-	if plan.RecheckAfter > 0 && plan.RecheckAfter < requeue {
-		requeue = plan.RecheckAfter
+	logger.V(1).Info("synced", "replicas", d.Replicas, "applied", len(res.applied))
+	if res.err != nil {
+		// The failure is in the cluster's entry; retry with the workqueue's backoff.
+		return reconcile.Result{}, fmt.Errorf("%s not in sync: %w", name, res.err)
 	}
-	for _, res := range results {
-		if res.err != nil {
-			// Per-cluster failures are in status; retry with the workqueue's backoff.
-			return reconcile.Result{}, fmt.Errorf("%d of %d clusters not in sync", countErrs(results), len(results))
-		}
-	}
-	for _, err := range staleErrs {
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-	}
-	return reconcile.Result{RequeueAfter: requeue}, nil
+	return reconcile.Result{RequeueAfter: r.Resync}, nil
 }
 
-// hadCluster reports whether the cluster may hold svc's objects: the status lists it, or
-// this hub synced it (a status write that recorded it may have lost a race with a spec
-// change that moved the service away).
-func (r *MemberSync) hadCluster(svc *v1alpha1.FleetInferenceService, name string) bool {
-	if _, ok := r.pruned.Load(string(svc.UID) + "/" + name); ok {
-		return true
+// reachability is the monitor's view of a cluster; known is false without a monitor or
+// before its first probe.
+func (r *MemberSync) reachability(name string) (fleet.Reachability, bool) {
+	if r.Monitor == nil {
+		return fleet.Reachability{}, false
 	}
-	for _, c := range svc.Status.Clusters {
+	return r.Monitor.Get(name)
+}
+
+// cluster returns a registered cluster's record.
+func (r *MemberSync) cluster(ctx context.Context, name string) (fleet.Cluster, bool, error) {
+	all, err := r.Registry.List(ctx)
+	if err != nil {
+		return fleet.Cluster{}, false, err
+	}
+	for _, c := range all {
 		if c.Name == name {
-			return true
+			return c, true, nil
 		}
 	}
-	return false
+	return fleet.Cluster{}, false, nil
 }
 
-func countErrs(rs []clusterResult) int {
-	n := 0
-	for _, r := range rs {
-		if r.err != nil {
-			n++
+// entry builds the cluster's status entry from a sync's outcome: health (with the time
+// it last changed), the decision's share, and what the sync found.
+func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.ClusterDecision, prev v1alpha1.ClusterStatus, had bool, res clusterResult) v1alpha1.ClusterStatus {
+	st := res.status
+	st.ObservedGeneration = svc.Generation
+	st.Reason = ReasonSynced
+	if res.err != nil {
+		st.Reason = res.reason
+	}
+	st.DesiredReplicas, st.FailedOver = d.Replicas, d.FailedOver()
+	if st.LastSyncTime == nil && had {
+		st.LastSyncTime = prev.LastSyncTime
+	}
+	if st.LastSyncTime == nil && res.err == nil {
+		// In sync, but the write that recorded the apply was lost.
+		now := metav1.NewTime(r.Now().UTC().Truncate(time.Second))
+		st.LastSyncTime = &now
+	}
+	if res.pending {
+		// Health and since stay as recorded.
+		return st
+	}
+	h := fleet.HealthOf(st.Reachable, res.unschedulable)
+	since := r.Now()
+	switch {
+	case had && h == prev.Health && prev.HealthSince != nil:
+		since = prev.HealthSince.Time
+	case h == v1alpha1.Unreachable:
+		if reach, known := r.reachability(st.Name); known && !reach.Reachable {
+			since = reach.Since
 		}
 	}
-	return n
+	st.Health = h
+	t := metav1.NewTime(since.UTC().Truncate(time.Second))
+	st.HealthSince = &t
+	switch h {
+	case v1alpha1.Unreachable:
+		st.HealthReason = st.Message
+	case v1alpha1.Degraded:
+		st.HealthReason = res.unschedulableWhy
+	default:
+		st.HealthReason = ""
+	}
+	if !st.Reachable {
+		st.ReadyReplicas = 0
+	}
+	for _, state := range []v1alpha1.ClusterHealth{v1alpha1.Healthy, v1alpha1.Degraded, v1alpha1.Unreachable} {
+		v := 0.0
+		if state == h {
+			v = 1
+		}
+		serviceClusterHealth.WithLabelValues(svc.Namespace, svc.Name, st.Name, string(state)).Set(v)
+	}
+	desiredReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.DesiredReplicas))
+	readyReplicas.WithLabelValues(svc.Namespace, svc.Name, st.Name).Set(float64(st.ReadyReplicas))
+	return st
+}
+
+// remove cleans a cluster placement no longer selects, if the service may have objects
+// there: its entry says so, or this hub synced it (a status write that recorded it may
+// have lost a race with a spec change that moved the service away). A cluster no longer
+// registered cannot be reached: its entry goes, its objects stay.
+func (r *MemberSync) remove(ctx context.Context, svc *v1alpha1.FleetInferenceService, name string, prev v1alpha1.ClusterStatus, had bool) (reconcile.Result, error) {
+	_, synced := r.pruned.Load(string(svc.UID) + "/" + name)
+	if !had && !synced {
+		return reconcile.Result{}, nil
+	}
+	if _, registered, err := r.cluster(ctx, name); err != nil {
+		return reconcile.Result{}, err
+	} else if !registered {
+		r.pruned.Delete(string(svc.UID) + "/" + name)
+		return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, nil)
+	}
+	deleted, err := r.cleanCluster(ctx, svc, name)
+	if err != nil {
+		st := prev
+		st.Name, st.DesiredReplicas, st.ObservedGeneration, st.Reason = name, 0, svc.Generation, ReasonCleanupBlocked
+		st.Message = fmt.Sprintf("no longer selected; cleanup pending: %v", err)
+		if werr := r.writeEntry(ctx, svc, name, prev, had, &st); werr != nil {
+			return reconcile.Result{}, werr
+		}
+		return reconcile.Result{}, err
+	}
+	if len(deleted) > 0 {
+		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s (no longer selected)", len(deleted), name)
+	}
+	return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, nil)
+}
+
+// finalize removes the service's objects from one member (unless the user chose to orphan
+// them) and records that in the cluster's entry, which placement waits for before it
+// releases the finalizer.
+func (r *MemberSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceService, name string, prev v1alpha1.ClusterStatus, had bool) (reconcile.Result, error) {
+	if !controllerutil.ContainsFinalizer(svc, Finalizer) || svc.Spec.DeletionPolicy == v1alpha1.DeletionOrphan {
+		return reconcile.Result{}, nil
+	}
+	if had && prev.Reason == ReasonCleanedUp {
+		return reconcile.Result{}, nil
+	}
+	if _, registered, err := r.cluster(ctx, name); err != nil || !registered {
+		return reconcile.Result{}, err
+	}
+	st := v1alpha1.ClusterStatus{Name: name, ObservedGeneration: svc.Generation}
+	if had {
+		st.Region, st.Reachable, st.Health, st.HealthSince, st.LastSyncTime = prev.Region, prev.Reachable, prev.Health, prev.HealthSince, prev.LastSyncTime
+	}
+	deleted, err := r.cleanCluster(ctx, svc, name)
+	if len(deleted) > 0 {
+		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s", len(deleted), name)
+	}
+	if err != nil {
+		st.Reason, st.Message = ReasonCleanupBlocked, err.Error()
+		if werr := r.writeEntry(ctx, svc, name, prev, had, &st); werr != nil {
+			return reconcile.Result{}, werr
+		}
+		return reconcile.Result{}, err
+	}
+	st.Reason, st.Message = ReasonCleanedUp, fmt.Sprintf("removed %d objects", len(deleted))
+	return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, &st)
+}
+
+// writeEntry writes one cluster's status entry (nil removes it) with server-side apply,
+// under a field manager of that cluster's own: entries of different members never
+// conflict, and the service-level status the other reconcilers write is untouched. It
+// writes nothing when the entry is unchanged.
+func (r *MemberSync) writeEntry(ctx context.Context, svc *v1alpha1.FleetInferenceService, name string, prev v1alpha1.ClusterStatus, had bool, st *v1alpha1.ClusterStatus) error {
+	if st == nil && !had {
+		return nil
+	}
+	if st != nil && had && equality.Semantic.DeepEqual(prev, *st) {
+		return nil
+	}
+	entries := []any{}
+	if st != nil {
+		e, err := entryObject(st)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"clusters": entries}}}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("FleetInferenceService"))
+	u.SetNamespace(svc.Namespace)
+	u.SetName(svc.Name)
+	u.SetUID(svc.UID)
+	err := r.Hub.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(EntryFieldManager(name)), client.ForceOwnership)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write status of %s: %w", name, err)
+	}
+	return nil
+}
+
+// EntryFieldManager is the field manager of one cluster's status entry.
+func EntryFieldManager(cluster string) string { return FieldManager + "/" + cluster }
+
+// entryObject is a status entry as applied: every field the hub sets is present, zero
+// values too, so that applying it takes over each field (an entry once written whole by
+// another manager keeps no stale value).
+func entryObject(st *v1alpha1.ClusterStatus) (map[string]any, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
+	if err != nil {
+		return nil, err
+	}
+	for k, zero := range map[string]any{"region": "", "exported": false, "message": "", "healthReason": "", "failedOver": false, "observedGeneration": int64(0), "reason": ""} {
+		if _, ok := m[k]; !ok {
+			m[k] = zero
+		}
+	}
+	return m, nil
 }
 
 func listSummary(items []string) string {
@@ -452,8 +549,9 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// ensureNamespace creates the service's namespace in a member when it is missing, marked
-// so that only a namespace the hub created is ever deleted by it.
+// ensureNamespace applies the service's namespace in a member when it is missing, with
+// server-side apply under the hub's field manager, marked so that only a namespace the
+// hub created is ever deleted by it. A namespace someone else created is left as it is.
 func ensureNamespace(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService) error {
 	ns := &unstructured.Unstructured{}
 	ns.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Namespace"})
@@ -464,18 +562,17 @@ func ensureNamespace(ctx context.Context, c client.Client, svc *v1alpha1.FleetIn
 		}
 		return nil
 	}
-	created := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name:        svc.Namespace,
-		Labels:      map[string]string{render.LabelManagedBy: render.ManagedBy},
-		Annotations: map[string]string{render.AnnotationCreatedNamespace: "true"},
-	}}
-	if err := c.Create(ctx, created); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", svc.Namespace, err)
-	}
 	// No token controller is assumed: pods need the default ServiceAccount to exist.
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: svc.Namespace}}
-	if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create default service account in %s: %w", svc.Namespace, err)
+	for _, obj := range render.Namespace(svc) {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{Object: m}
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager)); err != nil {
+			return fmt.Errorf("apply %s %s: %w", u.GetKind(), client.ObjectKeyFromObject(u), err)
+		}
 	}
 	return nil
 }
@@ -534,70 +631,9 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 	return append(deleted, "Namespace "+svc.Namespace), nil
 }
 
-// finalize removes the service's objects from every registered member (unless the user
-// chose to orphan them), then releases the finalizer. An unreachable member keeps the
-// finalizer until it returns; the others are cleaned meanwhile.
-func (r *MemberSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
-	if !controllerutil.ContainsFinalizer(svc, Finalizer) {
-		return reconcile.Result{}, nil
-	}
-	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
-		all, err := r.Registry.List(ctx)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		errs := make([]error, len(all))
-		var wg sync.WaitGroup
-		for i, c := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				deleted, err := r.cleanCluster(ctx, svc, c.Name)
-				errs[i] = err
-				if len(deleted) > 0 {
-					r.clusterEvent(svc, c.Name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s", len(deleted), c.Name)
-				}
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			r.event(svc, corev1.EventTypeWarning, ReasonCleanupBlocked, "Cleanup", "waiting for members to clean up (set spec.deletionPolicy: Orphan to skip): %v", err)
-			return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-		}
-	}
-	patch := client.MergeFrom(svc.DeepCopy())
-	controllerutil.RemoveFinalizer(svc, Finalizer)
-	if err := r.Hub.Patch(ctx, svc, patch); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	return reconcile.Result{}, nil
-}
-
-func (r *MemberSync) event(svc *v1alpha1.FleetInferenceService, typ, reason, action, note string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(svc, nil, typ, reason, action, note, args...)
-	}
-}
-
-// clusterEvent records an event about what happened in one member cluster, related to the
-// member's registration Secret. The event recorder folds events with the same regarding
-// object, reason, action and related object into one series that keeps the first note: with
-// the cluster as the related object, each member's events keep their own note instead of
-// counting under another member's.
-func (r *MemberSync) clusterEvent(svc *v1alpha1.FleetInferenceService, cluster, typ, reason, action, note string, args ...any) {
-	if r.Recorder == nil {
-		return
-	}
-	ns := fleet.RegistrationNamespace
-	if r.Registry != nil && r.Registry.Namespace != "" {
-		ns = r.Registry.Namespace
-	}
-	related := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: ns}}
-	r.Recorder.Eventf(svc, related, typ, reason, action, note, args...)
-}
-
-// SetupWithManager watches services in the hub, registrations, token Secrets, and the
-// owned objects in every member, so a change anywhere reconciles the right service.
+// SetupWithManager watches, for requests per (service, member): services in the hub
+// (fanned out to the clusters they are or were placed on), registrations and token
+// Secrets, and the owned objects in every member (with that member's name).
 func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
@@ -608,12 +644,20 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Resync == 0 {
 		r.Resync = 5 * time.Minute
 	}
+	if r.Clock == nil {
+		r.Clock = &GenerationClock{}
+	}
+	if r.Workers == 0 {
+		r.Workers = DefaultMemberSyncWorkers
+	}
+	opts := controllerOptions(r.SkipNameValidation)
+	opts.MaxConcurrentReconciles = r.Workers
 	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
 	members := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)}
 	b := mcbuilder.ControllerManagedBy(mgr).
 		Named("member-sync").
-		WithOptions(controllerOptions(r.SkipNameValidation)).
-		For(&v1alpha1.FleetInferenceService{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		WithOptions(opts).
+		Watches(&v1alpha1.FleetInferenceService{}, r.serviceHandler(), append(local, mcbuilder.WithPredicates(memberInputsChanged))...).
 		Watches(&corev1.Secret{}, r.secretHandler(), local...)
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &infv1.InferencePool{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.Secret{}} {
 		b = b.Watches(obj, ownerHandler, members...)
@@ -621,19 +665,80 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 	return b.Complete(r)
 }
 
-// ownerHandler maps an owned member object to its service in the hub.
-func ownerHandler(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+// memberInputsChanged passes the service updates member sync acts on: the spec, the
+// placement decision, deletion and finalizers. The per-cluster entries member sync writes
+// itself do not wake every member again.
+var memberInputsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1alpha1.FleetInferenceService)
+	n, ok2 := e.ObjectNew.(*v1alpha1.FleetInferenceService)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation || !n.DeletionTimestamp.Equal(o.DeletionTimestamp) ||
+		!equality.Semantic.DeepEqual(o.Status.Placement, n.Status.Placement) ||
+		!equality.Semantic.DeepEqual(o.Finalizers, n.Finalizers) ||
+		!equality.Semantic.DeepEqual(o.Annotations, n.Annotations)
+}}
+
+// requests are the member-sync requests of one service: every cluster it is placed on or
+// has an entry for, and while it is being deleted, every registered cluster.
+func (r *MemberSync) requests(ctx context.Context, svc *v1alpha1.FleetInferenceService) []mcreconcile.Request {
+	names := map[string]bool{}
+	if svc.Status.Placement != nil {
+		for _, d := range svc.Status.Placement.Clusters {
+			names[d.Name] = true
+		}
+	}
+	for _, c := range svc.Status.Clusters {
+		names[c.Name] = true
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		if all, err := r.Registry.List(ctx); err == nil {
+			for _, c := range all {
+				names[c.Name] = true
+			}
+		}
+	}
+	r.pruned.Range(func(k, _ any) bool {
+		if uid, cluster, ok := strings.Cut(k.(string), "/"); ok && uid == string(svc.UID) {
+			names[cluster] = true
+		}
+		return true
+	})
+	out := make([]mcreconcile.Request, 0, len(names))
+	for _, n := range fleet.SortedNames(names) {
+		out = append(out, mcreconcile.Request{ClusterName: multicluster.ClusterName(n), Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}}})
+	}
+	return out
+}
+
+// serviceHandler fans a service out to its clusters.
+func (r *MemberSync) serviceHandler() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
+	return func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
+			svc, ok := obj.(*v1alpha1.FleetInferenceService)
+			if !ok {
+				return nil
+			}
+			return r.requests(ctx, svc)
+		})
+	}
+}
+
+// ownerHandler maps an owned member object to its service in the hub, for that member.
+func ownerHandler(member multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
 	return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(_ context.Context, obj client.Object) []mcreconcile.Request {
 		l := obj.GetLabels()
 		if l[render.LabelManagedBy] != render.ManagedBy || l[render.LabelService] == "" {
 			return nil
 		}
-		return []mcreconcile.Request{{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: l[render.LabelNamespace], Name: l[render.LabelService]}}}}
+		return []mcreconcile.Request{{ClusterName: member, Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: l[render.LabelNamespace], Name: l[render.LabelService]}}}}
 	})
 }
 
-// secretHandler maps a registration Secret to every service, and a token Secret to the
-// services in its namespace that name it.
+// secretHandler maps a cluster's registration Secret to every service, for that cluster,
+// and a token Secret to the services in its namespace that name it, for each of their
+// clusters.
 func (r *MemberSync) secretHandler() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
 	return func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
 		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
@@ -647,10 +752,14 @@ func (r *MemberSync) secretHandler() mchandler.TypedEventHandlerFunc[client.Obje
 				return nil
 			}
 			var out []mcreconcile.Request
-			for _, s := range list.Items {
-				ref := s.Spec.Model.Server.HuggingFaceTokenSecretRef
-				if registration || (ref != nil && ref.Name == obj.GetName()) {
-					out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}}})
+			for i := range list.Items {
+				s := &list.Items[i]
+				if registration {
+					out = append(out, mcreconcile.Request{ClusterName: multicluster.ClusterName(obj.GetName()), Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}}})
+					continue
+				}
+				if ref := s.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil && ref.Name == obj.GetName() {
+					out = append(out, r.requests(ctx, s)...)
 				}
 			}
 			return out
@@ -659,31 +768,15 @@ func (r *MemberSync) secretHandler() mchandler.TypedEventHandlerFunc[client.Obje
 }
 
 // observePropagation records, once per generation and cluster, how long the generation
-// took from first sight to applied there; and counts failed syncs. Memory stays bounded:
-// one entry per service and per service and cluster.
-func (r *MemberSync) observePropagation(svc *v1alpha1.FleetInferenceService, results []clusterResult) {
-	type seen struct {
-		gen int64
-		at  time.Time
-	}
-	uid := string(svc.UID)
-	v, _ := r.firstSeen.Load(uid)
-	first, ok := v.(seen)
-	if !ok || first.gen != svc.Generation {
-		first = seen{gen: svc.Generation, at: r.Now()}
-		r.firstSeen.Store(uid, first)
-	}
-	for _, res := range results {
-		if res.err != nil {
-			if !res.pending {
-				applyErrors.WithLabelValues(res.status.Name, res.reason).Inc()
-			}
-			continue
+// took from first sight to applied there; and counts failed syncs.
+func (r *MemberSync) observePropagation(svc *v1alpha1.FleetInferenceService, res clusterResult) {
+	if res.err != nil {
+		if !res.pending {
+			applyErrors.WithLabelValues(res.status.Name, res.reason).Inc()
 		}
-		key := uid + "/" + res.status.Name
-		if prev, ok := r.propagated.Load(key); !ok || prev.(int64) != svc.Generation {
-			r.propagated.Store(key, svc.Generation)
-			propagation.WithLabelValues(res.status.Name).Observe(r.Now().Sub(first.at).Seconds())
-		}
+		return
+	}
+	if d, first := r.Clock.Reached(svc, res.status.Name, r.Now()); first {
+		propagation.WithLabelValues(res.status.Name).Observe(d.Seconds())
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
@@ -48,6 +49,13 @@ func startFleet(t *testing.T, names ...string) *fleetEnv {
 
 func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fleetEnv {
 	t.Helper()
+	return startFleetVia(t, o, nil, names...)
+}
+
+// startFleetVia is startFleetWith where the hub reaches each member through the
+// rest.Config via returns (nil: directly).
+func startFleetVia(t *testing.T, o controllers.HubOptions, via func(name string, cfg *rest.Config) *rest.Config, names ...string) *fleetEnv {
+	t.Helper()
 	f := &fleetEnv{members: map[string]*framework.Env{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -70,7 +78,11 @@ func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fl
 	t.Cleanup(cancel)
 	regions := []string{"europe-west3", "us-east4", "us-central1"}
 	for i, n := range names {
-		kc, err := framework.Kubeconfig(f.members[n].Config, n)
+		cfg := f.members[n].Config
+		if via != nil {
+			cfg = via(n, cfg)
+		}
+		kc, err := framework.Kubeconfig(cfg, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,6 +144,18 @@ func twoRegionService(clusters ...string) *v1alpha1.FleetInferenceService {
 			Replicas:   6,
 			Placement:  v1alpha1.PlacementSpec{Clusters: placement},
 		},
+	}
+}
+
+// createToken creates the namespace serving and the token Secret twoRegionService names.
+func createToken(ctx context.Context, t *testing.T, hub client.Client) {
+	t.Helper()
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving"},
+		Data: map[string][]byte{"token": []byte("hf_secret")}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,9 +1,12 @@
 package fleet
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
@@ -261,4 +264,96 @@ func SortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Reachabilities tells which members' API servers answer (the Monitor); known is false
+// before the first probe.
+type Reachabilities interface {
+	Get(name string) (r Reachability, known bool)
+}
+
+// Observe gathers the inputs of the failover decision for a service's selected clusters:
+// each cluster's health and since-time from its status entry, the share and failed-over
+// flag of the last decision, its ready replicas, and cordons. A restarted hub so continues
+// where it was. The monitor's word on reachability (nil: none) is fresher than the status.
+func Observe(svc *v1alpha1.FleetInferenceService, selected []Cluster, reach Reachabilities) map[string]Observed {
+	cordon := map[string]bool{}
+	for _, n := range svc.Cordons() {
+		cordon[n] = true
+	}
+	out := make(map[string]Observed, len(selected))
+	for _, c := range selected {
+		st, _ := svc.Status.Cluster(c.Name)
+		o := Observed{Health: st.Health, Ready: st.ReadyReplicas, Cordoned: cordon[c.Name] || c.Cordoned}
+		if d, ok := svc.Status.Placement.Decision(c.Name); ok {
+			o.Desired, o.FailedOver = d.Replicas, d.FailedOver()
+		} else {
+			// Status written before placement was recorded on its own.
+			o.Desired, o.FailedOver = st.DesiredReplicas, st.FailedOver
+		}
+		if st.HealthSince != nil {
+			o.Since = st.HealthSince.Time
+		}
+		if reach != nil {
+			if r, known := reach.Get(c.Name); known && !r.Reachable && o.Health != v1alpha1.Unreachable {
+				o.Health, o.Since = v1alpha1.Unreachable, r.Since
+			}
+		}
+		out[c.Name] = o
+	}
+	return out
+}
+
+// Record turns a plan into the placement status users read and member sync follows: per
+// cluster its replicas, why, and since when (kept from prev while share and reason hold).
+func Record(svc *v1alpha1.FleetInferenceService, p Placement, plan Plan, obs map[string]Observed, prev *v1alpha1.PlacementStatus, now time.Time) *v1alpha1.PlacementStatus {
+	out := &v1alpha1.PlacementStatus{ObservedGeneration: svc.Generation, Unplaced: plan.Unplaced}
+	at := metav1.NewTime(now.UTC().Truncate(time.Second))
+	add := func(d v1alpha1.ClusterDecision) {
+		if old, ok := prev.Decision(d.Name); ok && old.Reason == d.Reason && old.Replicas == d.Replicas && old.Since != nil {
+			d.Since = old.Since.DeepCopy()
+		} else {
+			d.Since = at.DeepCopy()
+		}
+		out.Clusters = append(out.Clusters, d)
+	}
+	for _, c := range p.Selected {
+		d := v1alpha1.ClusterDecision{Name: c.Name, Region: c.Region, Replicas: plan.Shares[c.Name], Reason: v1alpha1.PlacementPlaced}
+		switch {
+		case plan.FailedOver[c.Name] && obs[c.Name].Cordoned:
+			d.Reason, d.Message = v1alpha1.PlacementCordoned, plan.Reasons[c.Name]
+		case plan.FailedOver[c.Name]:
+			d.Reason, d.Message = v1alpha1.PlacementFailedOver, plan.Reasons[c.Name]
+		case d.Replicas > p.Shares[c.Name]:
+			d.Reason = v1alpha1.PlacementCovering
+			d.Message = coveringMessage(c.Name, p, plan, obs)
+		}
+		add(d)
+	}
+	for _, n := range p.Missing {
+		add(v1alpha1.ClusterDecision{Name: n, Reason: v1alpha1.PlacementNotRegistered, Message: "cluster is not registered with the hub"})
+	}
+	return out
+}
+
+// coveringMessage says why a cluster runs more than its weighted share.
+func coveringMessage(name string, p Placement, plan Plan, obs map[string]Observed) string {
+	var failed, short []string
+	for _, c := range p.Selected {
+		switch {
+		case c.Name == name:
+		case plan.FailedOver[c.Name]:
+			failed = append(failed, c.Name)
+		case obs[c.Name].Ready < plan.Shares[c.Name]:
+			short = append(short, c.Name)
+		}
+	}
+	extra := plan.Shares[name] - p.Shares[name]
+	switch {
+	case len(failed) > 0:
+		return fmt.Sprintf("%d more than its share, for %s", extra, strings.Join(failed, ", "))
+	case len(short) > 0:
+		return fmt.Sprintf("keeps %d more than its share until %s has its share ready", extra, strings.Join(short, ", "))
+	}
+	return fmt.Sprintf("%d more than its share", extra)
 }

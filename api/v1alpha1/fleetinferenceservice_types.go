@@ -874,7 +874,13 @@ type FleetInferenceServiceStatus struct {
 	// +optional
 	ClustersReady string `json:"clustersReady,omitempty"`
 
-	// Clusters is the outcome in each selected member cluster.
+	// Placement is the hub's decision of where the replicas run: each selected cluster's
+	// share and why. Member sync follows it; the outcome lands in clusters.
+	// +optional
+	Placement *PlacementStatus `json:"placement,omitempty"`
+
+	// Clusters is the outcome in each member cluster the service is placed on (or is
+	// being removed from). Each entry is written by the hub's sync of that one member.
 	// +listType=map
 	// +listMapKey=name
 	// +optional
@@ -885,6 +891,89 @@ type FleetInferenceServiceStatus struct {
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
 }
 
+// PlacementStatus is where a service's replicas go, as the hub last decided.
+type PlacementStatus struct {
+	// ObservedGeneration is the service generation the decision was made for. Member sync
+	// acts only on a decision for the current generation.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Clusters are the clusters placement selects, in placement order, with their shares.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Clusters []ClusterDecision `json:"clusters,omitempty"`
+	// Unplaced replicas fit no healthy cluster (every one is at its maxReplicas); they
+	// stay with the failed-over clusters they belong to.
+	// +optional
+	Unplaced int32 `json:"unplaced,omitempty"`
+}
+
+// PlacementReason says why a cluster has the share it has.
+// +kubebuilder:validation:Enum=Placed;Covering;FailedOver;Cordoned;NotRegistered
+type PlacementReason string
+
+const (
+	// PlacementPlaced: the cluster's share by weight, within its minReplicas and maxReplicas.
+	PlacementPlaced PlacementReason = "Placed"
+	// PlacementCovering: more than its share, for failed-over clusters or until a cluster
+	// gaining replicas has them ready (make before break).
+	PlacementCovering PlacementReason = "Covering"
+	// PlacementFailedOver: unhealthy for failover.unhealthyAfter (or healthy again for less
+	// than failbackAfter); its share runs in the others.
+	PlacementFailedOver PlacementReason = "FailedOver"
+	// PlacementCordoned: taken out by a cordon (a drill, or the operator).
+	PlacementCordoned PlacementReason = "Cordoned"
+	// PlacementNotRegistered: placement.clusters names it, but no such cluster is
+	// registered with the hub.
+	PlacementNotRegistered PlacementReason = "NotRegistered"
+)
+
+// ClusterDecision is one cluster's share of a service.
+type ClusterDecision struct {
+	// Name of the member cluster.
+	Name string `json:"name"`
+	// Region of the member cluster.
+	// +optional
+	Region string `json:"region,omitempty"`
+	// Replicas the cluster runs.
+	Replicas int32 `json:"replicas"`
+	// Reason the cluster has this share.
+	Reason PlacementReason `json:"reason"`
+	// Message says more, for a human.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Since is when the cluster got this share for this reason.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// FailedOver reports whether the cluster's share runs elsewhere.
+func (d ClusterDecision) FailedOver() bool {
+	return d.Reason == PlacementFailedOver || d.Reason == PlacementCordoned
+}
+
+// Decision returns the decision for one cluster, if placement has one.
+func (p *PlacementStatus) Decision(name string) (ClusterDecision, bool) {
+	if p != nil {
+		for _, d := range p.Clusters {
+			if d.Name == name {
+				return d, true
+			}
+		}
+	}
+	return ClusterDecision{}, false
+}
+
+// Cluster returns the status entry of one cluster, if there is one.
+func (s *FleetInferenceServiceStatus) Cluster(name string) (ClusterStatus, bool) {
+	for _, c := range s.Clusters {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ClusterStatus{}, false
+}
+
 // ClusterStatus is the service's state in one member cluster.
 type ClusterStatus struct {
 	// Name of the member cluster.
@@ -892,6 +981,14 @@ type ClusterStatus struct {
 	// Region of the member cluster.
 	// +optional
 	Region string `json:"region,omitempty"`
+	// ObservedGeneration is the service generation the hub last synced to this cluster.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Reason is the outcome of the last sync: Synced, Conflict, SyncFailed,
+	// ClusterUnreachable, Connecting, ClusterNotRegistered, CleanupBlocked or CleanedUp.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Reason string `json:"reason,omitempty"`
 	// Reachable is whether the hub reached the cluster's API on the last sync.
 	Reachable bool `json:"reachable"`
 	// DesiredReplicas is this cluster's share.

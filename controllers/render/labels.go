@@ -4,6 +4,8 @@
 package render
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -85,3 +87,23 @@ var (
 // EndpointPickerName is the name of the endpoint picker's Deployment, Service and
 // ServiceAccount for svc: "<name>-epp", as the inferencepool chart names them.
 func EndpointPickerName(svc *v1alpha1.FleetInferenceService) string { return svc.Name + "-epp" }
+
+// Namespace renders the service's namespace as the hub creates it in a member where it is
+// missing (marked, so that only such a namespace is ever deleted by the hub), and the
+// namespace's default ServiceAccount, which pods need where no controller makes it.
+func Namespace(svc *v1alpha1.FleetInferenceService) []client.Object {
+	return []client.Object{
+		&corev1.Namespace{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        svc.Namespace,
+				Labels:      map[string]string{LabelManagedBy: ManagedBy},
+				Annotations: map[string]string{AnnotationCreatedNamespace: "true"},
+			},
+		},
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: svc.Namespace},
+		},
+	}
+}

@@ -1,0 +1,307 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
+	mchandler "sigs.k8s.io/multicluster-runtime/pkg/handler"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// Finalizer holds a FleetInferenceService until its objects are gone from every member.
+const Finalizer = "fleet.inferfleet.dev/cleanup"
+
+// Placement decides, once per service, where its replicas run: it selects clusters from
+// the registry, splits the replicas by weight, and applies the failover policy to what
+// member sync last recorded (fleet.Place, fleet.Observe, fleet.Decide). The decision goes
+// to status.placement, which member sync follows cluster by cluster; the per-cluster
+// outcomes come back in status.clusters, which Placement rolls up into the service's
+// conditions. It also holds the cleanup finalizer until every member reports clean.
+type Placement struct {
+	Hub      client.Client
+	Registry *fleet.Registry
+	Recorder events.EventRecorder
+	// Monitor, when set, tells which members' API servers answer.
+	Monitor *fleet.Monitor
+	// Clock records when the hub first saw each generation (shared with member sync).
+	Clock *GenerationClock
+	// Resync re-decides at least this often.
+	Resync time.Duration
+	// Now is the clock for status times (tests pin it).
+	Now func() time.Time
+	// SkipNameValidation lets several hubs run in one process (tests).
+	SkipNameValidation bool
+}
+
+// Reconcile decides one service's placement and rolls up its per-cluster status.
+func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
+	defer func(start time.Time) {
+		reconcileDuration.WithLabelValues("placement").Observe(time.Since(start).Seconds())
+	}(time.Now())
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, svc)
+	}
+	if err := ensureFinalizer(ctx, r.Hub, svc, Finalizer); err != nil {
+		return reconcile.Result{}, err
+	}
+	now := r.Now()
+	r.Clock.Seen(svc, now)
+	before := svc.Status.DeepCopy()
+	desired := svc.DeepCopy()
+	v1alpha1.SetDefaults(desired)
+	invalid := func(err error) (reconcile.Result, error) {
+		// Nothing is placed anew: members keep what they have until the spec is fixed.
+		setCondition(svc, now, v1alpha1.ConditionPropagated, metav1.ConditionFalse, ReasonInvalidSpec, err.Error())
+		summarizeReady(svc, now)
+		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
+	}
+	if err := desired.Validate(); err != nil {
+		return invalid(err)
+	}
+	all, err := r.Registry.List(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	p, err := fleet.Place(desired, all)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	var names []string
+	for _, c := range p.Selected {
+		names = append(names, c.Name)
+	}
+	if err := v1alpha1.RegionalClusters(desired, names); err != nil && len(names) > 1 {
+		// A regional Gateway serves one cluster's pool: a selector that finds several is
+		// the user's to fix.
+		return invalid(err)
+	}
+	obs := fleet.Observe(desired, p.Selected, r.reach())
+	plan := fleet.Decide(desired, p, obs, now)
+	prev := svc.Status.Placement
+	svc.Status.Placement = fleet.Record(svc, p, plan, obs, prev, now)
+	failoverCondition(svc, now)
+	rollup(svc, now)
+	summarizeReady(svc, now)
+	if err := writeStatus(ctx, r.Hub, svc, before); err != nil {
+		return reconcile.Result{}, err
+	}
+	// Moves are announced once the status that records them is written: a move whose
+	// write failed is decided again and must not count twice.
+	r.announce(svc, prev, obs)
+	log.FromContext(ctx).V(1).Info("placed", "service", req.NamespacedName, "shares", plan.Shares)
+	requeue := r.Resync
+	if plan.RecheckAfter > 0 && plan.RecheckAfter < requeue {
+		requeue = plan.RecheckAfter
+	}
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+func (r *Placement) reach() fleet.Reachabilities {
+	if r.Monitor == nil {
+		return nil
+	}
+	return r.Monitor
+}
+
+// announce emits the failover and failback events and counters of the decision just
+// written, against the previous one.
+func (r *Placement) announce(svc *v1alpha1.FleetInferenceService, prev *v1alpha1.PlacementStatus, obs map[string]fleet.Observed) {
+	for _, d := range svc.Status.Placement.Clusters {
+		was := obs[d.Name].FailedOver
+		if old, ok := prev.Decision(d.Name); ok {
+			was = old.FailedOver()
+		}
+		switch {
+		case d.FailedOver() && !was:
+			failovers.WithLabelValues(svc.Namespace, svc.Name, d.Name).Inc()
+			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeWarning, ReasonFailingOver, "Failover", "%s failed over (%s): its %d replicas now run in %s",
+				d.Name, d.Message, obs[d.Name].Desired, sharesText(svc.Status.Placement, d.Name))
+		case !d.FailedOver() && was && d.Reason != v1alpha1.PlacementNotRegistered:
+			failbacks.WithLabelValues(svc.Namespace, svc.Name, d.Name).Inc()
+			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", d.Name, d.Replicas)
+		}
+	}
+}
+
+// finalize releases the finalizer once every registered member reports its objects gone
+// (member sync cleans each one and says so in its entry), or at once for
+// deletionPolicy Orphan. An unreachable member holds the finalizer until it returns.
+func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
+	if !controllerutil.ContainsFinalizer(svc, Finalizer) {
+		return reconcile.Result{}, nil
+	}
+	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
+		all, err := r.Registry.List(ctx)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		var waiting, blocked []string
+		for _, c := range all {
+			e, ok := svc.Status.Cluster(c.Name)
+			switch {
+			case ok && e.Reason == ReasonCleanedUp:
+			case ok && e.Reason == ReasonCleanupBlocked:
+				blocked = append(blocked, c.Name+": "+e.Message)
+			default:
+				waiting = append(waiting, c.Name)
+			}
+		}
+		if len(blocked) > 0 {
+			serviceEvent(r.Recorder, svc, corev1.EventTypeWarning, ReasonCleanupBlocked, "Cleanup", "waiting for members to clean up (set spec.deletionPolicy: Orphan to skip): %s", strings.Join(blocked, "; "))
+		}
+		if len(blocked)+len(waiting) > 0 {
+			// Member sync's entries wake this up; the requeue is a safety net.
+			return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
+		}
+	}
+	patch := client.MergeFrom(svc.DeepCopy())
+	controllerutil.RemoveFinalizer(svc, Finalizer)
+	if err := r.Hub.Patch(ctx, svc, patch); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	r.Clock.Forget(svc)
+	return reconcile.Result{}, nil
+}
+
+// SetupWithManager watches services (their status too: the per-cluster entries feed the
+// decision and the rollup) and the cluster registrations.
+func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Resync == 0 {
+		r.Resync = 5 * time.Minute
+	}
+	if r.Clock == nil {
+		r.Clock = &GenerationClock{}
+	}
+	local := []mcbuilder.ForOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
+	return mcbuilder.ControllerManagedBy(mgr).
+		Named("placement").
+		WithOptions(controllerOptions(r.SkipNameValidation)).
+		For(&v1alpha1.FleetInferenceService{}, local...).
+		Watches(&corev1.Secret{}, r.registrationHandler(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		Complete(r)
+}
+
+// registrationHandler maps a cluster registration to every service.
+func (r *Placement) registrationHandler() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
+	return func(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(ctx context.Context, obj client.Object) []mcreconcile.Request {
+			if !r.Registry.Registers(obj) {
+				return nil
+			}
+			var list v1alpha1.FleetInferenceServiceList
+			if err := r.Hub.List(ctx, &list); err != nil {
+				return nil
+			}
+			out := make([]mcreconcile.Request, 0, len(list.Items))
+			for _, s := range list.Items {
+				out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}}})
+			}
+			return out
+		})
+	}
+}
+
+// serviceEvent records an event about the service.
+func serviceEvent(rec events.EventRecorder, svc *v1alpha1.FleetInferenceService, typ, reason, action, note string, args ...any) {
+	if rec != nil {
+		rec.Eventf(svc, nil, typ, reason, action, note, args...)
+	}
+}
+
+// clusterEvent records an event about what happened in one member cluster, related to the
+// member's registration Secret. The event recorder folds events with the same regarding
+// object, reason, action and related object into one series that keeps the first note: with
+// the cluster as the related object, each member's events keep their own note instead of
+// counting under another member's.
+func clusterEvent(rec events.EventRecorder, reg *fleet.Registry, svc *v1alpha1.FleetInferenceService, cluster, typ, reason, action, note string, args ...any) {
+	if rec == nil {
+		return
+	}
+	ns := fleet.RegistrationNamespace
+	if reg != nil && reg.Namespace != "" {
+		ns = reg.Namespace
+	}
+	related := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: ns}}
+	rec.Eventf(svc, related, typ, reason, action, note, args...)
+}
+
+// GenerationClock remembers when the hub first saw each service generation, so member
+// sync can tell how long a generation took to reach each cluster. Memory stays bounded:
+// one entry per service, and one per service and cluster.
+type GenerationClock struct {
+	mu         sync.Mutex
+	firstSeen  map[types.UID]seenAt
+	propagated map[string]int64
+}
+
+type seenAt struct {
+	gen int64
+	at  time.Time
+}
+
+// Seen records now as the first sight of svc's generation, unless it was seen already.
+func (c *GenerationClock) Seen(svc *v1alpha1.FleetInferenceService, now time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firstSeen == nil {
+		c.firstSeen, c.propagated = map[types.UID]seenAt{}, map[string]int64{}
+	}
+	s, ok := c.firstSeen[svc.UID]
+	if !ok || s.gen != svc.Generation {
+		s = seenAt{gen: svc.Generation, at: now}
+		c.firstSeen[svc.UID] = s
+	}
+	return s.at
+}
+
+// Reached returns, the first time svc's generation is reported applied in cluster, how
+// long it took since first sight; false after that.
+func (c *GenerationClock) Reached(svc *v1alpha1.FleetInferenceService, cluster string, now time.Time) (time.Duration, bool) {
+	first := c.Seen(svc, now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := string(svc.UID) + "/" + cluster
+	if gen, ok := c.propagated[key]; ok && gen == svc.Generation {
+		return 0, false
+	}
+	c.propagated[key] = svc.Generation
+	return now.Sub(first), true
+}
+
+// Forget drops a deleted service's entries.
+func (c *GenerationClock) Forget(svc *v1alpha1.FleetInferenceService) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.firstSeen, svc.UID)
+	prefix := string(svc.UID) + "/"
+	for k := range c.propagated {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.propagated, k)
+		}
+	}
+}
