@@ -1,5 +1,5 @@
 // Package framework starts real API servers for tests: single envtest control planes (from
-// e2e/testenv) and the multi-cluster local fleet through fleet/local.
+// e2e/testenv) and the multi-cluster local fleet through internal/localfleet.
 package framework
 
 import (

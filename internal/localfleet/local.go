@@ -1,8 +1,8 @@
-// Package local runs a fleet of real Kubernetes control planes as processes on 127.0.0.1, no
+// Package localfleet runs a fleet of real Kubernetes control planes as processes on 127.0.0.1, no
 // containers: a hub (etcd + kube-apiserver) and member clusters (etcd + kube-apiserver +
 // kube-controller-manager + kube-scheduler + kwok with fake GPU/TPU nodes), each member
 // registered in the hub the way package fleet expects.
-package local
+package localfleet
 
 import (
 	"context"
