@@ -26,6 +26,7 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
 type demoOptions struct {
@@ -56,13 +57,13 @@ running until Ctrl-C unless --keep-running=false.`,
 }
 
 func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, cmd *cobra.Command) error {
-	root, err := localfleet.ModuleRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	dirs := crdDirs(root)
+	dirs := repo.CRDDirs(root)
 	f, err := localfleet.Start(ctx, localfleet.Options{Dir: o.dir, Members: localMembers(2), HubCRDDirs: dirs, MemberCRDDirs: dirs, Log: errOut})
 	if err != nil {
 		return err
@@ -134,7 +135,7 @@ func hubBinary() (string, error) {
 	if d := os.Getenv("INFERFLEET_BIN_DIR"); d != "" {
 		candidates = append(candidates, filepath.Join(d, "hub"))
 	}
-	if root, err := localfleet.ModuleRoot(); err == nil {
+	if root, err := repo.Root(); err == nil {
 		candidates = append(candidates, filepath.Join(root, "bin", "hub"))
 	}
 	for _, c := range candidates {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
 // memberRegions are the regions of members beyond the first two, in order; more members
@@ -37,18 +38,6 @@ func localMembers(n int) []localfleet.ClusterSpec {
 	return specs
 }
 
-// crdDirs are the CRD folders installed into every local cluster: ours, the GKE ones we
-// render, and (when hack/external-crds.sh has run) Gateway API and Inference Extension.
-func crdDirs(root string) []string {
-	var dirs []string
-	for _, d := range []string{"config/crd/bases", "config/crd/third-party", "config/crd/external"} {
-		if st, err := os.Stat(filepath.Join(root, d)); err == nil && st.IsDir() {
-			dirs = append(dirs, filepath.Join(root, d))
-		}
-	}
-	return dirs
-}
-
 func newUpCmd() *cobra.Command {
 	var (
 		dir     string
@@ -70,8 +59,8 @@ returns and leaves the fleet running until 'fleetctl down'.`,
 				return fmt.Errorf("--members must be 0 or more, got %d", members)
 			}
 			var dirs []string
-			if root, err := localfleet.ModuleRoot(); err == nil {
-				dirs = crdDirs(root)
+			if root, err := repo.Root(); err == nil {
+				dirs = repo.CRDDirs(root)
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; starting without CRDs\n", err)
 			}
