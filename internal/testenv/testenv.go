@@ -133,13 +133,5 @@ func RegisterMember(ctx context.Context, hub client.Client, name, region string,
 	if err := hub.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	l := map[string]string{fleet.KubeconfigLabel: "true", fleet.RegionLabel: region}
-	for k, v := range labels {
-		l[k] = v
-	}
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fleet.RegistrationNamespace, Labels: l},
-		Data:       map[string][]byte{fleet.KubeconfigKey: kubeconfig},
-	}
-	return hub.Create(ctx, s)
+	return hub.Create(ctx, fleet.RegistrationSecret(name, fleet.RegistrationNamespace, region, kubeconfig, labels))
 }
