@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/controllers"
-	"github.com/inferfleet/inferfleet/e2e/testenv"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestKVCacheUtilization runs the hub on two members, one with model server pods whose

@@ -27,7 +27,7 @@ import (
 	"github.com/inferfleet/inferfleet/fleet/gkehub"
 	"github.com/inferfleet/inferfleet/fleet/gkehub/gkehubtest"
 	"github.com/inferfleet/inferfleet/fleet/kind"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 // kindClusters stands in for kind: its clusters are local fleet members.
@@ -72,7 +72,7 @@ func registration(ctx context.Context, hub client.Client, name string) (*corev1.
 // and a stand-in for kind lists gke-east. The same service as in the member-sync suite
 // becomes Ready in both, and a cluster that leaves its source leaves the placement.
 func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
-	lf := framework.StartLocalFleet(t, local.DefaultMembers(), framework.Unregistered)
+	lf := framework.StartLocalFleet(t, localfleet.DefaultMembers(), framework.Unregistered)
 	ctx := context.Background()
 	hub := lf.Hub.Client
 
@@ -204,7 +204,7 @@ func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
 // config/rbac/member-role.yaml) while a service runs there: the hub reconnects and keeps
 // reconciling that member.
 func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
-	lf := framework.StartLocalFleet(t, local.DefaultMembers())
+	lf := framework.StartLocalFleet(t, localfleet.DefaultMembers())
 	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second})
 	ctx := context.Background()
 	hub := lf.Hub.Client

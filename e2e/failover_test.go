@@ -15,7 +15,7 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 const (
@@ -73,10 +73,10 @@ func expectPlaced(ctx context.Context, t *testing.T, hub client.Client, key clie
 // unhealthyAfter + 15s, nothing deleted, failback after failbackAfter). The kill comes last:
 // a member whose API server was restarted here is slow to start new kwok pods.
 func TestRegionFailover(t *testing.T) {
-	lf := framework.StartFleet(t, []local.ClusterSpec{
-		local.DefaultMember("gke-west", "europe-west3"),
-		local.DefaultMember("gke-east", "us-east4"),
-		local.DefaultMember("gke-central", "us-central1"),
+	lf := framework.StartFleet(t, []localfleet.ClusterSpec{
+		localfleet.DefaultMember("gke-west", "europe-west3"),
+		localfleet.DefaultMember("gke-east", "us-east4"),
+		localfleet.DefaultMember("gke-central", "us-central1"),
 	})
 	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
 	ctx := context.Background()
@@ -123,7 +123,7 @@ func TestRegionFailover(t *testing.T) {
 	})
 	t.Run("GPU nodes lost while the API is up", func(t *testing.T) {
 		east := lf.Member("gke-east").Faults
-		removed, err := east.RemoveNodes(ctx, map[string]string{local.LabelGKEAccelerator: "nvidia-h100-80gb"})
+		removed, err := east.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: "nvidia-h100-80gb"})
 		if err != nil || len(removed) == 0 {
 			t.Fatalf("remove nodes: %v %v", removed, err)
 		}

@@ -29,7 +29,7 @@ import (
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 func freeAddr(t *testing.T) string {
@@ -106,7 +106,7 @@ func clusterStatus(svc *v1alpha1.FleetInferenceService, name string) v1alpha1.Cl
 // nodes: rollout to ready replicas, drift, conflicts, spec changes, a member API server
 // killed during a change, and deletion. It runs on the fleet framework.FleetEnv names.
 func TestMemberSync(t *testing.T) {
-	lf := framework.StartFleet(t, local.DefaultMembers())
+	lf := framework.StartFleet(t, localfleet.DefaultMembers())
 	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
 	ctx := context.Background()
 	hub := lf.HubProxy().Client

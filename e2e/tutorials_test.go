@@ -19,7 +19,7 @@ import (
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 // onCluster places a tutorial's sample (written for the tutorial's own cluster) on one
@@ -42,7 +42,7 @@ func present(ctx context.Context, c client.Client, apiVersion, kind, ns, name st
 // them, and the fungibility recipe's ComputeClass (tutorial 003) follows its service from
 // member to member, never overwriting a class of that name the hub does not own.
 func TestTutorialsOnLocalFleet(t *testing.T) {
-	lf := framework.StartFleet(t, local.DefaultMembers())
+	lf := framework.StartFleet(t, localfleet.DefaultMembers())
 	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
 	ctx := context.Background()
 	hub := lf.HubProxy().Client

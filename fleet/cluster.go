@@ -2,6 +2,13 @@
 // hub discovers them, their health, and where replicas go.
 package fleet
 
+import (
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // How a member cluster is registered with the hub: a Secret in RegistrationNamespace whose
 // name is the cluster's name, labelled KubeconfigLabel=true, holding a kubeconfig under
 // KubeconfigKey. RegionLabel carries the cluster's region; every other label on the Secret
@@ -26,6 +33,29 @@ const (
 // kubeconfig Secret, or a record written by a discovery source.
 func IsRegistration(labels map[string]string) bool {
 	return labels[KubeconfigLabel] == "true" || labels[SourceLabel] != ""
+}
+
+// RegistrationSecret is the registration Secret of cluster name in namespace, as every
+// writer of one builds it: the given labels, RegionLabel when region is set and, when there
+// is a kubeconfig, KubeconfigLabel=true with the kubeconfig under KubeconfigKey. The
+// region and kubeconfig labels win over labels of the same keys; labels is not modified.
+func RegistrationSecret(name, namespace, region string, kubeconfig []byte, labels map[string]string) *corev1.Secret {
+	l := maps.Clone(labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	if region != "" {
+		l[RegionLabel] = region
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: l},
+		Type:       corev1.SecretTypeOpaque,
+	}
+	if len(kubeconfig) > 0 {
+		l[KubeconfigLabel] = "true"
+		s.Data = map[string][]byte{KubeconfigKey: kubeconfig}
+	}
+	return s
 }
 
 // Cluster is a member cluster as the hub knows it.

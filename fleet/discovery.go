@@ -110,32 +110,27 @@ func (r *Registrar) Sync(ctx context.Context, regs []Registration) error {
 	return errors.Join(errs...)
 }
 
-// labels are the registration's labels: the cluster's, its region and the source.
-func (r *Registrar) labels(reg Registration) map[string]string {
+// secret is the registration Secret the source wants for reg: the cluster's labels, its
+// region, the source and, when it has one, the kubeconfig.
+func (r *Registrar) secret(reg Registration) *corev1.Secret {
 	l := maps.Clone(reg.Labels)
-	if l == nil {
-		l = map[string]string{}
-	}
 	for k := range l {
 		if k == KubeconfigLabel || strings.HasPrefix(k, LabelPrefix) {
 			delete(l, k) // a source's labels never speak for the hub
 		}
 	}
-	if reg.Region != "" {
-		l[RegionLabel] = reg.Region
+	if l == nil {
+		l = map[string]string{}
 	}
 	l[SourceLabel] = r.Source
-	if len(reg.Kubeconfig) > 0 {
-		l[KubeconfigLabel] = "true"
-	}
-	return l
+	return RegistrationSecret(reg.Name, r.Namespace, reg.Region, reg.Kubeconfig, l)
 }
 
 // matches reports whether a registration Secret already says what reg says: the labels
 // and kubeconfig wanted, and no label this source set earlier and no longer wants. Labels
 // others added (a team's own selector labels) do not count, so they cause no writes.
 func (r *Registrar) matches(s *corev1.Secret, reg Registration) bool {
-	want := r.labels(reg)
+	want := r.secret(reg).Labels
 	for k, v := range want {
 		if got, ok := s.Labels[k]; !ok || got != v {
 			return false
@@ -175,9 +170,10 @@ func appliedLabels(s *corev1.Secret) map[string]bool {
 // apply writes a registration with server-side apply: labels and data are the source's,
 // annotations stay whoever's they are.
 func (r *Registrar) apply(ctx context.Context, reg Registration) error {
-	ac := corev1ac.Secret(reg.Name, r.Namespace).WithLabels(r.labels(reg)).WithType(corev1.SecretTypeOpaque)
-	if len(reg.Kubeconfig) > 0 {
-		ac = ac.WithData(map[string][]byte{KubeconfigKey: reg.Kubeconfig})
+	want := r.secret(reg)
+	ac := corev1ac.Secret(want.Name, want.Namespace).WithLabels(want.Labels).WithType(want.Type)
+	if len(want.Data) > 0 {
+		ac = ac.WithData(want.Data)
 	}
 	if err := r.Client.Apply(ctx, ac, client.FieldOwner(DiscoveryFieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("register cluster %s: %w", reg.Name, err)

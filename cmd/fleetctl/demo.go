@@ -25,7 +25,8 @@ import (
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
 type demoOptions struct {
@@ -56,14 +57,14 @@ running until Ctrl-C unless --keep-running=false.`,
 }
 
 func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, cmd *cobra.Command) error {
-	root, err := local.ModuleRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	dirs := crdDirs(root)
-	f, err := local.Start(ctx, local.Options{Dir: o.dir, Members: localMembers(2), HubCRDDirs: dirs, MemberCRDDirs: dirs, Log: errOut})
+	dirs := repo.CRDDirs(root)
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: o.dir, Members: localMembers(2), HubCRDDirs: dirs, MemberCRDDirs: dirs, Log: errOut})
 	if err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func hubBinary() (string, error) {
 	if d := os.Getenv("INFERFLEET_BIN_DIR"); d != "" {
 		candidates = append(candidates, filepath.Join(d, "hub"))
 	}
-	if root, err := local.ModuleRoot(); err == nil {
+	if root, err := repo.Root(); err == nil {
 		candidates = append(candidates, filepath.Join(root, "bin", "hub"))
 	}
 	for _, c := range candidates {
@@ -154,7 +155,7 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startHubProcess(ctx context.Context, f *local.Fleet, errOut io.Writer) (*hubProcess, error) {
+func startHubProcess(ctx context.Context, f *localfleet.Fleet, errOut io.Writer) (*hubProcess, error) {
 	bin, err := hubBinary()
 	if err != nil {
 		return nil, err

@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
 // memberRegions are the regions of members beyond the first two, in order; more members
@@ -22,8 +23,8 @@ var memberRegions = []string{"europe-west3", "us-east4", "us-central1", "asia-ea
 
 // localMembers names the first two members like the tutorials (gke-west, gke-east) and the
 // rest member-3, member-4, ...
-func localMembers(n int) []local.ClusterSpec {
-	var specs []local.ClusterSpec
+func localMembers(n int) []localfleet.ClusterSpec {
+	var specs []localfleet.ClusterSpec
 	for i := range n {
 		name := fmt.Sprintf("member-%d", i+1)
 		switch i {
@@ -32,21 +33,9 @@ func localMembers(n int) []local.ClusterSpec {
 		case 1:
 			name = "gke-east"
 		}
-		specs = append(specs, local.DefaultMember(name, memberRegions[i%len(memberRegions)]))
+		specs = append(specs, localfleet.DefaultMember(name, memberRegions[i%len(memberRegions)]))
 	}
 	return specs
-}
-
-// crdDirs are the CRD folders installed into every local cluster: ours, the GKE ones we
-// render, and (when hack/external-crds.sh has run) Gateway API and Inference Extension.
-func crdDirs(root string) []string {
-	var dirs []string
-	for _, d := range []string{"config/crd/bases", "config/crd/third-party", "config/crd/external"} {
-		if st, err := os.Stat(filepath.Join(root, d)); err == nil && st.IsDir() {
-			dirs = append(dirs, filepath.Join(root, d))
-		}
-	}
-	return dirs
 }
 
 func newUpCmd() *cobra.Command {
@@ -70,14 +59,14 @@ returns and leaves the fleet running until 'fleetctl down'.`,
 				return fmt.Errorf("--members must be 0 or more, got %d", members)
 			}
 			var dirs []string
-			if root, err := local.ModuleRoot(); err == nil {
-				dirs = crdDirs(root)
+			if root, err := repo.Root(); err == nil {
+				dirs = repo.CRDDirs(root)
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; starting without CRDs\n", err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			f, err := local.Start(ctx, local.Options{
+			f, err := localfleet.Start(ctx, localfleet.Options{
 				Dir:           dir,
 				Members:       localMembers(members),
 				HubCRDDirs:    dirs,
@@ -103,7 +92,7 @@ returns and leaves the fleet running until 'fleetctl down'.`,
 	return cmd
 }
 
-func printUsage(cmd *cobra.Command, f *local.Fleet, detach bool) {
+func printUsage(cmd *cobra.Command, f *localfleet.Fleet, detach bool) {
 	out := cmd.OutOrStdout()
 	var paths []string
 	fmt.Fprintln(out, "Local fleet is up:")
@@ -141,7 +130,7 @@ data and kubeconfigs stay, so 'fleetctl up' in the same DIR brings the same clus
 --purge removes DIR as well.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := local.StopFromState(dir)
+			err := localfleet.StopFromState(dir)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				fmt.Fprintf(cmd.ErrOrStderr(), "no local fleet recorded in %s\n", dir)

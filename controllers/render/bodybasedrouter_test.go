@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/e2e/testenv"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // chartDir is a chart of the pinned Inference Extension module, from the module cache.

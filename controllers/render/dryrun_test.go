@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestRenderedObjectsPassAPIServer server-side dry-runs every object each tutorial's sample

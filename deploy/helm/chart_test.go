@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/inferfleet/inferfleet/e2e/testenv"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // allSources turns on every value the chart has: every cluster source, the external CRDs,

@@ -1,17 +1,17 @@
 // Package framework starts real API servers for tests: single envtest control planes (from
-// e2e/testenv) and the multi-cluster local fleet through fleet/local.
+// internal/testenv) and the multi-cluster local fleet through internal/localfleet.
 package framework
 
 import (
 	"testing"
 
-	"github.com/inferfleet/inferfleet/e2e/testenv"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // Env is one running envtest control plane.
 type Env = testenv.Env
 
-// The single-API-server helpers, from e2e/testenv.
+// The single-API-server helpers, from internal/testenv.
 var (
 	Root           = testenv.Root
 	BinDir         = testenv.BinDir

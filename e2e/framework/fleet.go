@@ -20,7 +20,7 @@ import (
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 // ClusterProxy is one cluster a spec talks to: its name, client and the knobs a failure
@@ -34,7 +34,7 @@ type ClusterProxy struct {
 	// Faults break and mend the cluster (members only).
 	Faults Faults
 	// Local is the built-in local fleet's cluster (attached, on kind).
-	Local *local.Cluster
+	Local *localfleet.Cluster
 }
 
 // Faults are the failures a suite injects into a member, whatever runs it.
@@ -68,7 +68,7 @@ const FleetEnv = "INFERFLEET_E2E_FLEET"
 
 // StartFleet brings up the fleet FleetEnv names with the given members and registers them
 // in the hub.
-func StartFleet(t testing.TB, members []local.ClusterSpec) Fleet {
+func StartFleet(t testing.TB, members []localfleet.ClusterSpec) Fleet {
 	t.Helper()
 	switch v := os.Getenv(FleetEnv); v {
 	case "", "local":
@@ -83,7 +83,7 @@ func StartFleet(t testing.TB, members []local.ClusterSpec) Fleet {
 
 // LocalFleet is a running built-in local fleet with the hub manager running in-process.
 type LocalFleet struct {
-	Fleet   *local.Fleet
+	Fleet   *localfleet.Fleet
 	Hub     *ClusterProxy
 	Members map[string]*ClusterProxy
 
@@ -118,18 +118,18 @@ func (lf *LocalFleet) Metrics(ctx context.Context) (string, error) {
 
 // Unregistered starts the members without registering them in the hub, for a test in which
 // a discovery source finds them.
-func Unregistered(o *local.Options) { o.Unregistered = true }
+func Unregistered(o *localfleet.Options) { o.Unregistered = true }
 
 // StartLocalFleet brings up a hub and the given members as real control planes (kwok
 // nodes included), registers the members in the hub (unless an option says otherwise) and
 // tears all down at the end.
-func StartLocalFleet(t testing.TB, members []local.ClusterSpec, opts ...func(*local.Options)) *LocalFleet {
+func StartLocalFleet(t testing.TB, members []localfleet.ClusterSpec, opts ...func(*localfleet.Options)) *LocalFleet {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	crds := CRDs()
-	o := local.Options{
+	o := localfleet.Options{
 		Dir: dir, BinDir: BinDir(), Members: members,
 		HubCRDDirs: crds, MemberCRDDirs: crds,
 		Log: testWriter{t},
@@ -137,7 +137,7 @@ func StartLocalFleet(t testing.TB, members []local.ClusterSpec, opts ...func(*lo
 	for _, opt := range opts {
 		opt(&o)
 	}
-	f, err := local.Start(ctx, o)
+	f, err := localfleet.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("start local fleet (run `make bins` first if binaries are missing): %v", err)
 	}
@@ -150,7 +150,7 @@ func StartLocalFleet(t testing.TB, members []local.ClusterSpec, opts ...func(*lo
 		}
 	})
 	lf := &LocalFleet{Fleet: f, Members: map[string]*ClusterProxy{}}
-	proxy := func(c *local.Cluster) *ClusterProxy {
+	proxy := func(c *localfleet.Cluster) *ClusterProxy {
 		cl, err := client.New(c.RESTConfig(), client.Options{Scheme: Scheme()})
 		if err != nil {
 			t.Fatal(err)

@@ -28,7 +28,7 @@ import (
 
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 // The kind fleet: a hub and one kind cluster per member, created per test with the kind Go
@@ -70,7 +70,7 @@ func ContainerEngine() (string, error) {
 // KindConfig is the kind configuration of one cluster: one control-plane node, labelled
 // with the region (the kind discovery source reads it there) and tainted so that the
 // model servers run on the kwok nodes.
-func KindConfig(spec local.ClusterSpec, hub bool) *v1alpha4.Cluster {
+func KindConfig(spec localfleet.ClusterSpec, hub bool) *v1alpha4.Cluster {
 	node := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Labels: map[string]string{}}
 	if spec.Region != "" {
 		node.Labels[fleet.RegionLabel] = spec.Region
@@ -104,7 +104,7 @@ var _ Fleet = &KindFleet{}
 // StartKindFleet creates the hub and member kind clusters (replacing leftovers of an
 // earlier run), attaches them to a local fleet for kwok and CRDs, registers the members in
 // the hub and deletes the clusters when the test ends.
-func StartKindFleet(t testing.TB, members []local.ClusterSpec) *KindFleet {
+func StartKindFleet(t testing.TB, members []localfleet.ClusterSpec) *KindFleet {
 	t.Helper()
 	engine, err := ContainerEngine()
 	if err != nil {
@@ -112,8 +112,8 @@ func StartKindFleet(t testing.TB, members []local.ClusterSpec) *KindFleet {
 	}
 	opt, _ := kindcluster.DetectNodeProvider()
 	kf := &KindFleet{engine: engine, provider: kindcluster.NewProvider(opt), names: map[string]string{}}
-	hubSpec := local.ClusterSpec{Name: local.DefaultHubName}
-	specs := append([]local.ClusterSpec{hubSpec}, members...)
+	hubSpec := localfleet.ClusterSpec{Name: localfleet.DefaultHubName}
+	specs := append([]localfleet.ClusterSpec{hubSpec}, members...)
 	kubeconfigs := make([][]byte, len(specs))
 	for i, s := range specs {
 		cfg := KindConfig(s, i == 0)
@@ -140,13 +140,13 @@ func StartKindFleet(t testing.TB, members []local.ClusterSpec) *KindFleet {
 		}
 		kubeconfigs[i] = []byte(kc)
 	}
-	attached := make([]local.ClusterSpec, len(members))
+	attached := make([]localfleet.ClusterSpec, len(members))
 	for i, m := range members {
 		attached[i] = m
 		attached[i].Kubeconfig = kubeconfigs[i+1]
 	}
-	kf.LocalFleet = StartLocalFleet(t, attached, func(o *local.Options) {
-		o.Hub = local.ClusterSpec{Name: hubSpec.Name, Kubeconfig: kubeconfigs[0]}
+	kf.LocalFleet = StartLocalFleet(t, attached, func(o *localfleet.Options) {
+		o.Hub = localfleet.ClusterSpec{Name: hubSpec.Name, Kubeconfig: kubeconfigs[0]}
 		o.Unregistered = true
 	})
 	for _, m := range members {
@@ -160,7 +160,7 @@ func StartKindFleet(t testing.TB, members []local.ClusterSpec) *KindFleet {
 
 // register stores a member's kubeconfig for the kind network in the hub: the hub runs in
 // the hub cluster and reaches the member's control-plane container at its IP.
-func (kf *KindFleet) register(ctx context.Context, m local.ClusterSpec) error {
+func (kf *KindFleet) register(ctx context.Context, m localfleet.ClusterSpec) error {
 	name := kf.names[m.Name]
 	kc, err := kf.provider.KubeConfig(name, true)
 	if err != nil {
@@ -359,7 +359,7 @@ func setHubContainer(u *unstructured.Unstructured, image string, extraArgs []str
 // kindFaults break a kind member: its control-plane container is paused (the API server
 // stops answering, as in a lost region) and unpaused; nodes are the attached kwok nodes.
 type kindFaults struct {
-	*local.Cluster
+	*localfleet.Cluster
 	engine, container string
 }
 

@@ -18,11 +18,11 @@ import (
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/kind"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 func TestKindConfig(t *testing.T) {
-	member := KindConfig(local.DefaultMember("gke-west", "europe-west3"), false)
+	member := KindConfig(localfleet.DefaultMember("gke-west", "europe-west3"), false)
 	if member.Name != "inferfleet-e2e-gke-west" || len(member.Nodes) != 1 {
 		t.Fatalf("member config %+v", member)
 	}
@@ -54,7 +54,7 @@ func TestKindConfig(t *testing.T) {
 	if err != nil || !strings.Contains(string(raw), "apiVersion: kind.x-k8s.io/v1alpha4") {
 		t.Errorf("config YAML %s %v", raw, err)
 	}
-	hub := KindConfig(local.ClusterSpec{Name: "hub"}, true)
+	hub := KindConfig(localfleet.ClusterSpec{Name: "hub"}, true)
 	if hub.Name != "inferfleet-e2e-hub" || len(hub.KubeadmConfigPatches) != 0 || len(hub.Nodes[0].Labels) != 0 {
 		t.Errorf("hub config %+v: untainted, no region", hub)
 	}

@@ -24,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
-	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/gkehub/gkehubtest"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 func TestMain(m *testing.M) {

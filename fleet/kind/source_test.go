@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 func TestRegionOf(t *testing.T) {

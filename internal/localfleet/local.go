@@ -1,8 +1,8 @@
-// Package local runs a fleet of real Kubernetes control planes as processes on 127.0.0.1, no
+// Package localfleet runs a fleet of real Kubernetes control planes as processes on 127.0.0.1, no
 // containers: a hub (etcd + kube-apiserver) and member clusters (etcd + kube-apiserver +
 // kube-controller-manager + kube-scheduler + kwok with fake GPU/TPU nodes), each member
 // registered in the hub the way package fleet expects.
-package local
+package localfleet
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
 // Options describes the fleet Start brings up.
@@ -314,39 +315,13 @@ func checkNames(o Options) error {
 	return nil
 }
 
-// ModuleRoot walks up from the working directory to the go.mod of
-// github.com/inferfleet/inferfleet and returns its folder.
-func ModuleRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && f[1] == modulePath {
-					return d, nil
-				}
-			}
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod of %s above %s", modulePath, wd)
-		}
-	}
-}
-
-const modulePath = "github.com/inferfleet/inferfleet"
-
 func resolveBinDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv("INFERFLEET_BIN_DIR")
-	}
-	if dir == "" {
-		root, err := ModuleRoot()
+		d, err := repo.BinDir()
 		if err != nil {
 			return "", fmt.Errorf("local fleet: cannot locate bin/ (%v): set INFERFLEET_BIN_DIR or Options.BinDir, and run `make bins` to build the binaries", err)
 		}
-		dir = filepath.Join(root, "bin")
+		dir = d
 	}
 	return filepath.Abs(dir)
 }

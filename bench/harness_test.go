@@ -31,7 +31,7 @@ import (
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
-	"github.com/inferfleet/inferfleet/fleet/local"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
 // Options say what to measure. Zero values take the defaults in parentheses.
@@ -178,19 +178,19 @@ func (b *fleetBench) logf(format string, args ...any) {
 // memberSpecs sizes each member's two GPU nodes so that either could carry every replica a
 // member may get, rollouts and failovers included: the benchmark measures the hub, not
 // capacity.
-func (b *fleetBench) memberSpecs() []local.ClusterSpec {
+func (b *fleetBench) memberSpecs() []localfleet.ClusterSpec {
 	maxK := slices.Max(append([]int{b.o.FailoverServices}, b.o.Services...))
 	gpus := 4 * maxK * b.o.ReplicasPerMember
 	pods := 8*maxK*b.o.ReplicasPerMember + 50
-	var specs []local.ClusterSpec
+	var specs []localfleet.ClusterSpec
 	for i := range b.members {
 		region := regions[i%len(regions)]
-		nodes := local.GPUNodes(region, "nvidia-h100-80gb", 2, 8)
+		nodes := localfleet.GPUNodes(region, "nvidia-h100-80gb", 2, 8)
 		for j := range nodes {
-			nodes[j].Capacity[local.ResourceGPU] = *resource.NewQuantity(int64(max(8, gpus)), resource.DecimalSI)
+			nodes[j].Capacity[localfleet.ResourceGPU] = *resource.NewQuantity(int64(max(8, gpus)), resource.DecimalSI)
 			nodes[j].Capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(max(110, pods)), resource.DecimalSI)
 		}
-		specs = append(specs, local.ClusterSpec{Name: fmt.Sprintf("member-%d", i+1), Region: region, Labels: map[string]string{"tier": "gpu"}, Nodes: nodes})
+		specs = append(specs, localfleet.ClusterSpec{Name: fmt.Sprintf("member-%d", i+1), Region: region, Labels: map[string]string{"tier": "gpu"}, Nodes: nodes})
 	}
 	return specs
 }
@@ -521,7 +521,7 @@ func (b *fleetBench) deleteAll(obs *observer, keys []client.ObjectKey) {
 // kube-apiserver and measures, per service, the time until its share is placed on the
 // others and ready there; then restarts it and measures the failback likewise. Each run
 // takes another victim, from the last member back: a member's controllers can stay behind
-// after a second restart of its API server (see local.Cluster.StartAPIServer).
+// after a second restart of its API server (see localfleet.Cluster.StartAPIServer).
 func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 	ctx := context.Background()
 	victim := b.names[len(b.names)-1-run%len(b.names)]

@@ -1,4 +1,4 @@
-package local
+package localfleet
 
 import (
 	"encoding/json"

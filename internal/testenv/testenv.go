@@ -21,45 +21,29 @@ import (
 
 	"github.com/inferfleet/inferfleet/api/scheme"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/repo"
 )
 
-// Root is the module's root folder, found by walking up from the working directory.
+// Root is the module's root folder (repo.Root); a test cannot run without it.
 func Root() string {
-	dir, err := os.Getwd()
+	root, err := repo.Root()
 	if err != nil {
 		panic(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			panic("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
-// BinDir is where the control-plane binaries live: $INFERFLEET_BIN_DIR, else <root>/bin.
+// BinDir is where the control-plane binaries live (repo.BinDir).
 func BinDir() string {
-	if d := os.Getenv("INFERFLEET_BIN_DIR"); d != "" {
-		return d
+	dir, err := repo.BinDir()
+	if err != nil {
+		panic(err)
 	}
-	return filepath.Join(Root(), "bin")
+	return dir
 }
 
-// CRDs are the folders of every CRD the hub and members use: ours, the GKE fixtures and
-// the external ones copied from the pinned modules.
-func CRDs() []string {
-	r := Root()
-	return []string{
-		filepath.Join(r, "config", "crd", "bases"),
-		filepath.Join(r, "config", "crd", "third-party"),
-		filepath.Join(r, "config", "crd", "external", "gateway-api"),
-		filepath.Join(r, "config", "crd", "external", "inference-extension"),
-	}
-}
+// CRDs are the folders of every CRD the hub and members use (repo.CRDDirs).
+func CRDs() []string { return repo.CRDDirs(Root()) }
 
 // Scheme knows the built-in types, ours and the Inference Extension's.
 func Scheme() *runtime.Scheme { return scheme.New() }
@@ -149,13 +133,5 @@ func RegisterMember(ctx context.Context, hub client.Client, name, region string,
 	if err := hub.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	l := map[string]string{fleet.KubeconfigLabel: "true", fleet.RegionLabel: region}
-	for k, v := range labels {
-		l[k] = v
-	}
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fleet.RegistrationNamespace, Labels: l},
-		Data:       map[string][]byte{fleet.KubeconfigKey: kubeconfig},
-	}
-	return hub.Create(ctx, s)
+	return hub.Create(ctx, fleet.RegistrationSecret(name, fleet.RegistrationNamespace, region, kubeconfig, labels))
 }

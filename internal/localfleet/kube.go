@@ -1,4 +1,4 @@
-package local
+package localfleet
 
 import (
 	"context"
@@ -205,19 +205,7 @@ func (f *Fleet) register(ctx context.Context, m *Cluster) error {
 	if err != nil {
 		return err
 	}
-	labels := maps.Clone(m.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[fleet.KubeconfigLabel] = "true"
-	if m.Region != "" {
-		labels[fleet.RegionLabel] = m.Region
-	}
-	want := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: fleet.RegistrationNamespace, Labels: labels},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{fleet.KubeconfigKey: m.kubeconfig},
-	}
+	want := fleet.RegistrationSecret(m.Name, fleet.RegistrationNamespace, m.Region, m.kubeconfig, m.Labels)
 	api := cs.CoreV1().Secrets(fleet.RegistrationNamespace)
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		_, err := api.Create(ctx, want, metav1.CreateOptions{})

@@ -1,4 +1,4 @@
-package local
+package localfleet
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/inferfleet/inferfleet/e2e/testenv"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestAttach attaches clusters that run elsewhere (here two bare API servers; on a laptop,
