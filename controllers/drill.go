@@ -568,55 +568,6 @@ func (r *DrillReconciler) SetupWithManager(mgr mcmanager.Manager) error {
 		Complete(r)
 }
 
-// RunDrill creates drill and follows it until it finishes, calling progress (if not nil)
-// with the created drill (no phase yet), then each time its phase changes. It returns the finished drill; when it
-// Failed, the error wraps ErrDrillFailed and carries the drill's message. If ctx ends
-// first it returns ctx's error and the last drill seen: the drill keeps running, and
-// deleting it aborts it (its finalizer removes the cordon).
-func RunDrill(ctx context.Context, c client.Client, drill *v1alpha1.FailoverDrill, progress func(*v1alpha1.FailoverDrill)) (*v1alpha1.FailoverDrill, error) {
-	if err := c.Create(ctx, drill); err != nil {
-		return nil, fmt.Errorf("create drill: %w", err)
-	}
-	key := client.ObjectKeyFromObject(drill)
-	last := drill.DeepCopy()
-	var seen v1alpha1.DrillPhase
-	if progress != nil {
-		progress(last.DeepCopy())
-	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("drill %s did not finish: %w", key.Name, ctx.Err())
-		case <-tick.C:
-		}
-		cur := &v1alpha1.FailoverDrill{}
-		if err := c.Get(ctx, key, cur); err != nil {
-			if apierrors.IsNotFound(err) {
-				return last, fmt.Errorf("drill %s was deleted before it finished", key.Name)
-			}
-			continue // transient, or ctx ending: the select decides
-		}
-		last = cur
-		if cur.Status.Phase != seen && cur.Status.Phase != "" {
-			seen = cur.Status.Phase
-			if progress != nil {
-				progress(cur.DeepCopy())
-			}
-		}
-		switch cur.Status.Phase {
-		case v1alpha1.DrillSucceeded:
-			return cur, nil
-		case v1alpha1.DrillFailed:
-			return cur, fmt.Errorf("%w: %s", ErrDrillFailed, cur.Status.Message)
-		}
-	}
-}
-
-// ErrDrillFailed is wrapped by RunDrill's error when the drill ended Failed.
-var ErrDrillFailed = errors.New("failover drill failed")
-
 // drillRunning is whether a drill in this phase may have a cordon on.
 func drillRunning(p v1alpha1.DrillPhase) bool {
 	return p == v1alpha1.DrillDraining || p == v1alpha1.DrillRecovered || p == v1alpha1.DrillRestoring

@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -239,47 +238,6 @@ func TestDrill(t *testing.T) {
 		})
 	})
 
-	t.Run("RunDrill", func(t *testing.T) {
-		ns := drillNamespace(t, c, "drill-run")
-		llama := drillService(t, c, ns, "llama", "")
-		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
-		fakeCtx, stopFake := context.WithCancel(context.Background())
-		defer stopFake()
-		go drillFakeMemberSync(fakeCtx, c, llama, "west", "east")
-
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var phases []v1alpha1.DrillPhase
-		drill := &v1alpha1.FailoverDrill{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-west-", Namespace: ns},
-			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "west", Timeout: &metav1.Duration{Duration: 20 * time.Second}},
-		}
-		final, err := controllers.RunDrill(ctx, c, drill, func(d *v1alpha1.FailoverDrill) { phases = append(phases, d.Status.Phase) })
-		if err != nil {
-			t.Fatalf("RunDrill: %v (phases %v)", err, phases)
-		}
-		if final.Status.Phase != v1alpha1.DrillSucceeded || final.Status.TimeToRecover == "" || final.Status.TimeToFailback == "" {
-			t.Errorf("final drill: %+v", final.Status)
-		}
-		// The first call is the created drill; Recovered lasts too short to be polled.
-		if len(phases) < 4 || phases[0] != "" || phases[1] != v1alpha1.DrillDraining || phases[len(phases)-2] != v1alpha1.DrillRestoring || phases[len(phases)-1] != v1alpha1.DrillSucceeded {
-			t.Errorf("progress phases = %v", phases)
-		}
-		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}, During: []string{"east=6", "west=0"}}}; !drillReportsEqual(final.Status.Services, want) {
-			t.Errorf("services = %+v, want %+v", final.Status.Services, want)
-		}
-		t.Logf("report: recover %s, failback %s, services %+v", final.Status.TimeToRecover, final.Status.TimeToFailback, final.Status.Services)
-
-		// A drill that fails returns ErrDrillFailed with its message.
-		failing := &v1alpha1.FailoverDrill{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-south-", Namespace: ns},
-			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "south"},
-		}
-		if _, err := controllers.RunDrill(ctx, c, failing, nil); !errors.Is(err, controllers.ErrDrillFailed) || !strings.Contains(err.Error(), "south") {
-			t.Errorf("failing drill: err = %v", err)
-		}
-	})
-
 	t.Run("NothingToDrill", func(t *testing.T) {
 		ns := drillNamespace(t, c, "drill-none")
 		llama := drillService(t, c, ns, "llama", "")
@@ -479,50 +437,4 @@ func drillHasEvents(c client.Client, d *v1alpha1.FailoverDrill, reasons ...strin
 		}
 	}
 	return nil
-}
-
-// drillFakeMemberSync plays MemberSync's part for one service placed on two clusters with
-// 3 replicas each: a cordon on out moves its share to other, ready half a second later;
-// without the cordon the share comes back, ready half a second later.
-func drillFakeMemberSync(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, out, other string) {
-	write := func(clusters ...v1alpha1.ClusterStatus) {
-		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &v1alpha1.FleetInferenceService{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
-				return err
-			}
-			cur.Status.ObservedGeneration, cur.Status.Clusters = cur.Generation, clusters
-			return c.Status().Update(ctx, cur)
-		})
-	}
-	pause := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(500 * time.Millisecond):
-			return true
-		}
-	}
-	failedOver := false
-	for pause() {
-		cur := &v1alpha1.FleetInferenceService{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
-			continue
-		}
-		cordoned := slices.Contains(strings.Split(cur.Annotations[v1alpha1.AnnotationCordon], ","), out)
-		switch {
-		case cordoned && !failedOver:
-			failedOver = true
-			write(drillCluster(other, 6, 3), drillFailedOver(out))
-			if pause() {
-				write(drillCluster(other, 6, 6), drillFailedOver(out))
-			}
-		case !cordoned && failedOver:
-			failedOver = false
-			write(drillCluster(other, 6, 6), drillCluster(out, 3, 0))
-			if pause() {
-				write(drillCluster(other, 3, 3), drillCluster(out, 3, 3))
-			}
-		}
-	}
 }

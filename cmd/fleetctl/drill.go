@@ -54,7 +54,7 @@ which removes its cordon.`,
   fleetctl drill region --cluster gke-east --service serving/llama --timeout 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDrill(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
+			return drillRegion(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
 		},
 	}
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "member cluster to take out (required)")
@@ -67,7 +67,8 @@ which removes its cordon.`,
 	return cmd
 }
 
-func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namespaceSet bool) error {
+// drillRegion creates the drill of `drill region`, prints its progress and its report.
+func drillRegion(ctx context.Context, out, errOut io.Writer, o drillOptions, namespaceSet bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -94,11 +95,11 @@ func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namesp
 
 	start := time.Now()
 	p := &drillPrinter{out: out, start: start}
-	final, err := controllers.RunDrill(wait, c, drill, p.progress)
+	final, err := runDrill(wait, c, drill, p.progress)
 	switch {
 	case final == nil:
 		return err
-	case errors.Is(err, controllers.ErrDrillFailed), err == nil:
+	case errors.Is(err, errDrillFailed), err == nil:
 		writeDrillReport(out, final)
 		return err
 	case sig.Err() != nil:
@@ -118,6 +119,56 @@ func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namesp
 		return fmt.Errorf("%w: the drill is still running (kubectl delete failoverdrill -n %s %s aborts it)", err, final.Namespace, final.Name)
 	}
 }
+
+// runDrill creates drill and follows it until it finishes, calling progress (if not nil)
+// with the created drill (no phase yet), then each time its phase changes. It returns the
+// finished drill; when it Failed, the error wraps errDrillFailed and carries the drill's
+// message. If ctx ends
+// first it returns ctx's error and the last drill seen: the drill keeps running, and
+// deleting it aborts it (its finalizer removes the cordon).
+func runDrill(ctx context.Context, c client.Client, drill *v1alpha1.FailoverDrill, progress func(*v1alpha1.FailoverDrill)) (*v1alpha1.FailoverDrill, error) {
+	if err := c.Create(ctx, drill); err != nil {
+		return nil, fmt.Errorf("create drill: %w", err)
+	}
+	key := client.ObjectKeyFromObject(drill)
+	last := drill.DeepCopy()
+	var seen v1alpha1.DrillPhase
+	if progress != nil {
+		progress(last.DeepCopy())
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("drill %s did not finish: %w", key.Name, ctx.Err())
+		case <-tick.C:
+		}
+		cur := &v1alpha1.FailoverDrill{}
+		if err := c.Get(ctx, key, cur); err != nil {
+			if apierrors.IsNotFound(err) {
+				return last, fmt.Errorf("drill %s was deleted before it finished", key.Name)
+			}
+			continue // transient, or ctx ending: the select decides
+		}
+		last = cur
+		if cur.Status.Phase != seen && cur.Status.Phase != "" {
+			seen = cur.Status.Phase
+			if progress != nil {
+				progress(cur.DeepCopy())
+			}
+		}
+		switch cur.Status.Phase {
+		case v1alpha1.DrillSucceeded:
+			return cur, nil
+		case v1alpha1.DrillFailed:
+			return cur, fmt.Errorf("%w: %s", errDrillFailed, cur.Status.Message)
+		}
+	}
+}
+
+// errDrillFailed is wrapped by runDrill's error when the drill ended Failed.
+var errDrillFailed = errors.New("failover drill failed")
 
 // hubClient builds a client from a kubeconfig path (or path list; empty means the
 // default loading rules) and an optional context.
@@ -139,7 +190,7 @@ func hubClient(kubeconfig, kubeContext string) (client.Client, error) {
 	return c, nil
 }
 
-// drillPrinter prints each phase as RunDrill reports it, with the time since the start.
+// drillPrinter prints each phase as runDrill reports it, with the time since the start.
 type drillPrinter struct {
 	out       io.Writer
 	start     time.Time
