@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -26,7 +24,7 @@ import (
 type drillOptions struct {
 	cluster, service, namespace string
 	timeout                     time.Duration
-	kubeconfig, context         string
+	hub                         hubFlags
 }
 
 func newDrillCmd() *cobra.Command {
@@ -61,8 +59,7 @@ which removes its cordon.`,
 	cmd.Flags().StringVar(&o.service, "service", "", "drill only this FleetInferenceService, as NAME or NAMESPACE/NAME")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of the services and the drill")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound of each half of the drill (recovery, then failback)")
-	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the hub (a path list like $KUBECONFIG works)")
-	cmd.Flags().StringVar(&o.context, "context", "", "kubeconfig context of the hub (default: the current context)")
+	o.hub.bind(cmd)
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
 }
@@ -78,7 +75,7 @@ func drillRegion(ctx context.Context, out, errOut io.Writer, o drillOptions, nam
 		}
 		o.namespace, o.service = ns, name
 	}
-	c, err := hubClient(o.kubeconfig, o.context)
+	c, err := o.hub.client()
 	if err != nil {
 		return err
 	}
@@ -169,26 +166,6 @@ func runDrill(ctx context.Context, c client.Client, drill *v1alpha1.FailoverDril
 
 // errDrillFailed is wrapped by runDrill's error when the drill ended Failed.
 var errDrillFailed = errors.New("failover drill failed")
-
-// hubClient builds a client from a kubeconfig path (or path list; empty means the
-// default loading rules) and an optional context.
-func hubClient(kubeconfig, kubeContext string) (client.Client, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if paths := filepath.SplitList(kubeconfig); len(paths) > 1 {
-		rules.Precedence = paths
-	} else if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
-	if err != nil {
-		return nil, fmt.Errorf("hub client: %w", err)
-	}
-	return c, nil
-}
 
 // drillPrinter prints each phase as runDrill reports it, with the time since the start.
 type drillPrinter struct {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -63,6 +66,31 @@ func TestRunDrill(t *testing.T) {
 		t.Errorf("services = %+v, want %+v", final.Status.Services, want)
 	}
 	t.Logf("report: recover %s, failback %s, services %+v", final.Status.TimeToRecover, final.Status.TimeToFailback, final.Status.Services)
+
+	// `fleetctl drill region` runs the same, reaching the hub through a kubeconfig path list.
+	kc, err := framework.Kubeconfig(env.Config, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "hub.kubeconfig")
+	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list := writeKubeconfig(t, "", "other") + string(filepath.ListSeparator) + kcPath
+	var out bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"drill", "region", "--cluster", "west", "-n", ns, "--timeout", "20s", "--kubeconfig", list})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("fleetctl drill region --kubeconfig %s: %v\n%s", list, err, &out)
+	}
+	for _, want := range []string{"Draining", "west cordoned on llama", "Restoring", "Succeeded",
+		"Failover drill " + ns + "/drill-west-", "Time to recover:", "Time to failback:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("drill region output lacks %q:\n%s", want, &out)
+		}
+	}
 
 	// A drill that fails returns errDrillFailed with its message.
 	failing := &v1alpha1.FailoverDrill{
