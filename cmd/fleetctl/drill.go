@@ -199,9 +199,9 @@ func (p *drillPrinter) progress(d *v1alpha1.FailoverDrill) {
 	}
 	// Recovered lasts a moment: a poll may see Restoring first, so the recovery is printed
 	// with whichever comes first.
-	if d.Status.TimeToRecover != "" && !p.recovered {
+	if d.Status.TimeToRecover != nil && !p.recovered {
 		p.recovered = true
-		fmt.Fprintf(p.out, "  %-8s %-10s the other clusters carry the replicas (time to recover %s)\n", elapsed, v1alpha1.DrillRecovered, d.Status.TimeToRecover)
+		fmt.Fprintf(p.out, "  %-8s %-10s the other clusters carry the replicas (time to recover %s)\n", elapsed, v1alpha1.DrillRecovered, durationText(d.Status.TimeToRecover))
 		if d.Status.Phase == v1alpha1.DrillRecovered {
 			return
 		}
@@ -210,7 +210,7 @@ func (p *drillPrinter) progress(d *v1alpha1.FailoverDrill) {
 	case v1alpha1.DrillRestoring:
 		fmt.Fprintf(p.out, "  %-8s %-10s %s back in placement, waiting for its share to be ready\n", elapsed, d.Status.Phase, d.Spec.Cluster)
 	case v1alpha1.DrillSucceeded:
-		fmt.Fprintf(p.out, "  %-8s %-10s %s carries its share again (time to failback %s)\n", elapsed, d.Status.Phase, d.Spec.Cluster, d.Status.TimeToFailback)
+		fmt.Fprintf(p.out, "  %-8s %-10s %s carries its share again (time to failback %s)\n", elapsed, d.Status.Phase, d.Spec.Cluster, durationText(d.Status.TimeToFailback))
 	default: // Failed: the report says why.
 		fmt.Fprintf(p.out, "  %-8s %s\n", elapsed, d.Status.Phase)
 	}
@@ -223,12 +223,12 @@ func writeDrillReport(out io.Writer, d *v1alpha1.FailoverDrill) {
 		tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 		fmt.Fprintln(tw, "  SERVICE\tBEFORE\tDURING")
 		for _, s := range d.Status.Services {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, orDash(strings.Join(s.Before, " ")), orDash(strings.Join(s.During, " ")))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, sharesText(s.Before), sharesText(s.During))
 		}
 		_ = tw.Flush()
 	}
-	fmt.Fprintf(out, "  Time to recover:  %s\n", orDash(d.Status.TimeToRecover))
-	fmt.Fprintf(out, "  Time to failback: %s\n", orDash(d.Status.TimeToFailback))
+	fmt.Fprintf(out, "  Time to recover:  %s\n", durationText(d.Status.TimeToRecover))
+	fmt.Fprintf(out, "  Time to failback: %s\n", durationText(d.Status.TimeToFailback))
 	if d.Status.Message != "" {
 		fmt.Fprintf(out, "  Note: %s\n", d.Status.Message)
 	}
@@ -239,4 +239,21 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// sharesText is a report's shares as "east=3 west=3", "-" when there are none.
+func sharesText(shares []v1alpha1.DrillClusterShare) string {
+	var parts []string
+	for _, sh := range shares {
+		parts = append(parts, fmt.Sprintf("%s=%d", sh.Cluster, sh.Replicas))
+	}
+	return orDash(strings.Join(parts, " "))
+}
+
+// durationText is a time of the report, "-" when there is none.
+func durationText(d *metav1.Duration) string {
+	if d == nil {
+		return "-"
+	}
+	return d.Duration.String()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -52,20 +53,22 @@ func TestRunDrill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runDrill: %v (phases %v)", err, phases)
 	}
-	if final.Status.Phase != v1alpha1.DrillSucceeded || final.Status.TimeToRecover == "" || final.Status.TimeToFailback == "" {
+	if final.Status.Phase != v1alpha1.DrillSucceeded || final.Status.TimeToRecover == nil || final.Status.TimeToFailback == nil {
 		t.Errorf("final drill: %+v", final.Status)
 	}
 	// The first call is the created drill; Recovered lasts too short to be polled.
 	if len(phases) < 4 || phases[0] != "" || phases[1] != v1alpha1.DrillDraining || phases[len(phases)-2] != v1alpha1.DrillRestoring || phases[len(phases)-1] != v1alpha1.DrillSucceeded {
 		t.Errorf("progress phases = %v", phases)
 	}
-	want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}, During: []string{"east=6", "west=0"}}}
+	want := []v1alpha1.DrillServiceReport{{Name: "llama",
+		Before: []v1alpha1.DrillClusterShare{{Cluster: "east", Replicas: 3}, {Cluster: "west", Replicas: 3}},
+		During: []v1alpha1.DrillClusterShare{{Cluster: "east", Replicas: 6}, {Cluster: "west", Replicas: 0}}}}
 	if !slices.EqualFunc(final.Status.Services, want, func(x, y v1alpha1.DrillServiceReport) bool {
 		return x.Name == y.Name && slices.Equal(x.Before, y.Before) && slices.Equal(x.During, y.During)
 	}) {
 		t.Errorf("services = %+v, want %+v", final.Status.Services, want)
 	}
-	t.Logf("report: recover %s, failback %s, services %+v", final.Status.TimeToRecover, final.Status.TimeToFailback, final.Status.Services)
+	t.Logf("report: recover %s, failback %s, services %+v", durationText(final.Status.TimeToRecover), durationText(final.Status.TimeToFailback), final.Status.Services)
 
 	// `fleetctl drill region` runs the same, reaching the hub through a kubeconfig path list.
 	kc, err := framework.Kubeconfig(env.Config, "hub")
@@ -86,9 +89,14 @@ func TestRunDrill(t *testing.T) {
 		t.Fatalf("fleetctl drill region --kubeconfig %s: %v\n%s", list, err, &out)
 	}
 	for _, want := range []string{"Draining", "west cordoned on llama", "Restoring", "Succeeded",
-		"Failover drill " + ns + "/drill-west-", "Time to recover:", "Time to failback:"} {
+		"Failover drill " + ns + "/drill-west-"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("drill region output lacks %q:\n%s", want, &out)
+		}
+	}
+	for _, want := range []string{`llama +east=3 west=3 +east=6 west=0`, `Time to recover: +[0-9.]+m?s\n`, `Time to failback: +[0-9.]+m?s\n`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("drill region report does not match %q:\n%s", want, &out)
 		}
 	}
 
