@@ -88,6 +88,7 @@ func TestRunDrill(t *testing.T) {
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatalf("fleetctl drill region --kubeconfig %s: %v\n%s", list, err, &out)
 	}
+	t.Logf("fleetctl drill region:\n%s", &out)
 	for _, want := range []string{"Draining", "west cordoned on llama", "Restoring", "Succeeded",
 		"Failover drill " + ns + "/drill-west-"} {
 		if !strings.Contains(out.String(), want) {
