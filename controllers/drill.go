@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -118,9 +118,10 @@ func (r *DrillReconciler) reconcile(ctx context.Context, drill *v1alpha1.Failove
 		// A finished drill's times are observed once its status is written (a failed write
 		// is decided again), from a copy: the write reads back times cut to the second.
 		var finished *v1alpha1.FailoverDrill
-		if !drillFinished(phase) && drillFinished(drill.Status.Phase) {
+		if !phase.Finished() && drill.Status.Phase.Finished() {
 			finished = drill.DeepCopy()
 		}
+		drill.Status.ObservedGeneration = drill.Generation
 		if werr := r.writeStatus(ctx, drill, before); werr != nil {
 			return reconcile.Result{}, werr
 		}
@@ -145,7 +146,7 @@ func (r *DrillReconciler) start(ctx context.Context, drill *v1alpha1.FailoverDri
 		return err
 	}
 	if why != "" {
-		r.fail(drill, why)
+		r.fail(drill, v1alpha1.DrillReasonCannotStart, why)
 		return nil
 	}
 	now := r.Now()
@@ -164,6 +165,10 @@ func (r *DrillReconciler) start(ctx context.Context, drill *v1alpha1.FailoverDri
 	drill.Status.Phase = v1alpha1.DrillDraining
 	drill.Status.StartTime = drillTimePtr(now)
 	drill.Status.Message = ""
+	r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, string(v1alpha1.DrillDraining),
+		fmt.Sprintf("waiting for the other clusters to carry %s ready without %s", strings.Join(names, ", "), drill.Spec.Cluster))
+	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillDraining),
+		fmt.Sprintf("%s is out of placement", drill.Spec.Cluster))
 	r.event(drill, corev1.EventTypeNormal, ReasonDrillStarted, "Cordon", "took %s out of placement for %s", drill.Spec.Cluster, strings.Join(names, ", "))
 	return nil
 }
@@ -176,7 +181,7 @@ func (r *DrillReconciler) pick(ctx context.Context, drill *v1alpha1.FailoverDril
 		return nil, "", fmt.Errorf("list drills: %w", err)
 	}
 	for _, d := range drills.Items {
-		if d.UID != drill.UID && d.Spec.Cluster == cl && drillRunning(d.Status.Phase) {
+		if d.UID != drill.UID && d.Spec.Cluster == cl && d.Status.Phase.Running() {
 			// Both would cordon and uncordon the same entries: the first to finish would
 			// end the other's drill early.
 			return nil, fmt.Sprintf("drill %s is already drilling cluster %s in namespace %s: run one drill per cluster at a time", d.Name, cl, ns), nil
@@ -232,7 +237,7 @@ func (r *DrillReconciler) drain(ctx context.Context, drill *v1alpha1.FailoverDri
 		if err := r.uncordon(ctx, drill); err != nil {
 			return err
 		}
-		r.fail(drill, fmt.Sprintf("timed out after %s waiting for the other clusters to carry the replicas with %s out: %s; %s is back in placement",
+		r.fail(drill, v1alpha1.DrillReasonRecoveryTimedOut, fmt.Sprintf("timed out after %s waiting for the other clusters to carry the replicas with %s out: %s; %s is back in placement",
 			drillTimeout(drill), drill.Spec.Cluster, strings.Join(short, "; "), drill.Spec.Cluster))
 		return nil
 	}
@@ -251,7 +256,7 @@ func (r *DrillReconciler) drain(ctx context.Context, drill *v1alpha1.FailoverDri
 		if err := r.uncordon(ctx, drill); err != nil {
 			return err
 		}
-		r.fail(drill, "every drilled service was deleted during the drill")
+		r.fail(drill, v1alpha1.DrillReasonServicesDeleted, "every drilled service was deleted during the drill")
 		return nil
 	}
 	now := r.Now()
@@ -273,7 +278,11 @@ func (r *DrillReconciler) drain(ctx context.Context, drill *v1alpha1.FailoverDri
 	if len(notes) > 0 {
 		typ = corev1.EventTypeWarning
 	}
-	r.event(drill, typ, ReasonDrillRecovered, "Recover", "the other clusters carry every service without %s after %s%s", drill.Spec.Cluster, drill.Status.TimeToRecover, drillSuffix(drill.Status.Message))
+	recovered := fmt.Sprintf("the other clusters carry every service without %s after %s%s", drill.Spec.Cluster, drill.Status.TimeToRecover.Duration, drillSuffix(drill.Status.Message))
+	r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionTrue, string(v1alpha1.DrillRecovered), recovered)
+	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRecovered),
+		fmt.Sprintf("putting %s back into placement", drill.Spec.Cluster))
+	r.event(drill, typ, ReasonDrillRecovered, "Recover", "%s", recovered)
 	return nil
 }
 
@@ -290,6 +299,8 @@ func (r *DrillReconciler) restore(ctx context.Context, drill *v1alpha1.FailoverD
 	}
 	drill.Status.Phase = v1alpha1.DrillRestoring
 	drill.Status.RestoreTime = drillTimePtr(now)
+	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRestoring),
+		fmt.Sprintf("%s is back in placement, waiting for it to carry its share ready", drill.Spec.Cluster))
 	return nil
 }
 
@@ -303,7 +314,7 @@ func (r *DrillReconciler) failback(ctx context.Context, drill *v1alpha1.Failover
 	now := r.Now()
 	if len(short) > 0 {
 		if now.Sub(restored) > drillTimeout(drill) {
-			r.fail(drill, fmt.Sprintf("timed out after %s waiting for %s to carry its share again: %s",
+			r.fail(drill, v1alpha1.DrillReasonFailbackTimedOut, fmt.Sprintf("timed out after %s waiting for %s to carry its share again: %s",
 				drillTimeout(drill), drill.Spec.Cluster, strings.Join(short, "; ")))
 		}
 		return nil
@@ -311,8 +322,10 @@ func (r *DrillReconciler) failback(ctx context.Context, drill *v1alpha1.Failover
 	drill.Status.Phase = v1alpha1.DrillSucceeded
 	drill.Status.CompletionTime = drillTimePtr(now)
 	drill.Status.TimeToFailback = drillRound(now.Sub(restored))
-	r.event(drill, corev1.EventTypeNormal, ReasonDrillSucceeded, "Failback", "recovered without %s in %s, failed back in %s",
-		drill.Spec.Cluster, drill.Status.TimeToRecover, drill.Status.TimeToFailback)
+	succeeded := fmt.Sprintf("recovered without %s in %s, failed back in %s",
+		drill.Spec.Cluster, drillDurationText(drill.Status.TimeToRecover), drill.Status.TimeToFailback.Duration)
+	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionTrue, string(v1alpha1.DrillSucceeded), succeeded)
+	r.event(drill, corev1.EventTypeNormal, ReasonDrillSucceeded, "Failback", "%s", succeeded)
 	return nil
 }
 
@@ -325,9 +338,9 @@ func observeDrill(drill *v1alpha1.FailoverDrill) {
 		return
 	}
 	cluster, result := drill.Spec.Cluster, string(drill.Status.Phase)
-	for phase, report := range map[string]string{"recover": drill.Status.TimeToRecover, "failback": drill.Status.TimeToFailback} {
-		if d, err := time.ParseDuration(report); err == nil {
-			drillDuration.WithLabelValues(cluster, phase, result).Observe(d.Seconds())
+	for phase, report := range map[string]*metav1.Duration{"recover": drill.Status.TimeToRecover, "failback": drill.Status.TimeToFailback} {
+		if report != nil {
+			drillDuration.WithLabelValues(cluster, phase, result).Observe(report.Seconds())
 		}
 	}
 	drillDuration.WithLabelValues(cluster, "total", result).Observe(drill.Status.CompletionTime.Sub(start).Seconds())
@@ -348,7 +361,7 @@ func (r *DrillReconciler) abort(ctx context.Context, drill *v1alpha1.FailoverDri
 	if !controllerutil.ContainsFinalizer(drill, DrillFinalizer) {
 		return nil
 	}
-	if drillRunning(drill.Status.Phase) {
+	if drill.Status.Phase.Running() {
 		if err := r.uncordon(ctx, drill); err != nil {
 			return err
 		}
@@ -359,7 +372,7 @@ func (r *DrillReconciler) abort(ctx context.Context, drill *v1alpha1.FailoverDri
 
 // check runs a per-service test over the drilled services that still exist and returns
 // what falls short, one entry per service.
-func (r *DrillReconciler) check(ctx context.Context, drill *v1alpha1.FailoverDrill, test func(*v1alpha1.FleetInferenceService, string, []string) string) ([]string, error) {
+func (r *DrillReconciler) check(ctx context.Context, drill *v1alpha1.FailoverDrill, test func(*v1alpha1.FleetInferenceService, string, []v1alpha1.DrillClusterShare) string) ([]string, error) {
 	svcs, err := r.services(ctx, drill)
 	if err != nil {
 		return nil, err
@@ -402,7 +415,7 @@ func (r *DrillReconciler) services(ctx context.Context, drill *v1alpha1.Failover
 // placement may cap them (maxReplicas), and only it knows the caps. MemberSync moves the
 // share in the same status write that sets failedOver, so that sum is never a half-move.
 // A capped recovery still counts; the drill's message says how many replicas were carried.
-func drillRecovered(svc *v1alpha1.FleetInferenceService, cluster string, _ []string) string {
+func drillRecovered(svc *v1alpha1.FleetInferenceService, cluster string, _ []v1alpha1.DrillClusterShare) string {
 	if svc.Status.ObservedGeneration != svc.Generation {
 		return fmt.Sprintf("status describes generation %d, not %d", svc.Status.ObservedGeneration, svc.Generation)
 	}
@@ -434,7 +447,7 @@ func drillRecovered(svc *v1alpha1.FleetInferenceService, cluster string, _ []str
 
 // drillFailedBack is the failback rule: the drilled cluster is back in placement with its
 // share from before the drill, all ready. The others shedding their extra is not waited for.
-func drillFailedBack(svc *v1alpha1.FleetInferenceService, cluster string, before []string) string {
+func drillFailedBack(svc *v1alpha1.FleetInferenceService, cluster string, before []v1alpha1.DrillClusterShare) string {
 	if svc.Status.ObservedGeneration != svc.Generation {
 		return fmt.Sprintf("status describes generation %d, not %d", svc.Status.ObservedGeneration, svc.Generation)
 	}
@@ -502,11 +515,16 @@ func (r *DrillReconciler) editCordons(ctx context.Context, drill *v1alpha1.Failo
 	return errors.Join(errs...)
 }
 
-// fail ends the drill. Callers remove the cordon first when one may be on.
-func (r *DrillReconciler) fail(drill *v1alpha1.FailoverDrill, msg string) {
+// fail ends the drill, for the reason its conditions give. Callers remove the cordon first
+// when one may be on.
+func (r *DrillReconciler) fail(drill *v1alpha1.FailoverDrill, reason, msg string) {
 	drill.Status.Phase = v1alpha1.DrillFailed
 	drill.Status.Message = msg
 	drill.Status.CompletionTime = drillTimePtr(r.Now())
+	if !meta.IsStatusConditionTrue(drill.Status.Conditions, v1alpha1.DrillConditionRecovered) {
+		r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, reason, msg)
+	}
+	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionFalse, reason, msg)
 	r.event(drill, corev1.EventTypeWarning, ReasonDrillFailed, "Drill", "%s", msg)
 }
 
@@ -519,6 +537,14 @@ func (r *DrillReconciler) writeStatus(ctx context.Context, drill *v1alpha1.Failo
 		return fmt.Errorf("write drill status: %w", err)
 	}
 	return nil
+}
+
+// condition sets one of the drill's conditions, for its current generation.
+func (r *DrillReconciler) condition(drill *v1alpha1.FailoverDrill, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&drill.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: drill.Generation, LastTransitionTime: metav1.NewTime(r.Now()),
+	})
 }
 
 func (r *DrillReconciler) event(drill *v1alpha1.FailoverDrill, typ, reason, action, note string, args ...any) {
@@ -553,7 +579,7 @@ func (r *DrillReconciler) SetupWithManager(mgr mcmanager.Manager) error {
 			}
 			var out []mcreconcile.Request
 			for _, d := range list.Items {
-				if !drillFinished(d.Status.Phase) {
+				if !d.Status.Phase.Finished() {
 					out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}}})
 				}
 			}
@@ -566,64 +592,6 @@ func (r *DrillReconciler) SetupWithManager(mgr mcmanager.Manager) error {
 		For(&v1alpha1.FailoverDrill{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Watches(&v1alpha1.FleetInferenceService{}, byNamespace, local...).
 		Complete(r)
-}
-
-// RunDrill creates drill and follows it until it finishes, calling progress (if not nil)
-// with the created drill (no phase yet), then each time its phase changes. It returns the finished drill; when it
-// Failed, the error wraps ErrDrillFailed and carries the drill's message. If ctx ends
-// first it returns ctx's error and the last drill seen: the drill keeps running, and
-// deleting it aborts it (its finalizer removes the cordon).
-func RunDrill(ctx context.Context, c client.Client, drill *v1alpha1.FailoverDrill, progress func(*v1alpha1.FailoverDrill)) (*v1alpha1.FailoverDrill, error) {
-	if err := c.Create(ctx, drill); err != nil {
-		return nil, fmt.Errorf("create drill: %w", err)
-	}
-	key := client.ObjectKeyFromObject(drill)
-	last := drill.DeepCopy()
-	var seen v1alpha1.DrillPhase
-	if progress != nil {
-		progress(last.DeepCopy())
-	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("drill %s did not finish: %w", key.Name, ctx.Err())
-		case <-tick.C:
-		}
-		cur := &v1alpha1.FailoverDrill{}
-		if err := c.Get(ctx, key, cur); err != nil {
-			if apierrors.IsNotFound(err) {
-				return last, fmt.Errorf("drill %s was deleted before it finished", key.Name)
-			}
-			continue // transient, or ctx ending: the select decides
-		}
-		last = cur
-		if cur.Status.Phase != seen && cur.Status.Phase != "" {
-			seen = cur.Status.Phase
-			if progress != nil {
-				progress(cur.DeepCopy())
-			}
-		}
-		switch cur.Status.Phase {
-		case v1alpha1.DrillSucceeded:
-			return cur, nil
-		case v1alpha1.DrillFailed:
-			return cur, fmt.Errorf("%w: %s", ErrDrillFailed, cur.Status.Message)
-		}
-	}
-}
-
-// ErrDrillFailed is wrapped by RunDrill's error when the drill ended Failed.
-var ErrDrillFailed = errors.New("failover drill failed")
-
-// drillRunning is whether a drill in this phase may have a cordon on.
-func drillRunning(p v1alpha1.DrillPhase) bool {
-	return p == v1alpha1.DrillDraining || p == v1alpha1.DrillRecovered || p == v1alpha1.DrillRestoring
-}
-
-func drillFinished(p v1alpha1.DrillPhase) bool {
-	return p == v1alpha1.DrillSucceeded || p == v1alpha1.DrillFailed
 }
 
 func drillTimeout(drill *v1alpha1.FailoverDrill) time.Duration {
@@ -664,38 +632,50 @@ func drillOthersDesired(svc *v1alpha1.FleetInferenceService, cluster string) int
 	return n
 }
 
-// drillShares are the service's per-cluster desired replicas as "cluster=replicas", by cluster.
-func drillShares(svc *v1alpha1.FleetInferenceService) []string {
-	var out []string
+// drillShares are the service's per-cluster desired replicas, by cluster.
+func drillShares(svc *v1alpha1.FleetInferenceService) []v1alpha1.DrillClusterShare {
+	var out []v1alpha1.DrillClusterShare
 	for _, c := range svc.Status.Clusters {
-		out = append(out, fmt.Sprintf("%s=%d", c.Name, c.DesiredReplicas))
+		out = append(out, v1alpha1.DrillClusterShare{Cluster: c.Name, Replicas: c.DesiredReplicas})
 	}
-	sort.Strings(out)
+	slices.SortFunc(out, func(a, b v1alpha1.DrillClusterShare) int { return strings.Compare(a.Cluster, b.Cluster) })
 	return out
 }
 
+// drillSharesText is the service's shares for a message: "east=3, west=3".
 func drillSharesText(svc *v1alpha1.FleetInferenceService) string {
-	if s := drillShares(svc); len(s) > 0 {
-		return strings.Join(s, ", ")
+	var parts []string
+	for _, sh := range drillShares(svc) {
+		parts = append(parts, fmt.Sprintf("%s=%d", sh.Cluster, sh.Replicas))
 	}
-	return "none reported"
+	if len(parts) == 0 {
+		return "none reported"
+	}
+	return strings.Join(parts, ", ")
 }
 
-// drillShareOf reads one cluster's replicas from "cluster=replicas" entries.
-func drillShareOf(entries []string, cluster string) int32 {
-	for _, e := range entries {
-		name, n, ok := strings.Cut(e, "=")
-		if ok && name == cluster {
-			v, err := strconv.ParseInt(n, 10, 32)
-			if err == nil {
-				return int32(v)
-			}
+// drillShareOf is one cluster's replicas in shares, 0 when it is not listed.
+func drillShareOf(shares []v1alpha1.DrillClusterShare, cluster string) int32 {
+	for _, sh := range shares {
+		if sh.Cluster == cluster {
+			return sh.Replicas
 		}
 	}
 	return 0
 }
 
-func drillRound(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+// drillRound is a time of the report, to a tenth of a second.
+func drillRound(d time.Duration) *metav1.Duration {
+	return &metav1.Duration{Duration: d.Round(100 * time.Millisecond)}
+}
+
+// drillDurationText is a time of the report for a message, "-" when there is none.
+func drillDurationText(d *metav1.Duration) string {
+	if d == nil {
+		return "-"
+	}
+	return d.Duration.String()
+}
 
 func drillTimePtr(t time.Time) *metav1.Time { x := metav1.NewTime(t); return &x }
 

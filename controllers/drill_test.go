@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -80,11 +80,15 @@ func TestDrill(t *testing.T) {
 			t.Errorf("service not on west was cordoned: %q", got)
 		}
 		d := drillGet(t, c, drill)
-		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}}}; !drillReportsEqual(d.Status.Services, want) {
+		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []v1alpha1.DrillClusterShare{{Cluster: "east", Replicas: 3}, {Cluster: "west", Replicas: 3}}}}; !drillReportsEqual(d.Status.Services, want) {
 			t.Errorf("services = %+v, want %+v", d.Status.Services, want)
 		}
 		if d.Status.StartTime == nil || !slices.Contains(d.Finalizers, controllers.DrillFinalizer) {
 			t.Errorf("running drill lacks start time or finalizer: %+v %v", d.Status, d.Finalizers)
+		}
+		if err := drillConditions(d, drillCond{v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, "Draining"},
+			drillCond{v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, "Draining"}); err != nil {
+			t.Error(err)
 		}
 
 		// MemberSync moved west's share to east, not all of it ready yet: not recovered.
@@ -101,14 +105,18 @@ func TestDrill(t *testing.T) {
 			return drillCordonIs(c, llama, "north")
 		})
 		d = drillGet(t, c, drill)
-		if want := []string{"east=6", "west=0"}; !slices.Equal(d.Status.Services[0].During, want) {
+		if want := []v1alpha1.DrillClusterShare{{Cluster: "east", Replicas: 6}, {Cluster: "west", Replicas: 0}}; !slices.Equal(d.Status.Services[0].During, want) {
 			t.Errorf("during = %v, want %v", d.Status.Services[0].During, want)
 		}
-		if rec, err := time.ParseDuration(d.Status.TimeToRecover); err != nil || rec < time.Second || rec > 20*time.Second {
-			t.Errorf("time to recover %q (%v): want the 1.5s+ the test held east short", d.Status.TimeToRecover, err)
+		if rec := d.Status.TimeToRecover; rec == nil || rec.Duration < time.Second || rec.Duration > 20*time.Second {
+			t.Errorf("time to recover %v: want the 1.5s+ the test held east short", rec)
 		}
 		if d.Status.RecoveredTime == nil || d.Status.RestoreTime == nil || d.Status.Message != "" {
 			t.Errorf("status after recovery: %+v", d.Status)
+		}
+		if err := drillConditions(d, drillCond{v1alpha1.DrillConditionRecovered, metav1.ConditionTrue, "Recovered"},
+			drillCond{v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, "Restoring"}); err != nil {
+			t.Error(err)
 		}
 
 		// West is back in placement but not ready yet: not done.
@@ -128,16 +136,19 @@ func TestDrill(t *testing.T) {
 			return nil
 		})
 		d = drillGet(t, c, drill)
-		if fb, err := time.ParseDuration(d.Status.TimeToFailback); err != nil || fb < time.Second {
-			t.Errorf("time to failback %q (%v): want the 1.5s+ the test held west short", d.Status.TimeToFailback, err)
+		if fb := d.Status.TimeToFailback; fb == nil || fb.Duration < time.Second {
+			t.Errorf("time to failback %v: want the 1.5s+ the test held west short", fb)
 		}
-		if d.Status.CompletionTime == nil || d.Status.TimeToRecover == "" {
-			t.Errorf("final status: %+v", d.Status)
+		if d.Status.CompletionTime == nil || d.Status.TimeToRecover == nil {
+			t.Fatalf("final status: %+v", d.Status)
 		}
-		t.Logf("report: recover %s, failback %s, services %+v", d.Status.TimeToRecover, d.Status.TimeToFailback, d.Status.Services)
+		if err := drillConditions(d, drillCond{v1alpha1.DrillConditionRecovered, metav1.ConditionTrue, "Recovered"},
+			drillCond{v1alpha1.DrillConditionSucceeded, metav1.ConditionTrue, "Succeeded"}); err != nil {
+			t.Error(err)
+		}
+		t.Logf("report: recover %s, failback %s, services %+v", d.Status.TimeToRecover.Duration, d.Status.TimeToFailback.Duration, d.Status.Services)
 		// The metric holds the report's times, once each, and the whole run.
-		rec, _ := time.ParseDuration(d.Status.TimeToRecover)
-		fb, _ := time.ParseDuration(d.Status.TimeToFailback)
+		rec, fb := d.Status.TimeToRecover.Duration, d.Status.TimeToFailback.Duration
 		for _, m := range []struct {
 			name          string
 			before, after drillSamples
@@ -190,6 +201,13 @@ func TestDrill(t *testing.T) {
 		if err := drillCordonIs(c, llama, ""); err != nil {
 			t.Errorf("cordon left behind: %v", err)
 		}
+		if err := drillConditions(d, drillCond{v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, v1alpha1.DrillReasonRecoveryTimedOut},
+			drillCond{v1alpha1.DrillConditionSucceeded, metav1.ConditionFalse, v1alpha1.DrillReasonRecoveryTimedOut}); err != nil {
+			t.Error(err)
+		}
+		if d.Status.TimeToRecover != nil || d.Status.TimeToFailback != nil {
+			t.Errorf("a drill that never recovered reports times: %+v", d.Status)
+		}
 		// A failed drill counts its whole run; it never recovered, so no time to recover.
 		if total := drillObserved(t, "west", "total", "Failed"); total.count != totalBefore.count+1 || total.sum-totalBefore.sum < 2 {
 			t.Errorf("total of the failed drill: %d more samples summing %.3fs, want 1 of at least its 2s timeout", total.count-totalBefore.count, total.sum-totalBefore.sum)
@@ -213,8 +231,12 @@ func TestDrill(t *testing.T) {
 			}
 			return nil
 		})
-		if d := drillGet(t, c, drill); !strings.Contains(d.Status.Message, "carry 4 of 6 replicas") {
+		d := drillGet(t, c, drill)
+		if !strings.Contains(d.Status.Message, "carry 4 of 6 replicas") {
 			t.Errorf("message %q does not report the capped recovery", d.Status.Message)
+		}
+		if r := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.DrillConditionRecovered); r == nil || r.Status != metav1.ConditionTrue || !strings.Contains(r.Message, "carry 4 of 6 replicas") {
+			t.Errorf("Recovered condition %+v does not report the capped recovery", r)
 		}
 		if err := drillCordonIs(c, llama, ""); err != nil {
 			t.Error(err)
@@ -239,47 +261,6 @@ func TestDrill(t *testing.T) {
 		})
 	})
 
-	t.Run("RunDrill", func(t *testing.T) {
-		ns := drillNamespace(t, c, "drill-run")
-		llama := drillService(t, c, ns, "llama", "")
-		drillSetStatus(t, c, llama, drillCluster("east", 3, 3), drillCluster("west", 3, 3))
-		fakeCtx, stopFake := context.WithCancel(context.Background())
-		defer stopFake()
-		go drillFakeMemberSync(fakeCtx, c, llama, "west", "east")
-
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var phases []v1alpha1.DrillPhase
-		drill := &v1alpha1.FailoverDrill{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-west-", Namespace: ns},
-			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "west", Timeout: &metav1.Duration{Duration: 20 * time.Second}},
-		}
-		final, err := controllers.RunDrill(ctx, c, drill, func(d *v1alpha1.FailoverDrill) { phases = append(phases, d.Status.Phase) })
-		if err != nil {
-			t.Fatalf("RunDrill: %v (phases %v)", err, phases)
-		}
-		if final.Status.Phase != v1alpha1.DrillSucceeded || final.Status.TimeToRecover == "" || final.Status.TimeToFailback == "" {
-			t.Errorf("final drill: %+v", final.Status)
-		}
-		// The first call is the created drill; Recovered lasts too short to be polled.
-		if len(phases) < 4 || phases[0] != "" || phases[1] != v1alpha1.DrillDraining || phases[len(phases)-2] != v1alpha1.DrillRestoring || phases[len(phases)-1] != v1alpha1.DrillSucceeded {
-			t.Errorf("progress phases = %v", phases)
-		}
-		if want := []v1alpha1.DrillServiceReport{{Name: "llama", Before: []string{"east=3", "west=3"}, During: []string{"east=6", "west=0"}}}; !drillReportsEqual(final.Status.Services, want) {
-			t.Errorf("services = %+v, want %+v", final.Status.Services, want)
-		}
-		t.Logf("report: recover %s, failback %s, services %+v", final.Status.TimeToRecover, final.Status.TimeToFailback, final.Status.Services)
-
-		// A drill that fails returns ErrDrillFailed with its message.
-		failing := &v1alpha1.FailoverDrill{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "drill-south-", Namespace: ns},
-			Spec:       v1alpha1.FailoverDrillSpec{Cluster: "south"},
-		}
-		if _, err := controllers.RunDrill(ctx, c, failing, nil); !errors.Is(err, controllers.ErrDrillFailed) || !strings.Contains(err.Error(), "south") {
-			t.Errorf("failing drill: err = %v", err)
-		}
-	})
-
 	t.Run("NothingToDrill", func(t *testing.T) {
 		ns := drillNamespace(t, c, "drill-none")
 		llama := drillService(t, c, ns, "llama", "")
@@ -300,6 +281,10 @@ func TestDrill(t *testing.T) {
 			d := drillGet(t, c, drill)
 			if !strings.Contains(d.Status.Message, tc.want) || len(d.Finalizers) > 0 || d.Status.StartTime != nil {
 				t.Errorf("%s/%s: message %q (want %q), finalizers %v, start %v", tc.cluster, tc.service, d.Status.Message, tc.want, d.Finalizers, d.Status.StartTime)
+			}
+			if err := drillConditions(d, drillCond{v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, v1alpha1.DrillReasonCannotStart},
+				drillCond{v1alpha1.DrillConditionSucceeded, metav1.ConditionFalse, v1alpha1.DrillReasonCannotStart}); err != nil {
+				t.Errorf("%s/%s: %v", tc.cluster, tc.service, err)
 			}
 		}
 		if err := drillCordonIs(c, llama, ""); err != nil {
@@ -461,6 +446,31 @@ func drillReportsEqual(a, b []v1alpha1.DrillServiceReport) bool {
 	})
 }
 
+// drillCond is a condition a drill should have: its type, status and reason.
+type drillCond struct {
+	typ    string
+	status metav1.ConditionStatus
+	reason string
+}
+
+// drillConditions checks the drill's conditions, and that they and the status describe
+// its generation.
+func drillConditions(d *v1alpha1.FailoverDrill, want ...drillCond) error {
+	if d.Status.ObservedGeneration != d.Generation {
+		return fmt.Errorf("status.observedGeneration %d, generation %d", d.Status.ObservedGeneration, d.Generation)
+	}
+	for _, w := range want {
+		c := meta.FindStatusCondition(d.Status.Conditions, w.typ)
+		switch {
+		case c == nil:
+			return fmt.Errorf("no %s condition in %+v", w.typ, d.Status.Conditions)
+		case c.Status != w.status || c.Reason != w.reason || c.ObservedGeneration != d.Generation:
+			return fmt.Errorf("%s = %s/%s (generation %d), want %s/%s (generation %d): %s", w.typ, c.Status, c.Reason, c.ObservedGeneration, w.status, w.reason, d.Generation, c.Message)
+		}
+	}
+	return nil
+}
+
 // drillHasEvents checks the drill has an event with each reason.
 func drillHasEvents(c client.Client, d *v1alpha1.FailoverDrill, reasons ...string) error {
 	var list eventsv1.EventList
@@ -479,50 +489,4 @@ func drillHasEvents(c client.Client, d *v1alpha1.FailoverDrill, reasons ...strin
 		}
 	}
 	return nil
-}
-
-// drillFakeMemberSync plays MemberSync's part for one service placed on two clusters with
-// 3 replicas each: a cordon on out moves its share to other, ready half a second later;
-// without the cordon the share comes back, ready half a second later.
-func drillFakeMemberSync(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, out, other string) {
-	write := func(clusters ...v1alpha1.ClusterStatus) {
-		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &v1alpha1.FleetInferenceService{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
-				return err
-			}
-			cur.Status.ObservedGeneration, cur.Status.Clusters = cur.Generation, clusters
-			return c.Status().Update(ctx, cur)
-		})
-	}
-	pause := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(500 * time.Millisecond):
-			return true
-		}
-	}
-	failedOver := false
-	for pause() {
-		cur := &v1alpha1.FleetInferenceService{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(svc), cur); err != nil {
-			continue
-		}
-		cordoned := slices.Contains(strings.Split(cur.Annotations[v1alpha1.AnnotationCordon], ","), out)
-		switch {
-		case cordoned && !failedOver:
-			failedOver = true
-			write(drillCluster(other, 6, 3), drillFailedOver(out))
-			if pause() {
-				write(drillCluster(other, 6, 6), drillFailedOver(out))
-			}
-		case !cordoned && failedOver:
-			failedOver = false
-			write(drillCluster(other, 6, 6), drillCluster(out, 3, 0))
-			if pause() {
-				write(drillCluster(other, 3, 3), drillCluster(out, 3, 3))
-			}
-		}
-	}
 }

@@ -17,6 +17,43 @@ const (
 	DrillFailed    DrillPhase = "Failed"
 )
 
+// Running is whether a drill in this phase may have its cordon on: Draining, Recovered or
+// Restoring.
+func (p DrillPhase) Running() bool {
+	return p == DrillDraining || p == DrillRecovered || p == DrillRestoring
+}
+
+// Finished is whether the drill is over: Succeeded or Failed.
+func (p DrillPhase) Finished() bool {
+	return p == DrillSucceeded || p == DrillFailed
+}
+
+// Condition types of a FailoverDrill, for `kubectl wait --for=condition=...`.
+const (
+	// DrillConditionRecovered is True once the other clusters carried every drilled
+	// service ready without the drilled cluster (reason Recovered), False while they do
+	// not yet (reason Draining) or when the drill failed before they did (the failure's
+	// reason).
+	DrillConditionRecovered = "Recovered"
+	// DrillConditionSucceeded is Unknown while the drill runs (the reason is its phase),
+	// True when the drilled cluster carried its share ready again (reason Succeeded), and
+	// False when the drill failed (reason CannotStart, RecoveryTimedOut, ServicesDeleted or
+	// FailbackTimedOut, with the drill's message).
+	DrillConditionSucceeded = "Succeeded"
+)
+
+// Reasons of a failed drill's conditions.
+const (
+	// DrillReasonCannotStart: nothing to drill, or another drill holds the cluster.
+	DrillReasonCannotStart = "CannotStart"
+	// DrillReasonRecoveryTimedOut: the other clusters did not carry the replicas in time.
+	DrillReasonRecoveryTimedOut = "RecoveryTimedOut"
+	// DrillReasonServicesDeleted: every drilled service was deleted during the drill.
+	DrillReasonServicesDeleted = "ServicesDeleted"
+	// DrillReasonFailbackTimedOut: the drilled cluster did not carry its share in time.
+	DrillReasonFailbackTimedOut = "FailbackTimedOut"
+)
+
 // FailoverDrill rehearses the loss of one cluster (a region): it takes the cluster out of
 // placement on purpose, waits until the other clusters carry the full replica count ready,
 // then restores the cluster and waits for failback, and reports both times.
@@ -61,9 +98,17 @@ type FailoverDrillSpec struct {
 
 // FailoverDrillStatus is the drill's report.
 type FailoverDrillStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Phase is where the drill is.
 	// +optional
 	Phase DrillPhase `json:"phase,omitempty"`
+	// Conditions: Recovered and Succeeded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// StartTime is when the cluster was taken out.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
@@ -73,19 +118,24 @@ type FailoverDrillStatus struct {
 	// RestoreTime is when the cluster was put back.
 	// +optional
 	RestoreTime *metav1.Time `json:"restoreTime,omitempty"`
-	// CompletionTime is when the cluster carried its share ready again.
+	// CompletionTime is when the drill finished: when the cluster carried its share ready
+	// again, or when it failed.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
-	// TimeToRecover is RecoveredTime - StartTime.
+	// TimeToRecover is from taking the cluster out until the other clusters carried every
+	// replica ready, to a tenth of a second (e.g. "12.3s").
 	// +optional
-	TimeToRecover string `json:"timeToRecover,omitempty"`
-	// TimeToFailback is CompletionTime - RestoreTime.
+	TimeToRecover *metav1.Duration `json:"timeToRecover,omitempty"`
+	// TimeToFailback is from putting the cluster back until it carried its share ready
+	// again, to a tenth of a second.
 	// +optional
-	TimeToFailback string `json:"timeToFailback,omitempty"`
+	TimeToFailback *metav1.Duration `json:"timeToFailback,omitempty"`
 	// Services are the services the drill moved, with what moved.
+	// +listType=map
+	// +listMapKey=name
 	// +optional
 	Services []DrillServiceReport `json:"services,omitempty"`
-	// Message says why a drill failed.
+	// Message says why a drill failed, or what limited its recovery.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
@@ -94,12 +144,25 @@ type FailoverDrillStatus struct {
 type DrillServiceReport struct {
 	// Name of the FleetInferenceService.
 	Name string `json:"name"`
-	// Before is each cluster's share before the drill, as "cluster=replicas".
+	// Before is each cluster's desired replicas before the drill.
+	// +listType=map
+	// +listMapKey=cluster
 	// +optional
-	Before []string `json:"before,omitempty"`
-	// During is each cluster's share with the drilled cluster out.
+	Before []DrillClusterShare `json:"before,omitempty"`
+	// During is each cluster's desired replicas once the other clusters carried the
+	// service without the drilled cluster (which then has 0).
+	// +listType=map
+	// +listMapKey=cluster
 	// +optional
-	During []string `json:"during,omitempty"`
+	During []DrillClusterShare `json:"during,omitempty"`
+}
+
+// DrillClusterShare is the replicas placed on one cluster.
+type DrillClusterShare struct {
+	// Cluster is the member cluster's name.
+	Cluster string `json:"cluster"`
+	// Replicas is the cluster's desired replicas.
+	Replicas int32 `json:"replicas"`
 }
 
 // FailoverDrillList is a list of FailoverDrills.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -26,7 +24,7 @@ import (
 type drillOptions struct {
 	cluster, service, namespace string
 	timeout                     time.Duration
-	kubeconfig, context         string
+	hub                         hubFlags
 }
 
 func newDrillCmd() *cobra.Command {
@@ -54,20 +52,20 @@ which removes its cordon.`,
   fleetctl drill region --cluster gke-east --service serving/llama --timeout 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDrill(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
+			return drillRegion(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
 		},
 	}
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "member cluster to take out (required)")
 	cmd.Flags().StringVar(&o.service, "service", "", "drill only this FleetInferenceService, as NAME or NAMESPACE/NAME")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of the services and the drill")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound of each half of the drill (recovery, then failback)")
-	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the hub (a path list like $KUBECONFIG works)")
-	cmd.Flags().StringVar(&o.context, "context", "", "kubeconfig context of the hub (default: the current context)")
+	o.hub.bind(cmd)
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
 }
 
-func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namespaceSet bool) error {
+// drillRegion creates the drill of `drill region`, prints its progress and its report.
+func drillRegion(ctx context.Context, out, errOut io.Writer, o drillOptions, namespaceSet bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -77,7 +75,7 @@ func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namesp
 		}
 		o.namespace, o.service = ns, name
 	}
-	c, err := hubClient(o.kubeconfig, o.context)
+	c, err := o.hub.client()
 	if err != nil {
 		return err
 	}
@@ -94,11 +92,11 @@ func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namesp
 
 	start := time.Now()
 	p := &drillPrinter{out: out, start: start}
-	final, err := controllers.RunDrill(wait, c, drill, p.progress)
+	final, err := runDrill(wait, c, drill, p.progress)
 	switch {
 	case final == nil:
 		return err
-	case errors.Is(err, controllers.ErrDrillFailed), err == nil:
+	case errors.Is(err, errDrillFailed), err == nil:
 		writeDrillReport(out, final)
 		return err
 	case sig.Err() != nil:
@@ -119,27 +117,57 @@ func runDrill(ctx context.Context, out, errOut io.Writer, o drillOptions, namesp
 	}
 }
 
-// hubClient builds a client from a kubeconfig path (or path list; empty means the
-// default loading rules) and an optional context.
-func hubClient(kubeconfig, kubeContext string) (client.Client, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if paths := filepath.SplitList(kubeconfig); len(paths) > 1 {
-		rules.Precedence = paths
-	} else if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
+// runDrill creates drill and follows it until it finishes, calling progress (if not nil)
+// with the created drill (no phase yet), then each time its phase changes. It returns the
+// finished drill; when it Failed, the error wraps errDrillFailed and carries the drill's
+// message. If ctx ends
+// first it returns ctx's error and the last drill seen: the drill keeps running, and
+// deleting it aborts it (its finalizer removes the cordon).
+func runDrill(ctx context.Context, c client.Client, drill *v1alpha1.FailoverDrill, progress func(*v1alpha1.FailoverDrill)) (*v1alpha1.FailoverDrill, error) {
+	if err := c.Create(ctx, drill); err != nil {
+		return nil, fmt.Errorf("create drill: %w", err)
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	key := client.ObjectKeyFromObject(drill)
+	last := drill.DeepCopy()
+	var seen v1alpha1.DrillPhase
+	if progress != nil {
+		progress(last.DeepCopy())
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
-	if err != nil {
-		return nil, fmt.Errorf("hub client: %w", err)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("drill %s did not finish: %w", key.Name, ctx.Err())
+		case <-tick.C:
+		}
+		cur := &v1alpha1.FailoverDrill{}
+		if err := c.Get(ctx, key, cur); err != nil {
+			if apierrors.IsNotFound(err) {
+				return last, fmt.Errorf("drill %s was deleted before it finished", key.Name)
+			}
+			continue // transient, or ctx ending: the select decides
+		}
+		last = cur
+		if cur.Status.Phase != seen && cur.Status.Phase != "" {
+			seen = cur.Status.Phase
+			if progress != nil {
+				progress(cur.DeepCopy())
+			}
+		}
+		switch cur.Status.Phase {
+		case v1alpha1.DrillSucceeded:
+			return cur, nil
+		case v1alpha1.DrillFailed:
+			return cur, fmt.Errorf("%w: %s", errDrillFailed, cur.Status.Message)
+		}
 	}
-	return c, nil
 }
 
-// drillPrinter prints each phase as RunDrill reports it, with the time since the start.
+// errDrillFailed is wrapped by runDrill's error when the drill ended Failed.
+var errDrillFailed = errors.New("failover drill failed")
+
+// drillPrinter prints each phase as runDrill reports it, with the time since the start.
 type drillPrinter struct {
 	out       io.Writer
 	start     time.Time
@@ -171,9 +199,9 @@ func (p *drillPrinter) progress(d *v1alpha1.FailoverDrill) {
 	}
 	// Recovered lasts a moment: a poll may see Restoring first, so the recovery is printed
 	// with whichever comes first.
-	if d.Status.TimeToRecover != "" && !p.recovered {
+	if d.Status.TimeToRecover != nil && !p.recovered {
 		p.recovered = true
-		fmt.Fprintf(p.out, "  %-8s %-10s the other clusters carry the replicas (time to recover %s)\n", elapsed, v1alpha1.DrillRecovered, d.Status.TimeToRecover)
+		fmt.Fprintf(p.out, "  %-8s %-10s the other clusters carry the replicas (time to recover %s)\n", elapsed, v1alpha1.DrillRecovered, durationText(d.Status.TimeToRecover))
 		if d.Status.Phase == v1alpha1.DrillRecovered {
 			return
 		}
@@ -182,7 +210,7 @@ func (p *drillPrinter) progress(d *v1alpha1.FailoverDrill) {
 	case v1alpha1.DrillRestoring:
 		fmt.Fprintf(p.out, "  %-8s %-10s %s back in placement, waiting for its share to be ready\n", elapsed, d.Status.Phase, d.Spec.Cluster)
 	case v1alpha1.DrillSucceeded:
-		fmt.Fprintf(p.out, "  %-8s %-10s %s carries its share again (time to failback %s)\n", elapsed, d.Status.Phase, d.Spec.Cluster, d.Status.TimeToFailback)
+		fmt.Fprintf(p.out, "  %-8s %-10s %s carries its share again (time to failback %s)\n", elapsed, d.Status.Phase, d.Spec.Cluster, durationText(d.Status.TimeToFailback))
 	default: // Failed: the report says why.
 		fmt.Fprintf(p.out, "  %-8s %s\n", elapsed, d.Status.Phase)
 	}
@@ -195,12 +223,12 @@ func writeDrillReport(out io.Writer, d *v1alpha1.FailoverDrill) {
 		tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 		fmt.Fprintln(tw, "  SERVICE\tBEFORE\tDURING")
 		for _, s := range d.Status.Services {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, orDash(strings.Join(s.Before, " ")), orDash(strings.Join(s.During, " ")))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, sharesText(s.Before), sharesText(s.During))
 		}
 		_ = tw.Flush()
 	}
-	fmt.Fprintf(out, "  Time to recover:  %s\n", orDash(d.Status.TimeToRecover))
-	fmt.Fprintf(out, "  Time to failback: %s\n", orDash(d.Status.TimeToFailback))
+	fmt.Fprintf(out, "  Time to recover:  %s\n", durationText(d.Status.TimeToRecover))
+	fmt.Fprintf(out, "  Time to failback: %s\n", durationText(d.Status.TimeToFailback))
 	if d.Status.Message != "" {
 		fmt.Fprintf(out, "  Note: %s\n", d.Status.Message)
 	}
@@ -211,4 +239,21 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// sharesText is a report's shares as "east=3 west=3", "-" when there are none.
+func sharesText(shares []v1alpha1.DrillClusterShare) string {
+	var parts []string
+	for _, sh := range shares {
+		parts = append(parts, fmt.Sprintf("%s=%d", sh.Cluster, sh.Replicas))
+	}
+	return orDash(strings.Join(parts, " "))
+}
+
+// durationText is a time of the report, "-" when there is none.
+func durationText(d *metav1.Duration) string {
+	if d == nil {
+		return "-"
+	}
+	return d.Duration.String()
 }

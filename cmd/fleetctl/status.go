@@ -13,33 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
 )
-
-// hubFlags are how fleetctl reaches the hub.
-type hubFlags struct{ kubeconfig, context string }
-
-func (h *hubFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&h.kubeconfig, "kubeconfig", "", "kubeconfig of the hub (default $KUBECONFIG, then ~/.kube/config)")
-	cmd.Flags().StringVar(&h.context, "context", "", "kubeconfig context of the hub")
-}
-
-func (h *hubFlags) client() (client.Client, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if h.kubeconfig != "" {
-		rules.ExplicitPath = h.kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: h.context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("hub kubeconfig: %w", err)
-	}
-	return client.New(cfg, client.Options{Scheme: controllers.Scheme()})
-}
 
 func newStatusCmd() *cobra.Command {
 	var (

@@ -69,17 +69,18 @@ func TestStatusAndClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run := func(args ...string) string {
+	runWith := func(kubeconfig string, args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
 		cmd := newRootCmd()
 		cmd.SetOut(&out)
-		cmd.SetArgs(append(args, "--kubeconfig", kcPath))
+		cmd.SetArgs(append(args, "--kubeconfig", kubeconfig))
 		if err := cmd.ExecuteContext(ctx); err != nil {
-			t.Fatalf("fleetctl %v: %v", args, err)
+			t.Fatalf("fleetctl %v --kubeconfig %s: %v", args, kubeconfig, err)
 		}
 		return out.String()
 	}
+	run := func(args ...string) string { t.Helper(); return runWith(kcPath, args...) }
 	table := run("status", "default/vllm-llama3-8b-instruct")
 	for _, want := range []string{"default/vllm-llama3-8b-instruct  ready=Unknown  replicas=3/6  clusters=1/2",
 		"gke-east  us-east4", "Healthy", "3/3", "1m",
@@ -91,6 +92,19 @@ func TestStatusAndClusters(t *testing.T) {
 	}
 	if !regexp.MustCompile(`gke-east .* 1m[0-9]+s ago`).MatchString(table) {
 		t.Errorf("last sync of gke-east should read about a minute ago:\n%s", table)
+	}
+	// --kubeconfig takes a path list, merged like $KUBECONFIG, as every hub command does.
+	other := writeKubeconfig(t, "", "other")
+	list := other + string(filepath.ListSeparator) + kcPath
+	// The same table but for the seconds of "ago" (and so the column widths).
+	ago, spaces := regexp.MustCompile(`[0-9hms]+ ago`), regexp.MustCompile(` +`)
+	norm := func(s string) string { return spaces.ReplaceAllString(ago.ReplaceAllString(s, "ago"), " ") }
+	same := func(a, b string) bool { return norm(a) == norm(b) }
+	if got := runWith(list, "status", "default/vllm-llama3-8b-instruct"); !same(got, table) {
+		t.Errorf("status --kubeconfig %s:\n%s\nwant the same table as with %s alone:\n%s", list, got, kcPath, table)
+	}
+	if got := runWith(list, "status", "default/vllm-llama3-8b-instruct", "--context", "hub"); !same(got, table) {
+		t.Errorf("status --kubeconfig %s --context hub:\n%s", list, got)
 	}
 	var svcs []v1alpha1.FleetInferenceService
 	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs) != 1 || len(svcs[0].Status.Clusters) != 2 {
