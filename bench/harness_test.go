@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
@@ -209,7 +209,7 @@ func (b *fleetBench) run() FleetResult {
 	if b.baseline, err = measureMemory(); err != nil {
 		t.Fatal(err)
 	}
-	b.lf.RunHub(t, controllers.HubOptions{})
+	b.lf.RunHub(t, app.HubOptions{})
 	b.hub = b.lf.Hub.Client
 	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace}, Data: map[string][]byte{"token": []byte("hf_bench")}}
 	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers/render"
 )
 
@@ -51,7 +51,7 @@ type milestone struct {
 
 // memberGVKs are the kinds the hub writes in members, taken from what render.Member returns.
 func memberGVKs(objs []client.Object) ([]schema.GroupVersionKind, error) {
-	scheme := controllers.Scheme()
+	scheme := app.Scheme()
 	seen := map[schema.GroupVersionKind]bool{}
 	var out []schema.GroupVersionKind
 	for _, o := range objs {
@@ -89,7 +89,7 @@ func startObserver(ctx context.Context, hub *rest.Config, members map[string]*re
 		return nil, err
 	}
 
-	hc, err := cache.New(hub, cache.Options{Scheme: controllers.Scheme()})
+	hc, err := cache.New(hub, cache.Options{Scheme: app.Scheme()})
 	if err != nil {
 		return fail(fmt.Errorf("hub cache: %w", err))
 	}
@@ -109,7 +109,7 @@ func startObserver(ctx context.Context, hub *rest.Config, members map[string]*re
 
 	selector := labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
 	for name, cfg := range members {
-		mc, err := cache.New(cfg, cache.Options{Scheme: controllers.Scheme(), DefaultLabelSelector: selector})
+		mc, err := cache.New(cfg, cache.Options{Scheme: app.Scheme(), DefaultLabelSelector: selector})
 		if err != nil {
 			return fail(fmt.Errorf("%s cache: %w", name, err))
 		}

@@ -23,6 +23,7 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 )
@@ -34,7 +35,7 @@ func TestDrill(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// A nil provider makes a manager of the local cluster only.
 	mgr, err := mcmanager.New(env.Config, nil, manager.Options{
-		Scheme:                 controllers.Scheme(),
+		Scheme:                 app.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
+	"github.com/inferfleet/inferfleet/api/scheme"
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
@@ -40,7 +41,7 @@ func TestKVCacheBackoff(t *testing.T) {
 			{Name: "central", Reachable: false, DesiredReplicas: 2},
 		}},
 	}
-	hub := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(svc).WithStatusSubresource(svc).Build()
+	hub := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(svc).WithStatusSubresource(svc).Build()
 	clusters := &countingClusters{calls: map[string]int{}}
 	k := &KVCacheReader{Hub: hub, Clusters: clusters}
 	ctx := context.Background()

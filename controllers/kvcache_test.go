@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/internal/testenv"
 )
@@ -25,7 +26,7 @@ import (
 // /metrics an HTTP server at the pods' IP answers, and reads the gauge the hub exports.
 func TestKVCacheUtilization(t *testing.T) {
 	const interval = 2 * time.Second
-	f := startFleetWith(t, controllers.HubOptions{KVCacheInterval: interval}, "west", "east")
+	f := startFleetWith(t, app.HubOptions{KVCacheInterval: interval}, "west", "east")
 	ctx := context.Background()
 	hub, west := f.hub.Client, f.members["west"].Client
 

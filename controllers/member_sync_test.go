@@ -26,6 +26,7 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -44,17 +45,17 @@ type fleetEnv struct {
 
 func startFleet(t *testing.T, names ...string) *fleetEnv {
 	t.Helper()
-	return startFleetWith(t, controllers.HubOptions{}, names...)
+	return startFleetWith(t, app.HubOptions{}, names...)
 }
 
-func startFleetWith(t *testing.T, o controllers.HubOptions, names ...string) *fleetEnv {
+func startFleetWith(t *testing.T, o app.HubOptions, names ...string) *fleetEnv {
 	t.Helper()
 	return startFleetVia(t, o, nil, names...)
 }
 
 // startFleetVia is startFleetWith where the hub reaches each member through the
 // rest.Config via returns (nil: directly).
-func startFleetVia(t *testing.T, o controllers.HubOptions, via func(name string, cfg *rest.Config) *rest.Config, names ...string) *fleetEnv {
+func startFleetVia(t *testing.T, o app.HubOptions, via func(name string, cfg *rest.Config) *rest.Config, names ...string) *fleetEnv {
 	t.Helper()
 	f := &fleetEnv{members: map[string]*framework.Env{}}
 	var mu sync.Mutex
@@ -96,7 +97,7 @@ func startFleetVia(t *testing.T, o controllers.HubOptions, via func(name string,
 	}
 	f.startHub = func() (stop func()) {
 		hubCtx, stopHub := context.WithCancel(ctx)
-		mgr, err := controllers.NewHub(hubCtx, f.hub.Config, o)
+		mgr, err := app.NewHub(hubCtx, f.hub.Config, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +512,7 @@ func resourceVersions(ctx context.Context, t *testing.T, c client.Client) map[st
 // TestFailoverOnMemberLoss stops a member's API server and expects its share to move to the
 // other member within unhealthyAfter plus a few probe intervals.
 func TestFailoverOnMemberLoss(t *testing.T) {
-	f := startFleetWith(t, controllers.HubOptions{ProbeInterval: 200 * time.Millisecond}, "west", "east")
+	f := startFleetWith(t, app.HubOptions{ProbeInterval: 200 * time.Millisecond}, "west", "east")
 	ctx := context.Background()
 	hub := f.hub.Client
 	svc := routeService("lossy", "west", "east")

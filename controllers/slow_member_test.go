@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 )
@@ -108,7 +109,7 @@ func (p *pauseProxy) close() {
 // recorded in its status entry at once, not after the hung member's timeout.
 func TestHungMemberDelaysNoOther(t *testing.T) {
 	var proxy *pauseProxy
-	f := startFleetVia(t, controllers.HubOptions{MemberTimeout: 20 * time.Second}, func(name string, cfg *rest.Config) *rest.Config {
+	f := startFleetVia(t, app.HubOptions{MemberTimeout: 20 * time.Second}, func(name string, cfg *rest.Config) *rest.Config {
 		if name != "east" {
 			return cfg
 		}

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/gkehub"
@@ -84,9 +84,9 @@ func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
 	hosts := map[string]string{}
 	kindFake := &kindClusters{clusters: map[string][]byte{"gke-east": lf.Members["gke-east"].Local.Kubeconfig()}}
 
-	lf.RunHub(t, controllers.HubOptions{
+	lf.RunHub(t, app.HubOptions{
 		MemberTimeout:     5 * time.Second,
-		Sources:           []string{controllers.SourceKubeconfig, controllers.SourceGKEHub, controllers.SourceKind},
+		Sources:           []string{app.SourceKubeconfig, app.SourceGKEHub, app.SourceKind},
 		DiscoveryInterval: 500 * time.Millisecond,
 		GKE: gkehub.Options{
 			Project: "p", ProjectNumber: "123", PollInterval: 500 * time.Millisecond, ClientOptions: clientOpts,
@@ -205,7 +205,7 @@ func TestDiscoverySourcesOnLocalFleet(t *testing.T) {
 // reconciling that member.
 func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 	lf := framework.StartLocalFleet(t, localfleet.DefaultMembers())
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second})
+	lf.RunHub(t, app.HubOptions{MemberTimeout: 5 * time.Second})
 	ctx := context.Background()
 	hub := lf.Hub.Client
 	west := lf.Members["gke-west"]

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
@@ -78,7 +78,7 @@ func TestRegionFailover(t *testing.T) {
 		localfleet.DefaultMember("gke-east", "us-east4"),
 		localfleet.DefaultMember("gke-central", "us-central1"),
 	})
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
+	lf.RunHub(t, app.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
 	ctx := context.Background()
 	hub := lf.HubProxy().Client
 

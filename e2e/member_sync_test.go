@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -107,7 +108,7 @@ func clusterStatus(svc *v1alpha1.FleetInferenceService, name string) v1alpha1.Cl
 // killed during a change, and deletion. It runs on the fleet framework.FleetEnv names.
 func TestMemberSync(t *testing.T) {
 	lf := framework.StartFleet(t, localfleet.DefaultMembers())
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
+	lf.RunHub(t, app.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
 	ctx := context.Background()
 	hub := lf.HubProxy().Client
 	west, east := lf.Member("gke-west").Client, lf.Member("gke-east").Client

@@ -16,6 +16,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -43,7 +44,7 @@ func present(ctx context.Context, c client.Client, apiVersion, kind, ns, name st
 // member to member, never overwriting a class of that name the hub does not own.
 func TestTutorialsOnLocalFleet(t *testing.T) {
 	lf := framework.StartFleet(t, localfleet.DefaultMembers())
-	lf.RunHub(t, controllers.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
+	lf.RunHub(t, app.HubOptions{MemberTimeout: 5 * time.Second, MetricsAddr: freeAddr(t)})
 	ctx := context.Background()
 	hub := lf.HubProxy().Client
 	west, east := lf.Member("gke-west").Client, lf.Member("gke-east").Client

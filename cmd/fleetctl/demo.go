@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 	"github.com/inferfleet/inferfleet/internal/repo"
 )
@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions, cmd *cob
 	defer hub.stop()
 	fmt.Fprintf(out, "\nHub manager running (pid %d), logs in %s\n", hub.cmd.Process.Pid, hub.log)
 
-	c, err := client.New(f.Hub.RESTConfig(), client.Options{Scheme: controllers.Scheme()})
+	c, err := client.New(f.Hub.RESTConfig(), client.Options{Scheme: app.Scheme()})
 	if err != nil {
 		return err
 	}

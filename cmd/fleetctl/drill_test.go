@@ -23,6 +23,7 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 )
@@ -117,7 +118,7 @@ func startDrillController(t *testing.T, env *framework.Env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// A nil provider makes a manager of the local cluster only.
 	mgr, err := mcmanager.New(env.Config, nil, manager.Options{
-		Scheme:                 controllers.Scheme(),
+		Scheme:                 app.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},

@@ -9,7 +9,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 )
 
 // hubFlags are how every fleetctl command that talks to the hub reaches it.
@@ -57,7 +57,7 @@ func (h *hubFlags) client() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
 	if err != nil {
 		return nil, fmt.Errorf("hub client: %w", err)
 	}

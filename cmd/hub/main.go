@@ -15,13 +15,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/kind"
 )
 
 func main() {
-	var o controllers.HubOptions
+	var o app.HubOptions
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader so that only one hub replica reconciles at a time.")
@@ -35,7 +36,7 @@ func main() {
 	flag.IntVar(&o.HubBurst, "kube-api-burst", 0, "Burst over --kube-api-qps.")
 	memberQPS := flag.Float64("member-api-qps", 0, "Client-side limit on the hub's requests per second to each member's API server; 0 leaves it off.")
 	flag.IntVar(&o.MemberBurst, "member-api-burst", 0, "Burst over --member-api-qps.")
-	sources := flag.String("cluster-source", controllers.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
+	sources := flag.String("cluster-source", app.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
 		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters).")
 	flag.DurationVar(&o.DiscoveryInterval, "discovery-interval", 5*time.Second, "How often discovery sources are asked for their clusters.")
 	flag.StringVar(&o.GKE.Project, "gke-project", "", "gkehub: the fleet host project (id or number) whose memberships are members.")
@@ -58,11 +59,11 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	var err error
-	if o.Sources, err = controllers.ParseSources(*sources); err != nil {
+	if o.Sources, err = app.ParseSources(*sources); err != nil {
 		fail("--cluster-source", err)
 	}
-	if slices.Contains(o.Sources, controllers.SourceGKEHub) && o.GKE.Project == "" {
-		fail("--gke-project", errors.New("required with --cluster-source="+controllers.SourceGKEHub+": the fleet host project whose memberships are members"))
+	if slices.Contains(o.Sources, app.SourceGKEHub) && o.GKE.Project == "" {
+		fail("--gke-project", errors.New("required with --cluster-source="+app.SourceGKEHub+": the fleet host project whose memberships are members"))
 	}
 	if *gkeSelector != "" {
 		if o.GKE.LabelSelector, err = labels.Parse(*gkeSelector); err != nil {
@@ -81,12 +82,12 @@ func fail(flagName string, err error) {
 	os.Exit(2)
 }
 
-func run(ctx context.Context, o controllers.HubOptions) error {
+func run(ctx context.Context, o app.HubOptions) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("hub kubeconfig: %w", err)
 	}
-	mgr, err := controllers.NewHub(ctx, cfg, o)
+	mgr, err := app.NewHub(ctx, cfg, o)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
 
@@ -58,7 +58,7 @@ type Fleet interface {
 	Member(name string) *ClusterProxy
 	// RunHub runs the hub manager against the fleet until the test ends: in-process on the
 	// local fleet, as the hub image in the hub cluster on kind.
-	RunHub(t testing.TB, o controllers.HubOptions)
+	RunHub(t testing.TB, o app.HubOptions)
 	// Metrics returns the hub's /metrics text.
 	Metrics(ctx context.Context) (string, error)
 }
@@ -192,7 +192,7 @@ func (s *switchWriter) set(w io.Writer) {
 var setLogger sync.Once
 
 // RunHub starts the hub manager in-process against the fleet's hub until the test ends.
-func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
+func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 	t.Helper()
 	setLogger.Do(func() { ctrl.SetLogger(zap.New(zap.WriteTo(hubLog), zap.UseDevMode(true))) })
 	logFile, err := os.Create(filepath.Join(lf.Fleet.Dir, "logs", "hub-manager.log"))
@@ -212,7 +212,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o controllers.HubOptions) {
 		o.ProbeAddr = "0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := controllers.NewHub(ctx, lf.Fleet.Hub.RESTConfig(), o)
+	mgr, err := app.NewHub(ctx, lf.Fleet.Hub.RESTConfig(), o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
@@ -195,7 +195,7 @@ func (kf *KindFleet) register(ctx context.Context, m localfleet.ClusterSpec) err
 // RunHub deploys the hub image into the hub cluster with the options' flags and waits until
 // it is ready. Options that are Go values (discovery sources' fakes) cannot cross into a
 // container and fail the test.
-func (kf *KindFleet) RunHub(t testing.TB, o controllers.HubOptions) {
+func (kf *KindFleet) RunHub(t testing.TB, o app.HubOptions) {
 	t.Helper()
 	if len(o.Sources) > 0 || o.GKE.RESTConfigFor != nil || o.Kind.Lister != nil {
 		t.Fatal("the kind fleet runs the hub image: discovery sources with Go fakes run on the local fleet only")
@@ -267,7 +267,7 @@ func (kf *KindFleet) Metrics(ctx context.Context) (string, error) {
 }
 
 // HubArgs are the hub flags for HubOptions that a container can take.
-func HubArgs(o controllers.HubOptions) []string {
+func HubArgs(o app.HubOptions) []string {
 	var args []string
 	if o.MemberTimeout > 0 {
 		args = append(args, "--member-timeout="+o.MemberTimeout.String())

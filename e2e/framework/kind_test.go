@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/kind"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
@@ -81,7 +81,7 @@ func TestNoContainerEngine(t *testing.T) {
 // server, and runs the hub binary with their flags, so a renamed flag fails here and not
 // only on kind.
 func TestHubManifests(t *testing.T) {
-	args := HubArgs(controllers.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
+	args := HubArgs(app.HubOptions{MemberTimeout: 3 * time.Second, ProbeInterval: time.Second})
 	objs, err := HubManifests("inferfleet/hub:e2e", args)
 	if err != nil {
 		t.Fatal(err)

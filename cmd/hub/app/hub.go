@@ -1,4 +1,7 @@
-package controllers
+// Package app wires the hub: cluster discovery, the health monitor and every reconciler
+// in one multicluster manager. cmd/hub runs it; tests and the local fleet run it in
+// process.
+package app
 
 import (
 	"context"
@@ -10,46 +13,21 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
-	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	"github.com/inferfleet/inferfleet/api/scheme"
+	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/gkehub"
 	"github.com/inferfleet/inferfleet/fleet/kind"
 )
-
-// +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=fleet.inferfleet.dev,resources=fleetinferenceservices/status;fleetinferenceservices/finalizers,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups="",namespace=inferfleet-system,resources=secrets,verbs=create;delete
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.gke.io,resources=healthcheckpolicies;gcpbackendpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=inference.networking.x-k8s.io,resources=inferencepoolimports,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=inference.networking.x-k8s.io,resources=inferencepoolimports/status,verbs=get;update;patch
-// The body-based router beside a Gateway in the config cluster (gateway.bodyBasedRouting);
-// its Role grants configmaps get/list/watch, which the hub must hold to grant.
-// +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.gke.io,resources=gcproutingextensions,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
-
-// DefaultMemberTimeout bounds one member's requests and the work of one reconcile on it,
-// so that a slow member never holds the others.
-const DefaultMemberTimeout = 15 * time.Second
 
 // HubOptions configures the hub manager.
 type HubOptions struct {
@@ -59,7 +37,7 @@ type HubOptions struct {
 	LeaderElectionNS string
 	// ClusterNamespace holds the kubeconfig Secrets that register members.
 	ClusterNamespace string
-	// MemberTimeout bounds the work on one member (DefaultMemberTimeout when zero).
+	// MemberTimeout bounds the work on one member (controllers.DefaultMemberTimeout when zero).
 	MemberTimeout time.Duration
 	// ProbeInterval is how often each member's API server is probed (default 2s).
 	ProbeInterval time.Duration
@@ -145,7 +123,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		o.ClusterNamespace = fleet.RegistrationNamespace
 	}
 	if o.MemberTimeout == 0 {
-		o.MemberTimeout = DefaultMemberTimeout
+		o.MemberTimeout = controllers.DefaultMemberTimeout
 	}
 	if o.HubBurst < 0 || o.MemberBurst < 0 {
 		return nil, fmt.Errorf("API bursts must not be negative: hub %d, member %d", o.HubBurst, o.MemberBurst)
@@ -214,10 +192,10 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := local.Add(monitor); err != nil {
 		return nil, err
 	}
-	RegisterMetrics()
+	controllers.RegisterMetrics()
 	recorder := local.GetEventRecorder("inferfleet-hub")
-	clock := &GenerationClock{}
-	placement := &Placement{
+	clock := &controllers.GenerationClock{}
+	placement := &controllers.Placement{
 		Hub:                local.GetClient(),
 		Registry:           registry,
 		Monitor:            monitor,
@@ -228,7 +206,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := placement.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("placement: %w", err)
 	}
-	sync := &MemberSync{
+	sync := &controllers.MemberSync{
 		Hub:                local.GetClient(),
 		Clusters:           mgr,
 		Registry:           registry,
@@ -242,10 +220,10 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, fmt.Errorf("member sync: %w", err)
 	}
 	// The KV-cache reader reads the model servers member sync runs, where it runs them.
-	if err := local.Add(&KVCacheReader{Hub: local.GetClient(), Clusters: mgr, Interval: o.KVCacheInterval}); err != nil {
+	if err := local.Add(&controllers.KVCacheReader{Hub: local.GetClient(), Clusters: mgr, Interval: o.KVCacheInterval}); err != nil {
 		return nil, err
 	}
-	routes := &RouteSync{
+	routes := &controllers.RouteSync{
 		Hub:                local.GetClient(),
 		Clusters:           mgr,
 		Registry:           sync.Registry,
@@ -256,7 +234,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := routes.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("route sync: %w", err)
 	}
-	drills := &DrillReconciler{Hub: local.GetClient(), Recorder: sync.Recorder, SkipNameValidation: o.SeveralPerProcess}
+	drills := &controllers.DrillReconciler{Hub: local.GetClient(), Recorder: sync.Recorder, SkipNameValidation: o.SeveralPerProcess}
 	if err := drills.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failover drills: %w", err)
 	}
@@ -298,13 +276,4 @@ func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, mem
 		}
 	}
 	return providers, sources, nil
-}
-
-// controllerOptions caps the retry backoff: a member that is down is retried every few
-// seconds, so it converges soon after it returns (the default cap is over 16 minutes).
-func controllerOptions(skipNameValidation bool) controller.TypedOptions[mcreconcile.Request] {
-	return controller.TypedOptions[mcreconcile.Request]{
-		SkipNameValidation: &skipNameValidation,
-		RateLimiter:        workqueue.NewTypedItemExponentialFailureRateLimiter[mcreconcile.Request](200*time.Millisecond, 5*time.Second),
-	}
 }
