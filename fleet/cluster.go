@@ -27,6 +27,9 @@ const (
 	SourceLabel           = "fleet.inferfleet.dev/source"
 	RegionLabel           = "topology.kubernetes.io/region"
 	LabelPrefix           = "fleet.inferfleet.dev/"
+	// AnnotationCordoned on a registration Secret takes the cluster out of every
+	// service's placement, as a failover would; its value says who cordoned it and why.
+	AnnotationCordoned = "fleet.inferfleet.dev/cordoned"
 )
 
 // IsRegistration reports whether a Secret's labels make it a cluster registration: a

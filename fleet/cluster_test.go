@@ -3,6 +3,8 @@ package fleet
 import (
 	"maps"
 	"testing"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
 func TestRegistrationSecret(t *testing.T) {
@@ -25,5 +27,25 @@ func TestRegistrationSecret(t *testing.T) {
 	s = RegistrationSecret("hub-member", "ns", "", nil, nil)
 	if len(s.Labels) != 0 || s.Data != nil {
 		t.Errorf("labels %v, data %v", s.Labels, s.Data)
+	}
+}
+
+// TestClusterFromSecretCordon: a registration Secret cordons its cluster with
+// AnnotationCordoned only; the service-level cordon key means nothing there.
+func TestClusterFromSecretCordon(t *testing.T) {
+	for _, tc := range []struct {
+		annotations map[string]string
+		want        bool
+	}{
+		{nil, false},
+		{map[string]string{AnnotationCordoned: "ops: region maintenance"}, true},
+		{map[string]string{AnnotationCordoned: ""}, true},
+		{map[string]string{v1alpha1.AnnotationCordon: "west"}, false},
+	} {
+		s := RegistrationSecret("west", RegistrationNamespace, "europe-west3", []byte("kubeconfig"), nil)
+		s.Annotations = tc.annotations
+		if got := ClusterFromSecret(s).Cordoned; got != tc.want {
+			t.Errorf("annotations %v: cordoned %v, want %v", tc.annotations, got, tc.want)
+		}
 	}
 }

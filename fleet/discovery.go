@@ -54,13 +54,13 @@ type Registrar struct {
 	Source    string
 }
 
-// ConflictError says a cluster's registration name is taken by a Secret the source does
+// NameTakenError says a cluster's registration name is taken by a Secret the source does
 // not own.
-type ConflictError struct {
+type NameTakenError struct {
 	Cluster, Source, Holder string
 }
 
-func (e *ConflictError) Error() string {
+func (e *NameTakenError) Error() string {
 	return fmt.Sprintf("cluster %s found by %s is not registered: Secret %s already registers a cluster of that name (%s)", e.Cluster, e.Source, e.Cluster, e.Holder)
 }
 
@@ -86,7 +86,7 @@ func (r *Registrar) Sync(ctx context.Context, regs []Registration) error {
 			if src := s.Labels[SourceLabel]; src != "" {
 				holder = "found by " + src
 			}
-			errs = append(errs, &ConflictError{Cluster: reg.Name, Source: r.Source, Holder: holder})
+			errs = append(errs, &NameTakenError{Cluster: reg.Name, Source: r.Source, Holder: holder})
 			continue
 		}
 		if s != nil && s.DeletionTimestamp == nil && r.matches(s, reg) {

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/testenv"
 )
@@ -186,7 +185,7 @@ func TestDiscoveryRegistersClusters(t *testing.T) {
 
 	t.Run("changes keep others' annotations, a rotated kubeconfig is written", func(t *testing.T) {
 		s := getSecret(t, c, "inferfleet-west")
-		s.Annotations = map[string]string{v1alpha1.AnnotationCordon: "", fleet.AnnotationReachable: "true"}
+		s.Annotations = map[string]string{fleet.AnnotationCordoned: "", fleet.AnnotationReachable: "true"}
 		if err := c.Update(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +195,7 @@ func TestDiscoveryRegistersClusters(t *testing.T) {
 		if s.Labels[fleet.RegionLabel] != "europe-west4" || string(s.Data[fleet.KubeconfigKey]) != "kc-west-2" {
 			t.Errorf("update not written: %v %q", s.Labels, s.Data[fleet.KubeconfigKey])
 		}
-		if _, ok := s.Annotations[v1alpha1.AnnotationCordon]; !ok || s.Annotations[fleet.AnnotationReachable] != "true" {
+		if _, ok := s.Annotations[fleet.AnnotationCordoned]; !ok || s.Annotations[fleet.AnnotationReachable] != "true" {
 			t.Errorf("annotations lost: %v", s.Annotations)
 		}
 		if !fleet.ClusterFromSecret(s).Cordoned {

@@ -10,8 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
 // Registry lists the member clusters registered with the hub: kubeconfig Secrets and the
@@ -47,7 +45,7 @@ func (r *Registry) Registers(obj client.Object) bool {
 // The region is also a label, so selectors can match on it.
 func ClusterFromSecret(s *corev1.Secret) Cluster {
 	c := Cluster{Name: s.Name, Region: s.Labels[RegionLabel], Labels: map[string]string{}}
-	_, c.Cordoned = s.Annotations[v1alpha1.AnnotationCordon]
+	_, c.Cordoned = s.Annotations[AnnotationCordoned]
 	for k, v := range s.Labels {
 		if k == KubeconfigLabel || strings.HasPrefix(k, LabelPrefix) {
 			continue

@@ -1029,9 +1029,10 @@ const (
 	Unreachable ClusterHealth = "Unreachable"
 )
 
-// AnnotationCordon on a FleetInferenceService, or on a cluster's registration Secret, takes
-// the listed clusters (comma-separated; on a Secret, the value names who cordoned it) out
-// of placement at once, as a failover would: failover drills use it.
+// AnnotationCordon on a FleetInferenceService takes the clusters it lists
+// (comma-separated) out of the service's placement at once, as a failover would: failover
+// drills use it. A cluster cordoned for every service carries fleet.AnnotationCordoned on
+// its registration Secret instead.
 const AnnotationCordon = "fleet.inferfleet.dev/cordon"
 
 // Cordons lists, in order, the clusters the service's cordon annotation names.
