@@ -53,19 +53,10 @@ type Placement struct {
 
 // Reconcile decides one service's placement and rolls up its per-cluster status.
 func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	defer func(start time.Time) {
-		reconcileDuration.WithLabelValues("placement").Observe(time.Since(start).Seconds())
-	}(time.Now())
-	svc := &v1alpha1.FleetInferenceService{}
-	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if !svc.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, svc)
-	}
-	if err := ensureFinalizer(ctx, r.Hub, svc, Finalizer); err != nil {
-		return reconcile.Result{}, err
-	}
+	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place}.run(ctx, req)
+}
+
+func (r *Placement) place(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
 	now := r.Now()
 	r.Clock.Seen(svc, now)
 	before := svc.Status.DeepCopy()
@@ -110,7 +101,7 @@ func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (rec
 	// Moves are announced once the status that records them is written: a move whose
 	// write failed is decided again and must not count twice.
 	r.announce(svc, prev, obs)
-	log.FromContext(ctx).V(1).Info("placed", "service", req.NamespacedName, "shares", plan.Shares)
+	log.FromContext(ctx).V(1).Info("placed", "service", client.ObjectKeyFromObject(svc), "shares", plan.Shares)
 	requeue := r.Resync
 	if plan.RecheckAfter > 0 && plan.RecheckAfter < requeue {
 		requeue = plan.RecheckAfter
@@ -204,6 +195,34 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 		For(&v1alpha1.FleetInferenceService{}, local...).
 		Watches(&corev1.Secret{}, r.registrationHandler(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Complete(r)
+}
+
+// serviceStep is what every service-level reconcile does around its own work: time it,
+// fetch the service, finalize it once it is being deleted, else hold its finalizer on it
+// before anything is written for it.
+type serviceStep struct {
+	name      string
+	hub       client.Client
+	finalizer string
+	finalize  func(context.Context, *v1alpha1.FleetInferenceService) (reconcile.Result, error)
+	sync      func(context.Context, *v1alpha1.FleetInferenceService) (reconcile.Result, error)
+}
+
+func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
+	defer func(start time.Time) {
+		reconcileDuration.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+	}(time.Now())
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := s.hub.Get(ctx, req.NamespacedName, svc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		return s.finalize(ctx, svc)
+	}
+	if err := ensureFinalizer(ctx, s.hub, svc, s.finalizer); err != nil {
+		return reconcile.Result{}, err
+	}
+	return s.sync(ctx, svc)
 }
 
 // registrationHandler maps a cluster registration to every service.

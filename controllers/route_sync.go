@@ -76,19 +76,10 @@ type RouteSync struct {
 
 // Reconcile syncs one service's config-cluster objects and the Gateway it names.
 func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	defer func(start time.Time) {
-		reconcileDuration.WithLabelValues("route-sync").Observe(time.Since(start).Seconds())
-	}(time.Now())
-	svc := &v1alpha1.FleetInferenceService{}
-	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if !svc.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, svc)
-	}
-	if err := ensureFinalizer(ctx, r.Hub, svc, RoutesFinalizer); err != nil {
-		return reconcile.Result{}, err
-	}
+	return serviceStep{name: "route-sync", hub: r.Hub, finalizer: RoutesFinalizer, finalize: r.finalize, sync: r.sync}.run(ctx, req)
+}
+
+func (r *RouteSync) sync(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
 	desired := svc.DeepCopy()
 	v1alpha1.SetDefaults(desired)
 	before := svc.Status.DeepCopy()

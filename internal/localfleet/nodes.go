@@ -2,6 +2,7 @@ package localfleet
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,44 +29,36 @@ const (
 // GPUNodes returns n fake GKE GPU nodes of acceleratorType (e.g. "nvidia-h100-80gb") with
 // gpusPerNode GPUs each, named "<acceleratorType>-<i>".
 func GPUNodes(region, acceleratorType string, n, gpusPerNode int) []NodeSpec {
-	nodes := make([]NodeSpec, 0, n)
-	for i := range n {
-		nodes = append(nodes, NodeSpec{
-			Name: fmt.Sprintf("%s-%d", acceleratorType, i),
-			Labels: map[string]string{
-				LabelGKEAccelerator: acceleratorType,
-				LabelRegion:         region,
-				LabelInstanceType:   gpuInstanceType(acceleratorType, gpusPerNode),
-			},
-			Capacity: corev1.ResourceList{
-				ResourceGPU:                     *resource.NewQuantity(int64(gpusPerNode), resource.DecimalSI),
-				corev1.ResourceCPU:              resource.MustParse("96"),
-				corev1.ResourceMemory:           resource.MustParse("1Ti"),
-				corev1.ResourcePods:             resource.MustParse("110"),
-				corev1.ResourceEphemeralStorage: resource.MustParse("1Ti"),
-			},
-		})
-	}
-	return nodes
+	return acceleratorNodes(acceleratorType, n, map[string]string{
+		LabelGKEAccelerator: acceleratorType,
+		LabelRegion:         region,
+		LabelInstanceType:   gpuInstanceType(acceleratorType, gpusPerNode),
+	}, ResourceGPU, gpusPerNode, "96", "1Ti")
 }
 
 // TPUNodes returns n fake GKE TPU nodes of tpuType (e.g. "tpu-v5-lite-podslice") and
 // topology (e.g. "2x2") with chips TPU chips each, named "<tpuType>-<i>".
 func TPUNodes(region, tpuType, topology string, n, chips int) []NodeSpec {
+	return acceleratorNodes(tpuType, n, map[string]string{
+		LabelGKETPUAccelerator: tpuType,
+		LabelGKETPUTopology:    topology,
+		LabelRegion:            region,
+		LabelInstanceType:      tpuInstanceType(tpuType, chips),
+	}, ResourceTPU, chips, "112", "192Gi")
+}
+
+// acceleratorNodes returns n nodes named "<prefix>-<i>" with the given labels, count of
+// the accelerator resource, CPUs and memory (a machine type's), 110 pods and 1Ti of disk.
+func acceleratorNodes(prefix string, n int, labels map[string]string, accelerator corev1.ResourceName, count int, cpu, memory string) []NodeSpec {
 	nodes := make([]NodeSpec, 0, n)
 	for i := range n {
 		nodes = append(nodes, NodeSpec{
-			Name: fmt.Sprintf("%s-%d", tpuType, i),
-			Labels: map[string]string{
-				LabelGKETPUAccelerator: tpuType,
-				LabelGKETPUTopology:    topology,
-				LabelRegion:            region,
-				LabelInstanceType:      tpuInstanceType(tpuType, chips),
-			},
+			Name:   fmt.Sprintf("%s-%d", prefix, i),
+			Labels: maps.Clone(labels),
 			Capacity: corev1.ResourceList{
-				ResourceTPU:                     *resource.NewQuantity(int64(chips), resource.DecimalSI),
-				corev1.ResourceCPU:              resource.MustParse("112"),
-				corev1.ResourceMemory:           resource.MustParse("192Gi"),
+				accelerator:                     *resource.NewQuantity(int64(count), resource.DecimalSI),
+				corev1.ResourceCPU:              resource.MustParse(cpu),
+				corev1.ResourceMemory:           resource.MustParse(memory),
 				corev1.ResourcePods:             resource.MustParse("110"),
 				corev1.ResourceEphemeralStorage: resource.MustParse("1Ti"),
 			},
