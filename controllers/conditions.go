@@ -44,8 +44,14 @@ const (
 
 // setCondition sets one condition for the service's current generation.
 func setCondition(svc *v1alpha1.FleetInferenceService, now time.Time, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: svc.Generation,
+	setConditionOn(&svc.Status.Conditions, svc.Generation, now, typ, status, reason, msg)
+}
+
+// setConditionOn sets one condition of an object (a service, a drill) for its generation;
+// the transition time changes only with the status.
+func setConditionOn(conds *[]metav1.Condition, generation int64, now time.Time, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
 		LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
 	})
 }

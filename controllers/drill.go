@@ -165,9 +165,9 @@ func (r *DrillReconciler) start(ctx context.Context, drill *v1alpha1.FailoverDri
 	drill.Status.Phase = v1alpha1.DrillDraining
 	drill.Status.StartTime = drillTimePtr(now)
 	drill.Status.Message = ""
-	r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, string(v1alpha1.DrillDraining),
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, string(v1alpha1.DrillDraining),
 		fmt.Sprintf("waiting for the other clusters to carry %s ready without %s", strings.Join(names, ", "), drill.Spec.Cluster))
-	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillDraining),
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillDraining),
 		fmt.Sprintf("%s is out of placement", drill.Spec.Cluster))
 	r.event(drill, corev1.EventTypeNormal, ReasonDrillStarted, "Cordon", "took %s out of placement for %s", drill.Spec.Cluster, strings.Join(names, ", "))
 	return nil
@@ -279,8 +279,8 @@ func (r *DrillReconciler) drain(ctx context.Context, drill *v1alpha1.FailoverDri
 		typ = corev1.EventTypeWarning
 	}
 	recovered := fmt.Sprintf("the other clusters carry every service without %s after %s%s", drill.Spec.Cluster, drill.Status.TimeToRecover.Duration, drillSuffix(drill.Status.Message))
-	r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionTrue, string(v1alpha1.DrillRecovered), recovered)
-	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRecovered),
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionRecovered, metav1.ConditionTrue, string(v1alpha1.DrillRecovered), recovered)
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRecovered),
 		fmt.Sprintf("putting %s back into placement", drill.Spec.Cluster))
 	r.event(drill, typ, ReasonDrillRecovered, "Recover", "%s", recovered)
 	return nil
@@ -299,7 +299,7 @@ func (r *DrillReconciler) restore(ctx context.Context, drill *v1alpha1.FailoverD
 	}
 	drill.Status.Phase = v1alpha1.DrillRestoring
 	drill.Status.RestoreTime = drillTimePtr(now)
-	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRestoring),
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionSucceeded, metav1.ConditionUnknown, string(v1alpha1.DrillRestoring),
 		fmt.Sprintf("%s is back in placement, waiting for it to carry its share ready", drill.Spec.Cluster))
 	return nil
 }
@@ -324,7 +324,7 @@ func (r *DrillReconciler) failback(ctx context.Context, drill *v1alpha1.Failover
 	drill.Status.TimeToFailback = drillRound(now.Sub(restored))
 	succeeded := fmt.Sprintf("recovered without %s in %s, failed back in %s",
 		drill.Spec.Cluster, drillDurationText(drill.Status.TimeToRecover), drill.Status.TimeToFailback.Duration)
-	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionTrue, string(v1alpha1.DrillSucceeded), succeeded)
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionSucceeded, metav1.ConditionTrue, string(v1alpha1.DrillSucceeded), succeeded)
 	r.event(drill, corev1.EventTypeNormal, ReasonDrillSucceeded, "Failback", "%s", succeeded)
 	return nil
 }
@@ -522,9 +522,9 @@ func (r *DrillReconciler) fail(drill *v1alpha1.FailoverDrill, reason, msg string
 	drill.Status.Message = msg
 	drill.Status.CompletionTime = drillTimePtr(r.Now())
 	if !meta.IsStatusConditionTrue(drill.Status.Conditions, v1alpha1.DrillConditionRecovered) {
-		r.condition(drill, v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, reason, msg)
+		setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionRecovered, metav1.ConditionFalse, reason, msg)
 	}
-	r.condition(drill, v1alpha1.DrillConditionSucceeded, metav1.ConditionFalse, reason, msg)
+	setConditionOn(&drill.Status.Conditions, drill.Generation, r.Now(), v1alpha1.DrillConditionSucceeded, metav1.ConditionFalse, reason, msg)
 	r.event(drill, corev1.EventTypeWarning, ReasonDrillFailed, "Drill", "%s", msg)
 }
 
@@ -537,14 +537,6 @@ func (r *DrillReconciler) writeStatus(ctx context.Context, drill *v1alpha1.Failo
 		return fmt.Errorf("write drill status: %w", err)
 	}
 	return nil
-}
-
-// condition sets one of the drill's conditions, for its current generation.
-func (r *DrillReconciler) condition(drill *v1alpha1.FailoverDrill, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&drill.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg,
-		ObservedGeneration: drill.Generation, LastTransitionTime: metav1.NewTime(r.Now()),
-	})
 }
 
 func (r *DrillReconciler) event(drill *v1alpha1.FailoverDrill, typ, reason, action, note string, args ...any) {
