@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
@@ -252,7 +253,7 @@ func targetRef(svc *v1alpha1.FleetInferenceService) map[string]any {
 // every member's model servers over HTTP on the health path and port.
 func healthCheckPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructured {
 	hc := svc.Spec.Gateway.HealthCheck
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{
+	return configPolicy(svc, GVKHealthCheckPolicy, map[string]any{
 		"targetRef": targetRef(svc),
 		"default": map[string]any{"config": map[string]any{
 			"type": "HTTP",
@@ -262,12 +263,7 @@ func healthCheckPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstru
 				"requestPath":       hc.Path,
 			},
 		}},
-	}}}
-	u.SetGroupVersionKind(GVKHealthCheckPolicy)
-	u.SetName(ConfigPolicyName(svc))
-	u.SetNamespace(svc.Namespace)
-	u.SetLabels(withConfigLabels(svc))
-	return u
+	})
 }
 
 // backendPolicy is the GCPBackendPolicy on the imported pool: the timeout, and balancing
@@ -295,8 +291,14 @@ func backendPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructur
 	if l := svc.Spec.Gateway.Logging; l != nil && l.Enabled {
 		def["logging"] = loggingPolicy(l)
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"targetRef": targetRef(svc), "default": def}}}
-	u.SetGroupVersionKind(GVKGCPBackendPolicy)
+	return configPolicy(svc, GVKGCPBackendPolicy, map[string]any{"targetRef": targetRef(svc), "default": def})
+}
+
+// configPolicy is a GKE policy of kind gvk with the given spec, in the config cluster:
+// named ConfigPolicyName(svc), in the service's namespace, with its config labels.
+func configPolicy(svc *v1alpha1.FleetInferenceService, gvk schema.GroupVersionKind, spec map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(gvk)
 	u.SetName(ConfigPolicyName(svc))
 	u.SetNamespace(svc.Namespace)
 	u.SetLabels(withConfigLabels(svc))
