@@ -16,7 +16,8 @@ const (
 	DefaultGatewayName            = "cross-region-gateway"
 	DefaultGKEGatewayClass        = "gke-l7-cross-regional-internal-managed-mc"
 	DefaultGKERegionalClass       = "gke-l7-regional-external-managed"
-	// DefaultStartupTimeout is seed 002's startup budget: 600 probes a second apart.
+	// DefaultStartupTimeout is the startup budget of GKE's vLLM example (600 probes a second
+	// apart): time to download an 8B model from Hugging Face and load it.
 	DefaultStartupTimeout       = 10 * time.Minute
 	DefaultGatewayPort    int32 = 80
 	DefaultPathPrefix           = "/v1"

@@ -27,10 +27,10 @@ type GatewayMode string
 const (
 	// GatewayMultiCluster: a multi-cluster Gateway (a "-mc" class) in the config cluster routes
 	// to the pool imported from every member (GCPInferencePoolImport or InferencePoolImport),
-	// with one address per member region (seed 004).
+	// with one address per member region.
 	GatewayMultiCluster GatewayMode = "MultiCluster"
 	// GatewayRegional: a regional Gateway (gke-l7-regional-external-managed, gke-l7-rilb) in
-	// the one member that holds the pool routes to the InferencePool itself (seeds 000-002).
+	// the one member that holds the pool routes to the InferencePool itself.
 	GatewayRegional GatewayMode = "Regional"
 )
 
@@ -222,8 +222,8 @@ type ModelSpec struct {
 }
 
 // ComputeClass is a GKE ComputeClass (cloud.google.com/v1): node choices tried in order,
-// so a replica falls back from one kind of capacity to the next (seed 001: reservation,
-// then DWS flex-start, then spot; seed 003: node pools v6e-1, then l4-spot, then l4).
+// so a replica falls back from one kind of capacity to the next (for example reservation,
+// then DWS flex-start, then spot; or TPU v6e node pools, then L4 spot, then L4).
 type ComputeClass struct {
 	// Name of the ComputeClass (cluster-scoped in each member).
 	// +kubebuilder:validation:MinLength=1
@@ -379,8 +379,9 @@ type ServerSpec struct {
 	// +optional
 	Args []string `json:"args,omitempty"`
 
-	// Command replaces the derived command. By default a GPU container runs seed 002's
-	// "sh -c" wrapper (it adds /usr/local/nvidia to PATH and LD_LIBRARY_PATH and runs
+	// Command replaces the derived command. By default a GPU container runs an "sh -c"
+	// wrapper (it adds GKE's NVIDIA driver under /usr/local/nvidia to PATH and
+	// LD_LIBRARY_PATH, where vLLM images after v0.8.5 no longer find it, and runs
 	// python3 -m vllm.entrypoints.openai.api_server with the arguments), and a TPU or CPU
 	// container runs python3 -m vllm.entrypoints.openai.api_server. With a command set, the
 	// container runs it with --model, --port and args as its arguments. In a pod with
@@ -391,14 +392,15 @@ type ServerSpec struct {
 	// +optional
 	Command []string `json:"command,omitempty"`
 
-	// Probes replace the derived startup, readiness and liveness probes (seed 002's:
-	// /health every second) one by one.
+	// Probes replace the derived startup, readiness and liveness probes (GET /health every
+	// second) one by one.
 	// +optional
 	Probes *ProbesSpec `json:"probes,omitempty"`
 
 	// StartupTimeout is how long a replica may take to download and load the model before
-	// it is restarted: the startup probe's budget (seed 002: 10m; seed 000 waits up to 15m
-	// for a 14B model on TPU). Ignored when probes.startup is set.
+	// it is restarted: the startup probe's budget (default 10m; larger models, or TPUs that
+	// compile the model at start, may need more, e.g. 15m for a 14B model on TPU v5e).
+	// Ignored when probes.startup is set.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('6h')",message="model.server.startupTimeout must be between 10s and 6h"
 	// +optional
 	StartupTimeout *metav1.Duration `json:"startupTimeout,omitempty"`
@@ -470,7 +472,7 @@ type AcceleratorSpec struct {
 	Topology string `json:"topology,omitempty"`
 
 	// Image is the model server image for this accelerator, replacing model.server.image:
-	// TPU and GPU builds of vLLM are separate images (seed 003 builds one of each). In a
+	// TPU and GPU builds of vLLM are separate images (vllm/vllm-tpu, vllm/vllm-openai). In a
 	// cluster whose overrides set image, that image replaces this one unless this
 	// accelerator is the overrides' own.
 	// +kubebuilder:validation:MinLength=1
@@ -479,7 +481,8 @@ type AcceleratorSpec struct {
 	Image string `json:"image,omitempty"`
 }
 
-// RegionalGatewayClasses are the GKE classes of a regional Inference Gateway (seeds 000-002).
+// RegionalGatewayClasses are the GKE Gateway classes GKE Inference Gateway supports in a
+// single cluster (see GKE's "Serve an LLM with GKE Inference Gateway").
 var RegionalGatewayClasses = []string{"gke-l7-regional-external-managed", "gke-l7-rilb"}
 
 // IsRegionalClass reports whether class is one of RegionalGatewayClasses.

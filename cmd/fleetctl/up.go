@@ -21,8 +21,8 @@ import (
 var memberRegions = []string{"europe-west3", "us-east4", "us-central1", "asia-east1", "europe-west4",
 	"us-west1", "asia-northeast1", "southamerica-east1"}
 
-// localMembers names the first two members like the tutorials (gke-west, gke-east) and the
-// rest member-3, member-4, ...
+// localMembers names the first two members like the clusters of GKE's multi-cluster
+// Inference Gateway guide (gke-west, gke-east) and the rest member-3, member-4, ...
 func localMembers(n int) []localfleet.ClusterSpec {
 	var specs []localfleet.ClusterSpec
 	for i := range n {

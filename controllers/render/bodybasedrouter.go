@@ -15,9 +15,8 @@
 // Templates mirrored: rbac.yaml (ServiceAccount, Role, RoleBinding: multiNamespace off),
 // bbr.yaml (Service, Deployment) and, for provider gke, gke.yaml (the GCPRoutingExtension
 // that attaches the router to the Gateway, and the router's HealthCheckPolicy). istio.yaml
-// needs provider istio. Tutorials 000 and 001 install this chart beside their Gateway; the
-// router sets X-Gateway-Model-Name from the request body's "model", which the HTTPRoutes
-// match.
+// needs provider istio. The router sets X-Gateway-Model-Name from the request body's
+// "model", which the HTTPRoutes match, so one Gateway routes each model name to its pool.
 //
 // Differences on purpose, so that two Gateways in one namespace each get their own router:
 //   - bbr.name is "<gateway>-bbr" (the chart's default is body-based-router), which names the

@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
@@ -14,8 +15,10 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
 
-// Config-cluster objects (seed 004: mcig.yaml, backend-policy.yaml) and the open-source
-// InferencePoolImport (gateway-api-inference-extension proposal 1374).
+// Config-cluster objects: GKE's multi-cluster Inference Gateway (the Gateway, HTTPRoute,
+// HealthCheckPolicy and GCPBackendPolicy of "Set up the GKE multi-cluster Inference
+// Gateway", https://docs.cloud.google.com/kubernetes-engine/docs/how-to/setup-multicluster-inference-gateway)
+// and the open-source InferencePoolImport (gateway-api-inference-extension proposal 1374).
 const (
 	// LabelGateway names the Gateway a shared, hub-owned Gateway object is.
 	LabelGateway = "fleet.inferfleet.dev/gateway"
@@ -32,8 +35,9 @@ const (
 )
 
 // BackendPolicyUtilizationField is the GCPBackendPolicy field the renderer writes the
-// custom metric's target into. Seed 004 writes maxUtilization; current GKE pages also
-// document maxUtilizationPercent, with the same meaning (a whole percent).
+// custom metric's target into. The multi-cluster Inference Gateway guide writes
+// maxUtilization; current GKE pages also document maxUtilizationPercent, with the same
+// meaning (a whole percent).
 const BackendPolicyUtilizationField = "maxUtilization"
 
 // ConfigPolicyName names the config cluster's HealthCheckPolicy and GCPBackendPolicy of a
@@ -90,7 +94,7 @@ func NewGatewayInput(svcs []*v1alpha1.FleetInferenceService, regions map[string]
 }
 
 // ListenerName is the listener a service's route attaches to: "http" when the Gateway has
-// one port (seed 004), "http-<port>" when services sharing it use several.
+// one port, "http-<port>" when services sharing it use several.
 func ListenerName(in GatewayInput, port int32) string {
 	if len(in.Ports) <= 1 {
 		return "http"
@@ -113,8 +117,8 @@ func GatewayObjects(in GatewayInput) []client.Object {
 	return objs
 }
 
-// Gateway renders the shared Gateway: cross-region with an address per member region
-// (seed 004's mcig.yaml), or regional without addresses (seeds 000-002's gateway.yaml).
+// Gateway renders the shared Gateway: cross-regional with an ephemeral address in each
+// member region, where the load balancer listens, or regional without addresses.
 func Gateway(in GatewayInput) *gwv1.Gateway {
 	g := &gwv1.Gateway{
 		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "Gateway"},
@@ -205,7 +209,7 @@ func httpRoute(svc *v1alpha1.FleetInferenceService, gw GatewayInput) *gwv1.HTTPR
 	group, kind := importRef(svc)
 	ref := gwv1.BackendObjectReference{Group: ptr.To(gwv1.Group(group)), Kind: ptr.To(gwv1.Kind(kind)), Name: gwv1.ObjectName(svc.Name)}
 	if g.EffectiveMode() == v1alpha1.GatewayRegional {
-		// Seed 000 names the pool's target port on its backendRef.
+		// The pool's target port; Gateway API requires a backendRef port only for Services.
 		ref.Port = ptr.To(gwv1.PortNumber(svc.Spec.Model.Server.Port))
 	}
 	backend := []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: ref}}}
@@ -245,10 +249,11 @@ func targetRef(svc *v1alpha1.FleetInferenceService) map[string]any {
 	return map[string]any{"group": group, "kind": kind, "name": svc.Name}
 }
 
-// healthCheckPolicy is seed 004's HealthCheckPolicy on the imported pool.
+// healthCheckPolicy is the HealthCheckPolicy on the imported pool: the load balancer checks
+// every member's model servers over HTTP on the health path and port.
 func healthCheckPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructured {
 	hc := svc.Spec.Gateway.HealthCheck
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{
+	return configPolicy(svc, GVKHealthCheckPolicy, map[string]any{
 		"targetRef": targetRef(svc),
 		"default": map[string]any{"config": map[string]any{
 			"type": "HTTP",
@@ -258,16 +263,12 @@ func healthCheckPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstru
 				"requestPath":       hc.Path,
 			},
 		}},
-	}}}
-	u.SetGroupVersionKind(GVKHealthCheckPolicy)
-	u.SetName(ConfigPolicyName(svc))
-	u.SetNamespace(svc.Namespace)
-	u.SetLabels(withConfigLabels(svc))
-	return u
+	})
 }
 
-// backendPolicy is seed 004's GCPBackendPolicy: the timeout, and balancing on the
-// exported KV-cache metric or on in-flight requests, never both.
+// backendPolicy is the GCPBackendPolicy on the imported pool: the timeout, and balancing
+// on the exported KV-cache metric or on in-flight requests, never both (GKE's balancing
+// modes exclude each other).
 func backendPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructured {
 	b := svc.Spec.Balancing
 	def := map[string]any{
@@ -290,8 +291,14 @@ func backendPolicy(svc *v1alpha1.FleetInferenceService) *unstructured.Unstructur
 	if l := svc.Spec.Gateway.Logging; l != nil && l.Enabled {
 		def["logging"] = loggingPolicy(l)
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"targetRef": targetRef(svc), "default": def}}}
-	u.SetGroupVersionKind(GVKGCPBackendPolicy)
+	return configPolicy(svc, GVKGCPBackendPolicy, map[string]any{"targetRef": targetRef(svc), "default": def})
+}
+
+// configPolicy is a GKE policy of kind gvk with the given spec, in the config cluster:
+// named ConfigPolicyName(svc), in the service's namespace, with its config labels.
+func configPolicy(svc *v1alpha1.FleetInferenceService, gvk schema.GroupVersionKind, spec map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(gvk)
 	u.SetName(ConfigPolicyName(svc))
 	u.SetNamespace(svc.Namespace)
 	u.SetLabels(withConfigLabels(svc))

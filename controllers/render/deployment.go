@@ -18,14 +18,17 @@ import (
 	"github.com/inferfleet/inferfleet/fleet"
 )
 
-// Values the model-server tutorial (seed 002) sets and explains: the preStop sleep outlasts
-// the gateway's health-check propagation, and the grace period covers the slowest request
-// plus that sleep with a 50% buffer.
+// Shutdown and probe values of the vLLM Deployment in GKE's "Serve an LLM with GKE
+// Inference Gateway" tutorial. vLLM stops accepting connections on SIGTERM, so the preStop
+// sleep keeps it serving until the load balancers have taken it out of rotation (30 s, a
+// p99 readiness propagation). The grace period is the worst-case drain of a request started
+// just before SIGTERM (about 56 s for an 8B model at full batch), plus that sleep, plus a
+// 50% buffer: (56 + 30) * 1.5 ≈ 130 s.
 const (
 	preStopSleepSeconds           = 30
 	terminationGracePeriodSeconds = 130
-	// probePeriodSeconds is seed 002's probe period; the startup probe's failure threshold
-	// is the startup timeout counted in these periods.
+	// probePeriodSeconds: vLLM's /health is cheap, so every probe runs each second; the
+	// startup probe's failure threshold is the startup timeout counted in these periods.
 	probePeriodSeconds = 1
 	// LoraSyncerImage is the lora-adapter-syncer sidecar of the Inference Extension.
 	LoraSyncerImage = "us-central1-docker.pkg.dev/k8s-staging-images/gateway-api-inference-extension/lora-syncer:main"
@@ -33,12 +36,12 @@ const (
 	loraMountPath   = "/config"
 )
 
-// vllmCommand starts vLLM's OpenAI server; set explicitly because the TPU image has no
-// entrypoint (seed 000) while the GPU image's entrypoint is this same command.
+// vllmCommand starts vLLM's OpenAI server; set explicitly because the TPU image
+// (vllm/vllm-tpu) has no entrypoint while the GPU image's entrypoint is this same command.
 var vllmCommand = []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
 
 // nvidiaEnvPrefix puts the NVIDIA driver GKE mounts at /usr/local/nvidia on the search
-// paths: vLLM images after v0.8.5 no longer find it (seed 002, vllm-project/vllm#18859).
+// paths: vLLM images after v0.8.5 no longer find it (vllm-project/vllm#18859).
 const nvidiaEnvPrefix = "PATH=$PATH:/usr/local/nvidia/bin LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
 
 // The node's NVIDIA driver as the GKE GPU/TPU fungibility recipe mounts it into a GPU
@@ -124,7 +127,7 @@ func mergeEnv(base, extra []corev1.EnvVar) []corev1.EnvVar {
 	return out
 }
 
-// modelDeployment renders the vLLM Deployment (seeds 000, 002, 003).
+// modelDeployment renders the vLLM Deployment.
 func modelDeployment(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, replicas int32) *appsv1.Deployment {
 	app := map[string]string{"app": svc.Name}
 	pod := corev1.PodSpec{
@@ -209,7 +212,7 @@ func kindOf(a *v1alpha1.AcceleratorSpec) string {
 }
 
 // serverContainer is one vLLM container. In a fungible pod (a compute class with fallback
-// accelerators, seed 003) there is one per accelerator kind: each starts the server only
+// accelerators) there is one per accelerator kind: each starts the server only
 // when its hardware is present and idles otherwise, and since a pod cannot request both a
 // GPU and a TPU, they request none and run privileged to see the node's devices.
 func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, a *v1alpha1.AcceleratorSpec, fungible, first bool) corev1.Container {
@@ -225,7 +228,7 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 	kind := kindOf(a)
 	var env []corev1.EnvVar
 	if kind == "gpu" {
-		// Seed 002 forces vLLM's V1 engine, which LoRA support would otherwise turn off.
+		// vLLM before 0.8.3 turns its V1 engine off when LoRA is enabled; force it on.
 		env = append(env, corev1.EnvVar{Name: "VLLM_USE_V1", Value: "1"})
 	}
 	env = append(env, corev1.EnvVar{Name: "PORT", Value: fmt.Sprint(srv.Port)})
@@ -298,7 +301,8 @@ func serverContainer(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, 
 }
 
 // serverCommand is the command and arguments of a container that runs alone in its pod:
-// the user's command with the arguments, else seed 002's shell wrapper on GPUs, else vLLM.
+// the user's command with the arguments, else on GPUs vLLM in a shell that adds the NVIDIA
+// driver paths (nvidiaEnvPrefix), else vLLM.
 func serverCommand(kind string, command, args []string) ([]string, []string) {
 	switch {
 	case len(command) > 0:
@@ -316,7 +320,7 @@ func serverCommand(kind string, command, args []string) ([]string, []string) {
 
 // fungibleScript runs the server with the script's arguments ("$@") when the node has this
 // container's hardware, and sleeps otherwise (the other container serves). The server is
-// command when set, else vLLM, on GPUs with the driver paths of seed 002's wrapper.
+// command when set, else vLLM, on GPUs with the driver paths of nvidiaEnvPrefix.
 func fungibleScript(kind string, command []string) string {
 	probe := "ls /dev/nvidia0"
 	if kind == "tpu" {
@@ -352,8 +356,10 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// serverProbes are seed 002's probes on /health, each replaced by model.server.probes when
-// set; the startup probe allows model.server.startupTimeout (default 10m) to load the model.
+// serverProbes probe vLLM's /health, which answers only once the model is loaded. A
+// liveness restart reloads the model, so it takes 5 failures; one readiness failure takes
+// the replica out of rotation. Each is replaced by model.server.probes when set; the startup
+// probe allows model.server.startupTimeout (default 10m) to load the model.
 func serverProbes(srv v1alpha1.ServerSpec) (liveness, readiness, startup *corev1.Probe) {
 	health := func() *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
@@ -405,8 +411,9 @@ func acceleratorResource(a *v1alpha1.AcceleratorSpec) (corev1.ResourceName, reso
 }
 
 // placementOf returns the node selector and tolerations that put a replica on its
-// accelerator: GKE's accelerator labels (seed 000), or only the compute class label when a
-// compute class chooses between several accelerators (seed 003).
+// accelerator: GKE's accelerator node labels, or only the compute class label when a
+// compute class chooses between several accelerators (a selector on one accelerator would
+// rule out the others).
 func placementOf(m v1alpha1.ModelSpec, accels []*v1alpha1.AcceleratorSpec) (map[string]string, []corev1.Toleration) {
 	sel := map[string]string{}
 	var tol []corev1.Toleration
@@ -444,7 +451,8 @@ func placementOf(m v1alpha1.ModelSpec, accels []*v1alpha1.AcceleratorSpec) (map[
 	return sel, tol
 }
 
-// loraConfigMap is the lora-adapter-syncer's configuration (seed 002).
+// loraConfigMap is the lora-adapter-syncer's configuration: the adapters it keeps loaded
+// in vLLM.
 func loraConfigMap(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) (*corev1.ConfigMap, error) {
 	type model struct {
 		ID     string `json:"id"`

@@ -81,9 +81,9 @@ func Member(svc *v1alpha1.FleetInferenceService, in MemberInput) ([]client.Objec
 }
 
 // regionalPolicies writes the gateway's settings into the endpoint picker's GKE policies on
-// the InferencePool, which a regional Gateway uses as they are (tutorials 000-002 take them
-// from the inferencepool chart): the health check's path and port, the backend timeout and
-// access logging.
+// the InferencePool, which a regional Gateway uses as they are (the inferencepool chart
+// renders them for provider gke): the health check's path and port, the backend timeout
+// and access logging.
 func regionalPolicies(svc *v1alpha1.FleetInferenceService, objs []client.Object) {
 	g := svc.Spec.Gateway
 	for _, o := range objs {
@@ -118,7 +118,7 @@ func loggingPolicy(l *v1alpha1.LoggingSpec) map[string]any {
 }
 
 // computeClasses renders the ComputeClasses of spec.computeClasses that the cluster's model
-// server uses (seeds 001 and 003): cluster-scoped, owned by the service.
+// server uses: cluster-scoped, owned by the service.
 func computeClasses(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) []client.Object {
 	var out []client.Object
 	for i := range svc.Spec.ComputeClasses {
@@ -194,7 +194,8 @@ func inferencePool(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec) *i
 	}
 }
 
-// objectives renders one InferenceObjective per spec.objectives entry (seeds 002, 004).
+// objectives renders one InferenceObjective per spec.objectives entry: a model name (base
+// model or LoRA adapter) the pool serves, with its priority.
 func objectives(svc *v1alpha1.FleetInferenceService) []client.Object {
 	var out []client.Object
 	for _, o := range svc.Spec.Objectives {

@@ -67,8 +67,8 @@ func acceleratorNodes(prefix string, n int, labels map[string]string, accelerato
 	return nodes
 }
 
-// DefaultMembers is the two-region fleet the tutorials use: gke-west (europe-west3) and
-// gke-east (us-east4), each with two 8×H100 nodes and one 2x2 TPU v5e node.
+// DefaultMembers is a two-region fleet named like the clusters of GKE's multi-cluster
+// Inference Gateway guide: gke-west (europe-west3) and gke-east (us-east4), each with two 8×H100 nodes and one 2x2 TPU v5e node.
 func DefaultMembers() []ClusterSpec {
 	return []ClusterSpec{DefaultMember("gke-west", "europe-west3"), DefaultMember("gke-east", "us-east4")}
 }
