@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -222,7 +223,13 @@ func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcil
 	if err := ensureFinalizer(ctx, s.hub, svc, s.finalizer); err != nil {
 		return reconcile.Result{}, err
 	}
-	return s.sync(ctx, svc)
+	res, err := s.sync(ctx, svc)
+	if apierrors.IsConflict(err) {
+		// The service changed since it was read (member sync writes its entries as they
+		// come): its newer version is on its way; decide again on that.
+		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	return res, err
 }
 
 // registrationHandler maps a cluster registration to every service.
