@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -61,16 +62,8 @@ func (k *KVCacheReader) Start(ctx context.Context) error {
 	if k.Timeout == 0 {
 		k.Timeout = 5 * time.Second
 	}
-	tick := time.NewTicker(k.Interval)
-	defer tick.Stop()
-	for {
-		k.readAll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+	wait.NonSlidingUntilWithContext(ctx, k.readAll, k.Interval)
+	return nil
 }
 
 // readAll reads each service's clusters in parallel (at most Parallel at once) and drops

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -202,16 +203,8 @@ func (d *Discovery) Start(ctx context.Context) error {
 	if d.Interval <= 0 {
 		d.Interval = 5 * time.Second
 	}
-	t := time.NewTicker(d.Interval)
-	defer t.Stop()
-	for {
-		d.Round(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	wait.NonSlidingUntilWithContext(ctx, d.Round, d.Interval)
+	return nil
 }
 
 // NeedLeaderElection: only the leader writes registrations.

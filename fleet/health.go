@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -120,16 +121,8 @@ func (m *Monitor) everConnected(name string) bool {
 // Start probes until ctx ends. It implements manager.Runnable.
 func (m *Monitor) Start(ctx context.Context) error {
 	m.started = m.Now()
-	t := time.NewTicker(m.Interval)
-	defer t.Stop()
-	for {
-		m.probeAll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	wait.NonSlidingUntilWithContext(ctx, m.probeAll, m.Interval)
+	return nil
 }
 
 // NeedLeaderElection: only the leader acts on health.
