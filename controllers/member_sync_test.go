@@ -431,6 +431,20 @@ func TestMemberSync(t *testing.T) {
 			if *d.Spec.Replicas != 4 {
 				return fmt.Errorf("west replicas %d, want all 4", *d.Spec.Replicas)
 			}
+			// east's decision and its entry go; west's entry stays.
+			got := &v1alpha1.FleetInferenceService{}
+			if err := hub.Get(ctx, key, got); err != nil {
+				return err
+			}
+			if _, ok := got.Status.Placement.Decision("east"); ok {
+				return fmt.Errorf("east still placed: %+v", got.Status.Placement)
+			}
+			if _, ok := got.Status.Cluster("east"); ok {
+				return fmt.Errorf("east entry still in status: %+v", got.Status.Clusters)
+			}
+			if w, ok := got.Status.Cluster("west"); !ok || w.DesiredReplicas != 4 {
+				return fmt.Errorf("west entry %+v", w)
+			}
 			return nil
 		})
 		// east's namespace existed before the hub came: it stays.
