@@ -7,13 +7,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -189,13 +192,53 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Clock == nil {
 		r.Clock = &GenerationClock{}
 	}
-	local := []mcbuilder.ForOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
+	opts := controllerOptions(r.SkipNameValidation)
+	opts.MaxConcurrentReconciles = placementWorkers
+	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
 	return mcbuilder.ControllerManagedBy(mgr).
 		Named("placement").
-		WithOptions(controllerOptions(r.SkipNameValidation)).
-		For(&v1alpha1.FleetInferenceService{}, local...).
-		Watches(&corev1.Secret{}, r.registrationHandler(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		WithOptions(opts).
+		Watches(&v1alpha1.FleetInferenceService{}, serviceHandler, local...).
+		Watches(&corev1.Secret{}, r.registrationHandler(), local...).
 		Complete(r)
+}
+
+// placementWorkers is how many services placement decides at once.
+const placementWorkers = 8
+
+// rollupDelay gathers the entries members write about the same time (every member syncs
+// a change at once) into one rollup, instead of a status write per entry.
+const rollupDelay = 200 * time.Millisecond
+
+// serviceHandler enqueues a service at once for any change placement decides on, and
+// after rollupDelay when only member sync's entries changed.
+func serviceHandler(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+	req := func(o client.Object) mcreconcile.Request {
+		return mcreconcile.Request{Request: reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}}
+	}
+	type queue = workqueue.TypedRateLimitingInterface[mcreconcile.Request]
+	return handler.TypedFuncs[client.Object, mcreconcile.Request]{
+		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q queue) { q.Add(req(e.Object)) },
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q queue) {
+			if entriesOnly(e.ObjectOld, e.ObjectNew) {
+				q.AddAfter(req(e.ObjectNew), rollupDelay)
+				return
+			}
+			q.Add(req(e.ObjectNew))
+		},
+		DeleteFunc:  func(_ context.Context, e event.TypedDeleteEvent[client.Object], q queue) { q.Add(req(e.Object)) },
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object], q queue) { q.Add(req(e.Object)) },
+	}
+}
+
+// entriesOnly reports whether an update changed nothing but status.clusters.
+func entriesOnly(oldObj, newObj client.Object) bool {
+	o, ok1 := oldObj.(*v1alpha1.FleetInferenceService)
+	n, ok2 := newObj.(*v1alpha1.FleetInferenceService)
+	if !ok1 || !ok2 || memberInputsChanged.Update(event.UpdateEvent{ObjectOld: oldObj, ObjectNew: newObj}) {
+		return false
+	}
+	return equality.Semantic.DeepEqual(o.Status.Conditions, n.Status.Conditions) && equality.Semantic.DeepEqual(o.Labels, n.Labels)
 }
 
 // serviceStep is what every service-level reconcile does around its own work: time it,
