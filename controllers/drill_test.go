@@ -15,15 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 )
@@ -32,30 +26,7 @@ import (
 // MemberSync's part by writing the services' status by hand.
 func TestDrill(t *testing.T) {
 	env := framework.Start(t, framework.CRDs())
-	ctx, cancel := context.WithCancel(context.Background())
-	// A nil provider makes a manager of the local cluster only.
-	mgr, err := mcmanager.New(env.Config, nil, manager.Options{
-		Scheme:                 app.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := mgr.GetLocalManager()
-	r := &controllers.DrillReconciler{Hub: local.GetClient(), Recorder: local.GetEventRecorder("drill-test"), SkipNameValidation: true}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	framework.StartDrillController(t, env)
 	c := env.Client
 
 	t.Run("RecoversAndFailsBack", func(t *testing.T) {

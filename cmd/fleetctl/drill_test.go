@@ -15,16 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
-	"github.com/inferfleet/inferfleet/cmd/hub/app"
-	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 )
 
@@ -32,7 +25,7 @@ import (
 // with the test playing MemberSync's part for one service.
 func TestRunDrill(t *testing.T) {
 	env := framework.Start(t, framework.CRDs())
-	startDrillController(t, env)
+	framework.StartDrillController(t, env)
 	c := env.Client
 	ns := "drill-run"
 	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -110,35 +103,6 @@ func TestRunDrill(t *testing.T) {
 	if _, err := runDrill(ctx, c, failing, nil); !errors.Is(err, errDrillFailed) || !strings.Contains(err.Error(), "south") {
 		t.Errorf("failing drill: err = %v", err)
 	}
-}
-
-// startDrillController runs the hub's drill controller alone on env until the test ends.
-func startDrillController(t *testing.T, env *framework.Env) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	// A nil provider makes a manager of the local cluster only.
-	mgr, err := mcmanager.New(env.Config, nil, manager.Options{
-		Scheme:                 app.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := mgr.GetLocalManager()
-	r := &controllers.DrillReconciler{Hub: local.GetClient(), Recorder: local.GetEventRecorder("drill-test"), SkipNameValidation: true}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
 }
 
 // drillTestService creates a service placed on east and west with 3 replicas each, ready.
