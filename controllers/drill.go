@@ -412,12 +412,16 @@ func (r *DrillReconciler) services(ctx context.Context, drill *v1alpha1.Failover
 //   - the others carry at least one replica.
 //
 // The target is the others' desiredReplicas as MemberSync placed them, not spec.replicas:
-// placement may cap them (maxReplicas), and only it knows the caps. MemberSync moves the
-// share in the same status write that sets failedOver, so that sum is never a half-move.
+// placement may cap them (maxReplicas), and only it knows the caps. Entries are read only
+// once every one carries the current decision (placementPending), so that sum is never a
+// half-move.
 // A capped recovery still counts; the drill's message says how many replicas were carried.
 func drillRecovered(svc *v1alpha1.FleetInferenceService, cluster string, _ []v1alpha1.DrillClusterShare) string {
 	if svc.Status.ObservedGeneration != svc.Generation {
 		return fmt.Sprintf("status describes generation %d, not %d", svc.Status.ObservedGeneration, svc.Generation)
+	}
+	if why := placementPending(svc); why != "" {
+		return why
 	}
 	st := drillClusterStatus(svc, cluster)
 	switch {
@@ -445,11 +449,42 @@ func drillRecovered(svc *v1alpha1.FleetInferenceService, cluster string, _ []v1a
 	return ""
 }
 
+// placementPending says which clusters' status entries do not yet carry the placement
+// decision (each member records its share when it has applied it, one by one): until they
+// all do, the entries mix the old and the new split and are no basis for a verdict.
+// Without a recorded decision the entries stand alone.
+func placementPending(svc *v1alpha1.FleetInferenceService) string {
+	p := svc.Status.Placement
+	if p == nil {
+		return ""
+	}
+	if p.ObservedGeneration != svc.Generation {
+		return fmt.Sprintf("placement describes generation %d, not %d", p.ObservedGeneration, svc.Generation)
+	}
+	var pending []string
+	for _, d := range p.Clusters {
+		if d.Reason == v1alpha1.PlacementNotRegistered {
+			continue
+		}
+		e, ok := svc.Status.Cluster(d.Name)
+		if !ok || e.DesiredReplicas != d.Replicas || e.FailedOver != d.FailedOver() {
+			pending = append(pending, fmt.Sprintf("%s (%d replicas)", d.Name, d.Replicas))
+		}
+	}
+	if len(pending) > 0 {
+		return "placement not yet applied in " + strings.Join(pending, ", ")
+	}
+	return ""
+}
+
 // drillFailedBack is the failback rule: the drilled cluster is back in placement with its
 // share from before the drill, all ready. The others shedding their extra is not waited for.
 func drillFailedBack(svc *v1alpha1.FleetInferenceService, cluster string, before []v1alpha1.DrillClusterShare) string {
 	if svc.Status.ObservedGeneration != svc.Generation {
 		return fmt.Sprintf("status describes generation %d, not %d", svc.Status.ObservedGeneration, svc.Generation)
+	}
+	if why := placementPending(svc); why != "" {
+		return why
 	}
 	want := drillShareOf(before, cluster)
 	st := drillClusterStatus(svc, cluster)

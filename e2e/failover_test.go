@@ -39,16 +39,29 @@ func expectShares(ctx context.Context, t *testing.T, hub client.Client, key clie
 	t.Helper()
 	start := time.Now()
 	framework.Eventually(t, timeout, what, func() error {
-		got, _ := shares(ctx, t, hub, key)
+		got, svc := shares(ctx, t, hub, key)
 		for name, n := range want {
 			c := got[name]
 			if c.DesiredReplicas != n || (n > 0 && c.ReadyReplicas != n) {
 				return fmt.Errorf("%s: desired %d ready %d, want %d (all: %+v)", name, c.DesiredReplicas, c.ReadyReplicas, n, got)
 			}
 		}
-		return nil
+		return rolledUp(svc)
 	})
 	return time.Since(start)
+}
+
+// rolledUp: the service's totals and conditions describe its clusters' entries (each
+// member writes its own entry; the hub rolls them up in a later write).
+func rolledUp(svc *v1alpha1.FleetInferenceService) error {
+	var ready int32
+	for _, c := range svc.Status.Clusters {
+		ready += min(c.ReadyReplicas, c.DesiredReplicas)
+	}
+	if svc.Status.ReadyReplicas != ready {
+		return fmt.Errorf("status not rolled up yet: readyReplicas %d, the clusters' entries %d", svc.Status.ReadyReplicas, ready)
+	}
+	return nil
 }
 
 // expectPlaced waits until every cluster is given want replicas (placement, not readiness).
