@@ -204,8 +204,8 @@ func summarizeReady(svc *v1alpha1.FleetInferenceService, now time.Time) {
 
 // writeStatus writes the status only when it changed, so a no-op reconcile writes nothing.
 // The service-level reconcilers update whole statuses with optimistic locking: a stale
-// copy fails and is retried, so none loses another's fields. They never change
-// status.clusters, whose entries member sync applies one cluster at a time.
+// copy fails and is retried, so none loses another's fields. Only placement changes
+// status.clusters, with the outcomes member sync reports (Reports).
 func writeStatus(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) error {
 	svc.Status.ObservedGeneration = svc.Generation
 	if equality.Semantic.DeepEqual(before, &svc.Status) {

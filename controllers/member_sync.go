@@ -69,11 +69,11 @@ var clusterScopedKinds = map[schema.GroupVersionKind]bool{
 }
 
 // MemberSync keeps one member cluster holding the objects a FleetInferenceService
-// renders to, for the share status.placement gives that cluster, and records the outcome
-// in the cluster's own status entry. Its requests are per (service, member): the
-// request's ClusterName is the member, so a slow or failing member delays and re-queues
-// only itself. Sharding the hub by member (multicluster-runtime's sharded coordinator)
-// splits exactly these requests.
+// renders to, for the share status.placement gives that cluster, and reports the outcome
+// as the cluster's status entry (placement writes it, see Reports). Its requests are per
+// (service, member): the request's ClusterName is the member, so a slow or failing member
+// delays and re-queues only itself. Sharding the hub by member (multicluster-runtime's
+// sharded coordinator) splits exactly these requests.
 type MemberSync struct {
 	Hub      client.Client
 	Clusters fleet.ClusterGetter
@@ -83,6 +83,8 @@ type MemberSync struct {
 	Monitor *fleet.Monitor
 	// Clock records when the hub first saw each generation (shared with placement).
 	Clock *GenerationClock
+	// Reports takes each cluster's outcome to placement, which writes it (shared).
+	Reports *Reports
 	// ClusterTimeout bounds the work on one member.
 	ClusterTimeout time.Duration
 	// Resync re-checks members for drift in kinds that are not watched.
@@ -131,7 +133,7 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if err := r.Hub.Get(ctx, req.NamespacedName, svc); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	prev, had := svc.Status.Cluster(name)
+	prev, had := r.Reports.Latest(svc, name)
 	if !svc.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, svc, name, prev, had)
 	}
@@ -145,9 +147,10 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		return r.remove(ctx, svc, name, prev, had)
 	}
 	if d.Reason == v1alpha1.PlacementNotRegistered {
-		return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, &v1alpha1.ClusterStatus{
+		r.Reports.Put(svc, name, &v1alpha1.ClusterStatus{
 			Name: name, ObservedGeneration: svc.Generation, Reason: ReasonNotRegistered, Message: d.Message,
 		})
+		return reconcile.Result{}, nil
 	}
 	c, registered, err := r.cluster(ctx, name)
 	if err != nil || !registered {
@@ -178,11 +181,14 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		// Stopping: what this reconcile saw may be the shutdown itself.
 		return reconcile.Result{}, ctx.Err()
 	}
+	if res.pending && had {
+		// Connecting: the last recorded state stands.
+		res.status = *prev.DeepCopy()
+		res.status.DesiredReplicas = d.Replicas
+	}
 	entry := r.entry(svc, d, prev, had, res)
 	r.observePropagation(svc, res)
-	if err := r.writeEntry(ctx, svc, name, prev, had, &entry); err != nil {
-		return reconcile.Result{}, err
-	}
+	r.Reports.Put(svc, name, &entry)
 	switch {
 	case res.err != nil:
 		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", name, res.err)
@@ -291,22 +297,22 @@ func (r *MemberSync) remove(ctx context.Context, svc *v1alpha1.FleetInferenceSer
 		return reconcile.Result{}, err
 	} else if !registered {
 		r.pruned.Delete(string(svc.UID) + "/" + name)
-		return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, nil)
+		r.Reports.Put(svc, name, nil)
+		return reconcile.Result{}, nil
 	}
 	deleted, err := r.cleanCluster(ctx, svc, name)
 	if err != nil {
 		st := prev
 		st.Name, st.DesiredReplicas, st.ObservedGeneration, st.Reason = name, 0, svc.Generation, ReasonCleanupBlocked
 		st.Message = fmt.Sprintf("no longer selected; cleanup pending: %v", err)
-		if werr := r.writeEntry(ctx, svc, name, prev, had, &st); werr != nil {
-			return reconcile.Result{}, werr
-		}
+		r.Reports.Put(svc, name, &st)
 		return reconcile.Result{}, err
 	}
 	if len(deleted) > 0 {
 		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed %d objects from %s (no longer selected)", len(deleted), name)
 	}
-	return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, nil)
+	r.Reports.Put(svc, name, nil)
+	return reconcile.Result{}, nil
 }
 
 // finalize removes the service's objects from one member (unless the user chose to orphan
@@ -332,66 +338,12 @@ func (r *MemberSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceS
 	}
 	if err != nil {
 		st.Reason, st.Message = ReasonCleanupBlocked, err.Error()
-		if werr := r.writeEntry(ctx, svc, name, prev, had, &st); werr != nil {
-			return reconcile.Result{}, werr
-		}
+		r.Reports.Put(svc, name, &st)
 		return reconcile.Result{}, err
 	}
 	st.Reason, st.Message = ReasonCleanedUp, fmt.Sprintf("removed %d objects", len(deleted))
-	return reconcile.Result{}, r.writeEntry(ctx, svc, name, prev, had, &st)
-}
-
-// writeEntry writes one cluster's status entry (nil removes it) with server-side apply,
-// under a field manager of that cluster's own: entries of different members never
-// conflict, and the service-level status the other reconcilers write is untouched. It
-// writes nothing when the entry is unchanged.
-func (r *MemberSync) writeEntry(ctx context.Context, svc *v1alpha1.FleetInferenceService, name string, prev v1alpha1.ClusterStatus, had bool, st *v1alpha1.ClusterStatus) error {
-	if st == nil && !had {
-		return nil
-	}
-	if st != nil && had && equality.Semantic.DeepEqual(prev, *st) {
-		return nil
-	}
-	entries := []any{}
-	if st != nil {
-		e, err := entryObject(st)
-		if err != nil {
-			return err
-		}
-		entries = append(entries, e)
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"clusters": entries}}}
-	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("FleetInferenceService"))
-	u.SetNamespace(svc.Namespace)
-	u.SetName(svc.Name)
-	u.SetUID(svc.UID)
-	err := r.Hub.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(EntryFieldManager(name)), client.ForceOwnership)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("write status of %s: %w", name, err)
-	}
-	return nil
-}
-
-// EntryFieldManager is the field manager of one cluster's status entry.
-func EntryFieldManager(cluster string) string { return FieldManager + "/" + cluster }
-
-// entryObject is a status entry as applied: every field the hub sets is present, zero
-// values too, so that applying it takes over each field (an entry once written whole by
-// another manager keeps no stale value).
-func entryObject(st *v1alpha1.ClusterStatus) (map[string]any, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
-	if err != nil {
-		return nil, err
-	}
-	for k, zero := range map[string]any{"region": "", "exported": false, "message": "", "healthReason": "", "failedOver": false, "observedGeneration": int64(0), "reason": ""} {
-		if _, ok := m[k]; !ok {
-			m[k] = zero
-		}
-	}
-	return m, nil
+	r.Reports.Put(svc, name, &st)
+	return reconcile.Result{}, nil
 }
 
 func listSummary(items []string) string {
@@ -430,7 +382,7 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		if r.Monitor != nil {
 			// No client for a registered cluster (connecting, or the hub is stopping): the
 			// monitor, which probes on its own, is the one to call it unreachable.
-			return pendingResult(c, replicas, svc)
+			return pendingResult(c, replicas)
 		}
 		return fail(ReasonUnreachable, fmt.Errorf("not connected: %w", err))
 	}
@@ -502,15 +454,10 @@ func unschedulablePods(ctx context.Context, r client.Reader, svc *v1alpha1.Fleet
 	return false, ""
 }
 
-// pendingResult carries a cluster's last recorded status while the hub connects to it.
-func pendingResult(c fleet.Cluster, share int32, svc *v1alpha1.FleetInferenceService) clusterResult {
-	st := v1alpha1.ClusterStatus{Name: c.Name, Region: c.Region}
-	for _, prev := range svc.Status.Clusters {
-		if prev.Name == c.Name {
-			st = *prev.DeepCopy()
-		}
-	}
-	st.DesiredReplicas = share
+// pendingResult is a cluster the hub is still connecting to (its last recorded status
+// stands).
+func pendingResult(c fleet.Cluster, share int32) clusterResult {
+	st := v1alpha1.ClusterStatus{Name: c.Name, Region: c.Region, DesiredReplicas: share}
 	return clusterResult{status: st, pending: true, err: fmt.Errorf("connecting to %s", c.Name), reason: ReasonConnecting}
 }
 
@@ -635,6 +582,9 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 // (fanned out to the clusters they are or were placed on), registrations and token
 // Secrets, and the owned objects in every member (with that member's name).
 func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
+	if r.Reports == nil {
+		return errors.New("member sync needs the Reports placement writes")
+	}
 	if r.Now == nil {
 		r.Now = time.Now
 	}
@@ -666,8 +616,8 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 }
 
 // memberInputsChanged passes the service updates member sync acts on: the spec, the
-// placement decision, deletion and finalizers. The per-cluster entries member sync writes
-// itself do not wake every member again.
+// placement decision, deletion and finalizers. The per-cluster entries placement writes
+// for it do not wake every member again.
 var memberInputsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*v1alpha1.FleetInferenceService)
 	n, ok2 := e.ObjectNew.(*v1alpha1.FleetInferenceService)

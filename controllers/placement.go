@@ -12,13 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
 	mchandler "sigs.k8s.io/multicluster-runtime/pkg/handler"
@@ -37,8 +37,9 @@ const Finalizer = "fleet.inferfleet.dev/cleanup"
 // the registry, splits the replicas by weight, and applies the failover policy to what
 // member sync last recorded (fleet.Place, fleet.Observe, fleet.Decide). The decision goes
 // to status.placement, which member sync follows cluster by cluster; the per-cluster
-// outcomes come back in status.clusters, which Placement rolls up into the service's
-// conditions. It also holds the cleanup finalizer until every member reports clean.
+// outcomes come back through Reports, and placement writes them into status.clusters in
+// the same status write as its decision and their rollup into the service's conditions.
+// It also holds the cleanup finalizer until every member reports clean.
 type Placement struct {
 	Hub      client.Client
 	Registry *fleet.Registry
@@ -47,6 +48,8 @@ type Placement struct {
 	Monitor *fleet.Monitor
 	// Clock records when the hub first saw each generation (shared with member sync).
 	Clock *GenerationClock
+	// Reports brings member sync's outcomes, which placement writes (shared).
+	Reports *Reports
 	// Resync re-decides at least this often.
 	Resync time.Duration
 	// Now is the clock for status times (tests pin it).
@@ -57,13 +60,24 @@ type Placement struct {
 
 // Reconcile decides one service's placement and rolls up its per-cluster status.
 func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place}.run(ctx, req)
+	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place, gone: r.Reports.forget}.run(ctx, req)
 }
 
+// place writes the members' outcomes waiting in Reports, the decision, and the rollup, in
+// one status write.
 func (r *Placement) place(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
+	before := svc.Status.DeepCopy()
+	taken := r.Reports.merge(svc)
+	res, err := r.decide(ctx, svc, before)
+	if err == nil {
+		r.Reports.written(svc.UID, taken)
+	}
+	return res, err
+}
+
+func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) (reconcile.Result, error) {
 	now := r.Now()
 	r.Clock.Seen(svc, now)
-	before := svc.Status.DeepCopy()
 	desired := svc.DeepCopy()
 	v1alpha1.SetDefaults(desired)
 	invalid := func(err error) (reconcile.Result, error) {
@@ -147,6 +161,14 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 	if !controllerutil.ContainsFinalizer(svc, Finalizer) {
 		return reconcile.Result{}, nil
 	}
+	before := svc.Status.DeepCopy()
+	if taken := r.Reports.merge(svc); taken != nil {
+		// The members' cleanup, for users to see while they wait.
+		if err := writeStatus(ctx, r.Hub, svc, before); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+		r.Reports.written(svc.UID, taken)
+	}
 	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
 		all, err := r.Registry.List(ctx)
 		if err != nil {
@@ -177,11 +199,12 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	r.Clock.Forget(svc)
+	r.Reports.forgetUID(svc.UID)
 	return reconcile.Result{}, nil
 }
 
-// SetupWithManager watches services (their status too: the per-cluster entries feed the
-// decision and the rollup) and the cluster registrations.
+// SetupWithManager watches services, the outcomes member sync reports, and the cluster
+// registrations.
 func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
@@ -192,13 +215,17 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Clock == nil {
 		r.Clock = &GenerationClock{}
 	}
+	if r.Reports == nil {
+		r.Reports = &Reports{}
+	}
 	opts := controllerOptions(r.SkipNameValidation)
 	opts.MaxConcurrentReconciles = placementWorkers
 	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
 	return mcbuilder.ControllerManagedBy(mgr).
 		Named("placement").
 		WithOptions(opts).
-		Watches(&v1alpha1.FleetInferenceService{}, serviceHandler, local...).
+		Watches(&v1alpha1.FleetInferenceService{}, mchandler.EnqueueRequestForObject, append(local, mcbuilder.WithPredicates(placementInputsChanged))...).
+		WatchesRawSource(r.Reports.source()).
 		Watches(&corev1.Secret{}, r.registrationHandler(), local...).
 		Complete(r)
 }
@@ -206,40 +233,21 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 // placementWorkers is how many services placement decides at once.
 const placementWorkers = 8
 
-// rollupDelay gathers the entries members write about the same time (every member syncs
-// a change at once) into one rollup, instead of a status write per entry.
+// placementInputsChanged passes the service updates placement decides on: the spec,
+// deletion, finalizers, labels and annotations (a drill's cordon). Status is not among
+// them: the members' outcomes come through Reports, batched, and waking on its own writes
+// (or routing's) would write each outcome on its own.
+var placementInputsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld, e.ObjectNew
+	return o.GetGeneration() != n.GetGeneration() || !equality.Semantic.DeepEqual(o.GetDeletionTimestamp(), n.GetDeletionTimestamp()) ||
+		!equality.Semantic.DeepEqual(o.GetFinalizers(), n.GetFinalizers()) ||
+		!equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
+		!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations())
+}}
+
+// rollupDelay gathers the outcomes members report about the same time (every member
+// syncs a change at once) into one status write.
 const rollupDelay = 200 * time.Millisecond
-
-// serviceHandler enqueues a service at once for any change placement decides on, and
-// after rollupDelay when only member sync's entries changed.
-func serviceHandler(_ multicluster.ClusterName, _ cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
-	req := func(o client.Object) mcreconcile.Request {
-		return mcreconcile.Request{Request: reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}}
-	}
-	type queue = workqueue.TypedRateLimitingInterface[mcreconcile.Request]
-	return handler.TypedFuncs[client.Object, mcreconcile.Request]{
-		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q queue) { q.Add(req(e.Object)) },
-		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q queue) {
-			if entriesOnly(e.ObjectOld, e.ObjectNew) {
-				q.AddAfter(req(e.ObjectNew), rollupDelay)
-				return
-			}
-			q.Add(req(e.ObjectNew))
-		},
-		DeleteFunc:  func(_ context.Context, e event.TypedDeleteEvent[client.Object], q queue) { q.Add(req(e.Object)) },
-		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object], q queue) { q.Add(req(e.Object)) },
-	}
-}
-
-// entriesOnly reports whether an update changed nothing but status.clusters.
-func entriesOnly(oldObj, newObj client.Object) bool {
-	o, ok1 := oldObj.(*v1alpha1.FleetInferenceService)
-	n, ok2 := newObj.(*v1alpha1.FleetInferenceService)
-	if !ok1 || !ok2 || memberInputsChanged.Update(event.UpdateEvent{ObjectOld: oldObj, ObjectNew: newObj}) {
-		return false
-	}
-	return equality.Semantic.DeepEqual(o.Status.Conditions, n.Status.Conditions) && equality.Semantic.DeepEqual(o.Labels, n.Labels)
-}
 
 // serviceStep is what every service-level reconcile does around its own work: time it,
 // fetch the service, finalize it once it is being deleted, else hold its finalizer on it
@@ -250,6 +258,8 @@ type serviceStep struct {
 	finalizer string
 	finalize  func(context.Context, *v1alpha1.FleetInferenceService) (reconcile.Result, error)
 	sync      func(context.Context, *v1alpha1.FleetInferenceService) (reconcile.Result, error)
+	// gone, when set, hears of a service that no longer exists.
+	gone func(types.NamespacedName)
 }
 
 func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
@@ -258,6 +268,9 @@ func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcil
 	}(time.Now())
 	svc := &v1alpha1.FleetInferenceService{}
 	if err := s.hub.Get(ctx, req.NamespacedName, svc); err != nil {
+		if apierrors.IsNotFound(err) && s.gone != nil {
+			s.gone(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !svc.DeletionTimestamp.IsZero() {
@@ -268,8 +281,8 @@ func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcil
 	}
 	res, err := s.sync(ctx, svc)
 	if apierrors.IsConflict(err) {
-		// The service changed since it was read (member sync writes its entries as they
-		// come): its newer version is on its way; decide again on that.
+		// The service changed since it was read (route sync writes its conditions too):
+		// its newer version is on its way; decide again on that.
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	return res, err

@@ -17,8 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
@@ -567,11 +569,38 @@ func (r *RouteSync) SetupWithManager(mgr mcmanager.Manager) error {
 	return mcbuilder.ControllerManagedBy(mgr).
 		Named("route-sync").
 		WithOptions(controllerOptions(r.SkipNameValidation)).
-		For(&v1alpha1.FleetInferenceService{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		For(&v1alpha1.FleetInferenceService{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false), mcbuilder.WithPredicates(routeInputsChanged)).
 		Watches(&gwv1.Gateway{}, byGateway, local...).
 		Watches(&gwv1.HTTPRoute{}, ownerHandler, local...).
 		Watches(&corev1.Secret{}, registrations, local...).
 		Complete(r)
+}
+
+// routeInputsChanged passes the service updates routing acts on: those member sync acts on,
+// and a change in which clusters answer or export a ready pool (the InferencePoolImport
+// and the pools' Exported condition follow them). The rest of the status placement writes
+// as members report does not wake routing.
+var routeInputsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	if memberInputsChanged.Update(e) {
+		return true
+	}
+	o, ok1 := e.ObjectOld.(*v1alpha1.FleetInferenceService)
+	n, ok2 := e.ObjectNew.(*v1alpha1.FleetInferenceService)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !slices.Equal(ExportingClusters(o), ExportingClusters(n)) || !slices.Equal(reachableClusters(o), reachableClusters(n))
+}}
+
+// reachableClusters are the clusters whose entry says they answer.
+func reachableClusters(svc *v1alpha1.FleetInferenceService) []string {
+	var out []string
+	for _, c := range svc.Status.Clusters {
+		if c.Reachable {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // servicesNaming lists the services that name a Gateway (all services when name is "").

@@ -883,7 +883,7 @@ type FleetInferenceServiceStatus struct {
 	Placement *PlacementStatus `json:"placement,omitempty"`
 
 	// Clusters is the outcome in each member cluster the service is placed on (or is
-	// being removed from). Each entry is written by the hub's sync of that one member.
+	// being removed from). Each entry is what the hub's sync of that one member found.
 	// +listType=map
 	// +listMapKey=name
 	// +optional

@@ -195,12 +195,15 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	controllers.RegisterMetrics()
 	recorder := local.GetEventRecorder("inferfleet-hub")
 	clock := &controllers.GenerationClock{}
+	// Member sync reports each member's outcome; placement writes them with its decision.
+	reports := &controllers.Reports{}
 	placement := &controllers.Placement{
 		Hub:                local.GetClient(),
 		Registry:           registry,
 		Monitor:            monitor,
 		Recorder:           recorder,
 		Clock:              clock,
+		Reports:            reports,
 		SkipNameValidation: o.SeveralPerProcess,
 	}
 	if err := placement.SetupWithManager(mgr); err != nil {
@@ -213,6 +216,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		Monitor:            monitor,
 		Recorder:           recorder,
 		Clock:              clock,
+		Reports:            reports,
 		ClusterTimeout:     o.MemberTimeout,
 		SkipNameValidation: o.SeveralPerProcess,
 	}
