@@ -251,3 +251,34 @@ func TestFitsLeavesOutWhatMemoryDoesNotAllow(t *testing.T) {
 		t.Errorf("results.md does not say what was left out:\n%s", md)
 	}
 }
+
+func TestMarkdownComparesWithBaseline(t *testing.T) {
+	fleet := func(applied, placed float64) FleetResult {
+		return FleetResult{
+			Members:     2,
+			Propagation: []PropagationResult{{Services: 10, Applied: Summary{P50: applied}, Ready: Summary{P50: 2}}},
+			Update:      []UpdateResult{{Services: 10, Applied: Summary{P50: 1}, RolledOut: Summary{P50: 1}}},
+			Failover:    &FailoverResult{Services: 10, Placed: Summary{P50: placed}},
+		}
+	}
+	r := &Results{
+		Fleets:   []FleetResult{fleet(0.5, 12), {Members: 4}},
+		Baseline: &Results{Machine: Machine{Commit: "abc1234"}, Fleets: []FleetResult{fleet(1, 10)}},
+	}
+	md := string(r.Markdown())
+	for _, want := range []string{
+		"Baseline: commit abc1234",
+		"| 2 | 10 | 1.00 → 0.50 (-50%) | 2.00 → 2.00 (+0%) |",
+		"| 2 | 10 | 10.00 → 12.00 (+20%) |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| 4 |") {
+		t.Errorf("a fleet size the baseline did not measure is compared:\n%s", md)
+	}
+	if strings.Contains(string((&Results{Fleets: r.Fleets}).Markdown()), "Against the baseline") {
+		t.Error("results.md without a baseline has a comparison")
+	}
+}

@@ -25,6 +25,7 @@ var (
 	settle           = flag.Duration("settle", 15*time.Second, "quiet time before memory is measured and the window opens")
 	timeout          = flag.Duration("wait", 10*time.Minute, "bound on each wait for a milestone")
 	out              = flag.String("out", ".", "folder for results.json and results.md")
+	baseline         = flag.String("baseline", "", "results.json of another build, measured the same way, for results.md to compare with")
 )
 
 func ints(t *testing.T, name, s string) []int {
@@ -48,7 +49,9 @@ func TestFleetBench(t *testing.T) {
 		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
 		Window: *window, Settle: *settle, Timeout: *timeout,
 	}
+	base := readBaseline(t)
 	res := Run(t, o)
+	res.Baseline = base
 	if err := res.Write(*out); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +77,23 @@ func TestFleetBenchReport(t *testing.T) {
 	if len(res.Fleets) == 0 {
 		t.Fatal("results.json holds no fleet")
 	}
+	if b := readBaseline(t); b != nil {
+		res.Baseline = b
+	}
 	if err := res.Write(*out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readBaseline reads -baseline, without a baseline of its own.
+func readBaseline(t *testing.T) *Results {
+	if *baseline == "" {
+		return nil
+	}
+	b, err := Read(*baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Baseline = nil
+	return b
 }

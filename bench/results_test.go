@@ -20,6 +20,9 @@ type Results struct {
 	Fleets  []FleetResult `json:"fleets"`
 	// Skipped are the fleet sizes asked for that memory did not allow, with why.
 	Skipped []string `json:"skipped,omitempty"`
+	// Baseline is another build's results, measured the same way, that results.md
+	// compares these with (-baseline).
+	Baseline *Results `json:"baseline,omitempty"`
 }
 
 // Machine describes where the numbers were taken.
@@ -375,7 +378,64 @@ func (r *Results) Markdown() []byte {
 			fmt.Fprintf(&b, "\nWrites the hub's kube-apiserver served in that window (%d members; leases are its own): %s.\n", f.Members, methods(s.HubServerWrites))
 		}
 	}
+	if r.Baseline != nil {
+		r.compare(&b)
+	}
 	return []byte(b.String())
+}
+
+// compare renders the p50 figures of every fleet size and K measured in both this run and
+// the baseline, side by side.
+func (r *Results) compare(b *strings.Builder) {
+	base := r.Baseline
+	m := base.Machine
+	fmt.Fprintf(b, "\n## Against the baseline\n\nBaseline: commit %s, %s, %d cores (%s), medians of %d run(s). "+
+		"p50 seconds, baseline → this build (change); lower is better.\n\n", m.Commit, m.Date, m.Cores, m.CPU, base.Options.Runs)
+	b.WriteString("| members | services | applied | Ready | update applied | update rolled out |\n|---:|---:|---|---|---|---|\n")
+	for _, f := range r.Fleets {
+		bf := base.fleet(f.Members)
+		if bf == nil {
+			continue
+		}
+		for _, p := range f.Propagation {
+			i := slices.IndexFunc(bf.Propagation, func(x PropagationResult) bool { return x.Services == p.Services })
+			j := slices.IndexFunc(f.Update, func(x UpdateResult) bool { return x.Services == p.Services })
+			k := slices.IndexFunc(bf.Update, func(x UpdateResult) bool { return x.Services == p.Services })
+			if i < 0 || j < 0 || k < 0 {
+				continue
+			}
+			bp, u, bu := bf.Propagation[i], f.Update[j], bf.Update[k]
+			fmt.Fprintf(b, "| %d | %d | %s | %s | %s | %s |\n", f.Members, p.Services, change(bp.Applied.P50, p.Applied.P50),
+				change(bp.Ready.P50, p.Ready.P50), change(bu.Applied.P50, u.Applied.P50), change(bu.RolledOut.P50, u.RolledOut.P50))
+		}
+	}
+	b.WriteString("\n| members | failover services | placed elsewhere | ready elsewhere | failback placed | failback ready |\n|---:|---:|---|---|---|---|\n")
+	for _, f := range r.Fleets {
+		bf := base.fleet(f.Members)
+		if bf == nil || bf.Failover == nil || f.Failover == nil {
+			continue
+		}
+		x, bx := f.Failover, bf.Failover
+		fmt.Fprintf(b, "| %d | %d | %s | %s | %s | %s |\n", f.Members, x.Services, change(bx.Placed.P50, x.Placed.P50),
+			change(bx.Ready.P50, x.Ready.P50), change(bx.FailbackPlaced.P50, x.FailbackPlaced.P50), change(bx.FailbackReady.P50, x.FailbackReady.P50))
+	}
+}
+
+func (r *Results) fleet(members int) *FleetResult {
+	for i := range r.Fleets {
+		if r.Fleets[i].Members == members {
+			return &r.Fleets[i]
+		}
+	}
+	return nil
+}
+
+// change is "was → now (±n%)".
+func change(was, now float64) string {
+	if was == 0 {
+		return fmt.Sprintf("%s → %s", secs(was), secs(now))
+	}
+	return fmt.Sprintf("%s → %s (%+.0f%%)", secs(was), secs(now), (now-was)/was*100)
 }
 
 func methods(w map[string]int) string {
