@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -206,6 +207,9 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 // SetupWithManager watches services, the outcomes member sync reports, and the cluster
 // registrations.
 func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
+	if r.Reports == nil {
+		return errors.New("placement needs the Reports member sync fills")
+	}
 	if r.Now == nil {
 		r.Now = time.Now
 	}
@@ -214,9 +218,6 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 	}
 	if r.Clock == nil {
 		r.Clock = &GenerationClock{}
-	}
-	if r.Reports == nil {
-		r.Reports = &Reports{}
 	}
 	opts := controllerOptions(r.SkipNameValidation)
 	opts.MaxConcurrentReconciles = placementWorkers
