@@ -22,9 +22,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -90,8 +92,12 @@ type MemberSync struct {
 	// Resync re-checks members for drift in kinds that are not watched.
 	Resync time.Duration
 	// Workers is how many (service, member) syncs run at once (DefaultMemberSyncWorkers
-	// when zero): a member that hangs holds only the workers syncing to it.
+	// when zero).
 	Workers int
+	// PerMember is how many of those may sync to one member at once (DefaultSyncsPerMember
+	// when zero). Each member's syncs then run in the order they were queued, and a
+	// member that hangs holds only PerMember workers.
+	PerMember int
 	// Now is the clock for status times (tests pin it).
 	Now func() time.Time
 	// SkipNameValidation lets several hubs run in one process (tests).
@@ -102,6 +108,9 @@ type MemberSync struct {
 
 // DefaultMemberSyncWorkers is how many (service, member) syncs run at once by default.
 const DefaultMemberSyncWorkers = 32
+
+// DefaultSyncsPerMember is how many of them may sync to one member at once by default.
+const DefaultSyncsPerMember = 4
 
 // clusterResult is the outcome of syncing one member.
 type clusterResult struct {
@@ -600,8 +609,17 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 	if r.Workers == 0 {
 		r.Workers = DefaultMemberSyncWorkers
 	}
+	if r.PerMember == 0 {
+		r.PerMember = DefaultSyncsPerMember
+	}
 	opts := controllerOptions(r.SkipNameValidation)
 	opts.MaxConcurrentReconciles = r.Workers
+	opts.NewQueue = func(name string, limiter workqueue.TypedRateLimiter[mcreconcile.Request]) workqueue.TypedRateLimitingInterface[mcreconcile.Request] {
+		inner := priorityqueue.New(name, func(o *priorityqueue.Opts[mcreconcile.Request]) {
+			o.RateLimiter, o.Log = limiter, log.Log.WithValues("controller", name)
+		})
+		return fleet.NewClusterQueue(inner, func(req mcreconcile.Request) string { return string(req.ClusterName) }, r.PerMember)
+	}
 	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
 	members := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)}
 	b := mcbuilder.ControllerManagedBy(mgr).

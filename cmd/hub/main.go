@@ -30,6 +30,7 @@ func main() {
 	flag.StringVar(&o.ClusterNamespace, "cluster-namespace", fleet.RegistrationNamespace,
 		"Namespace of the kubeconfig Secrets that register member clusters (label "+fleet.KubeconfigLabel+"=true).")
 	flag.DurationVar(&o.MemberTimeout, "member-timeout", 15*time.Second, "Bound on one member's sync, so a slow member never holds the others.")
+	flag.IntVar(&o.SyncsPerMember, "syncs-per-member", controllers.DefaultSyncsPerMember, "How many services sync to one member at once; each member's syncs run in the order they were queued.")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 2*time.Second, "How often each member's API server is probed (/readyz) for its health.")
 	flag.DurationVar(&o.KVCacheInterval, "kv-cache-interval", controllers.DefaultKVCacheInterval, "How often the model servers' KV-cache use is read from the members for inferfleet_cluster_kv_cache_utilization.")
 	hubQPS := flag.Float64("kube-api-qps", 0, "Client-side limit on the hub's requests per second to its own API server; 0 leaves it off (the API server's priority and fairness applies).")
@@ -56,6 +57,9 @@ func main() {
 		if v < 0 {
 			fail(name, fmt.Errorf("must not be negative (0 leaves the limit off)"))
 		}
+	}
+	if o.SyncsPerMember < 1 {
+		fail("--syncs-per-member", fmt.Errorf("must be at least 1, got %d", o.SyncsPerMember))
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	var err error

@@ -39,6 +39,9 @@ type HubOptions struct {
 	ClusterNamespace string
 	// MemberTimeout bounds the work on one member (controllers.DefaultMemberTimeout when zero).
 	MemberTimeout time.Duration
+	// SyncsPerMember is how many services sync to one member at once
+	// (controllers.DefaultSyncsPerMember when zero).
+	SyncsPerMember int
 	// ProbeInterval is how often each member's API server is probed (default 2s).
 	ProbeInterval time.Duration
 	// SeveralPerProcess lets tests run more than one hub in a process (controller names
@@ -218,6 +221,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		Clock:              clock,
 		Reports:            reports,
 		ClusterTimeout:     o.MemberTimeout,
+		PerMember:          o.SyncsPerMember,
 		SkipNameValidation: o.SeveralPerProcess,
 	}
 	if err := sync.SetupWithManager(mgr); err != nil {
