@@ -110,7 +110,7 @@ type MemberSync struct {
 const DefaultMemberSyncWorkers = 32
 
 // DefaultSyncsPerMember is how many of them may sync to one member at once by default.
-const DefaultSyncsPerMember = 4
+const DefaultSyncsPerMember = 8
 
 // clusterResult is the outcome of syncing one member.
 type clusterResult struct {
