@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers/render"
 )
 
 // Reasons used in conditions, per-cluster status and events.
@@ -95,6 +96,7 @@ func rollup(svc *v1alpha1.FleetInferenceService, now time.Time) {
 		}
 	}
 	svc.Status.Replicas = desiredTotal
+	svc.Status.Selector = render.ModelSelector(svc)
 	svc.Status.ReadyReplicas = readyTotal
 	svc.Status.ReplicasReady = fmt.Sprintf("%d/%d", readyTotal, desiredTotal)
 	svc.Status.ClustersReady = fmt.Sprintf("%d/%d", readyClusters, selected)

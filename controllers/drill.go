@@ -265,8 +265,8 @@ func (r *DrillReconciler) drain(ctx context.Context, drill *v1alpha1.FailoverDri
 		rep := &drill.Status.Services[i]
 		if svc := svcs[rep.Name]; svc != nil {
 			rep.During = drillShares(svc)
-			if carried := drillOthersDesired(svc, drill.Spec.Cluster); carried < svc.Spec.Replicas {
-				notes = append(notes, fmt.Sprintf("%s: the other clusters carry %d of %d replicas (placement caps them)", svc.Name, carried, svc.Spec.Replicas))
+			if carried := drillOthersDesired(svc, drill.Spec.Cluster); carried < svc.Total() {
+				notes = append(notes, fmt.Sprintf("%s: the other clusters carry %d of %d replicas (placement caps them)", svc.Name, carried, svc.Total()))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/fleet"
 )
 
@@ -34,6 +36,9 @@ type KVCacheReader struct {
 	Interval, Timeout time.Duration
 	// Parallel bounds the reads in flight at once (8 when zero).
 	Parallel int
+	// Loads, when set, receives each round's reading of the services with
+	// spec.autoscaling, for placement to scale them on.
+	Loads *Loads
 
 	set  map[[3]string]bool       // the series the last round set
 	back map[[3]string]*kvBackoff // the series whose servers did not answer lately
@@ -87,9 +92,16 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	now := map[[3]string]bool{}
 	listed := map[[3]string]bool{}
+	start := time.Now()
+	loads := map[types.NamespacedName]*Load{}
 	for i := range list.Items {
 		svc := list.Items[i].DeepCopy()
 		v1alpha1.SetDefaults(svc)
+		var load *Load
+		if svc.Spec.Autoscaling != nil && k.Loads != nil && svc.DeletionTimestamp.IsZero() {
+			load = &Load{At: start, UID: svc.UID, Clusters: map[string]fleet.Servers{}}
+			loads[client.ObjectKeyFromObject(svc)] = load
+		}
 		for _, st := range svc.Status.Clusters {
 			if st.DesiredReplicas == 0 || !st.Reachable || !svc.DeletionTimestamp.IsZero() {
 				continue
@@ -104,10 +116,17 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 			go func() {
 				defer wg.Done()
 				slots <- struct{}{}
-				kv, err := k.read(ctx, svc, st.Name)
+				servers, err := k.read(ctx, svc, st.Name)
 				<-slots
 				mu.Lock()
 				defer mu.Unlock()
+				if err == nil && load != nil {
+					load.Clusters[st.Name] = servers
+				}
+				var kv fleet.KVCache
+				if err == nil {
+					kv, err = servers.KVCache(modelSelector(svc))
+				}
 				if err != nil {
 					b := k.back[series]
 					if b == nil {
@@ -128,6 +147,9 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	for key, load := range loads {
+		k.Loads.Put(key, *load)
+	}
 	for series := range k.set {
 		if !now[series] {
 			kvCacheUtilization.DeleteLabelValues(series[:]...)
@@ -143,16 +165,20 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 
 // read reads one service's model servers in one member: the pods of its Deployment
 // (labelled app=<service>) on the port vLLM listens on.
-func (k *KVCacheReader) read(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string) (fleet.KVCache, error) {
+func (k *KVCacheReader) read(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string) (fleet.Servers, error) {
 	cl, err := k.Clusters.GetCluster(ctx, multicluster.ClusterName(cluster))
 	if err != nil {
-		return fleet.KVCache{}, err
+		return fleet.Servers{}, err
 	}
 	core, err := corev1client.NewForConfigAndClient(cl.GetConfig(), cl.GetHTTPClient())
 	if err != nil {
-		return fleet.KVCache{}, err
+		return fleet.Servers{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
 	defer cancel()
-	return fleet.ReadKVCache(ctx, core.Pods(svc.Namespace), labels.SelectorFromSet(labels.Set{"app": svc.Name}), svc.Spec.Model.Server.Port)
+	return fleet.ReadServers(ctx, core.Pods(svc.Namespace), modelSelector(svc), svc.Spec.Model.Server.Port)
+}
+
+func modelSelector(svc *v1alpha1.FleetInferenceService) labels.Selector {
+	return labels.SelectorFromSet(render.ModelLabels(svc))
 }

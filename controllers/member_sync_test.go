@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -412,6 +413,49 @@ func TestMemberSync(t *testing.T) {
 					return fmt.Errorf("removed objective still there: %v", err)
 				}
 				return m.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "base"}, &infv1alpha2.InferenceObjective{})
+			})
+		}
+	})
+
+	t.Run("kubectl scale sets the total through the scale subresource", func(t *testing.T) {
+		scale := func(replicas int32) {
+			t.Helper()
+			got := &v1alpha1.FleetInferenceService{}
+			if err := hub.Get(ctx, key, got); err != nil {
+				t.Fatal(err)
+			}
+			body := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+			if err := hub.SubResource("scale").Update(ctx, got, client.WithSubResourceBody(body)); err != nil {
+				t.Fatalf("scale to %d: %v", replicas, err)
+			}
+		}
+		for _, total := range []int32{6, 4} {
+			scale(total)
+			for name, m := range map[string]client.Client{"west": west, "east": east} {
+				eventually(t, 15*time.Second, fmt.Sprintf("%s at %d of %d", name, total/2, total), func() error {
+					d, err := getDeployment(ctx, m, "serving", "llama")
+					if err != nil {
+						return err
+					}
+					if *d.Spec.Replicas != total/2 {
+						return fmt.Errorf("replicas %d, want %d", *d.Spec.Replicas, total/2)
+					}
+					return nil
+				})
+			}
+			eventually(t, 15*time.Second, "scale status", func() error {
+				got := &v1alpha1.FleetInferenceService{}
+				if err := hub.Get(ctx, key, got); err != nil {
+					return err
+				}
+				sc := &autoscalingv1.Scale{}
+				if err := hub.SubResource("scale").Get(ctx, got, sc); err != nil {
+					return err
+				}
+				if sc.Spec.Replicas != total || sc.Status.Replicas != total || sc.Status.Selector != "app=llama" {
+					return fmt.Errorf("scale %+v, want %d replicas and selector app=llama", sc, total)
+				}
+				return nil
 			})
 		}
 	})

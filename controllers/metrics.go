@@ -56,11 +56,19 @@ var (
 		Name: "inferfleet_cluster_kv_cache_utilization",
 		Help: "Mean KV-cache use (0 to 1) of a service's vLLM servers in a cluster, read from their /metrics; absent while none answers.",
 	}, []string{"namespace", "service", "cluster"})
+	autoscalerDesired = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "inferfleet_autoscaler_desired_replicas",
+		Help: "The fleet total the autoscaler set for a service with spec.autoscaling.",
+	}, []string{"namespace", "service"})
+	autoscalerDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inferfleet_autoscaler_scale_events_total",
+		Help: "Changes of a fleet total by the autoscaler, by direction (up, down) and the reason that settled it.",
+	}, []string{"direction", "reason"})
 )
 
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization}
+	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization, autoscalerDesired, autoscalerDecisions}
 }
 
 var registerOnce sync.Once

@@ -51,17 +51,31 @@ type Placement struct {
 	Clock *GenerationClock
 	// Reports brings member sync's outcomes, which placement writes (shared).
 	Reports *Reports
+	// Loads brings the model servers' load, on which services with spec.autoscaling are
+	// scaled (shared with the KVCacheReader that reads it).
+	Loads *Loads
 	// Resync re-decides at least this often.
 	Resync time.Duration
 	// Now is the clock for status times (tests pin it).
 	Now func() time.Time
 	// SkipNameValidation lets several hubs run in one process (tests).
 	SkipNameValidation bool
+
+	scales scaleStates
 }
 
 // Reconcile decides one service's placement and rolls up its per-cluster status.
 func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place, gone: r.Reports.forget}.run(ctx, req)
+	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place, gone: r.gone}.run(ctx, req)
+}
+
+// gone forgets what placement holds about a service that no longer exists.
+func (r *Placement) gone(key types.NamespacedName) {
+	r.Reports.forget(key)
+	if r.Loads != nil {
+		r.Loads.forget(key)
+	}
+	autoscalerDesired.DeleteLabelValues(key.Namespace, key.Name)
 }
 
 // place writes the members' outcomes waiting in Reports, the decision, and the rollup, in
@@ -94,6 +108,7 @@ func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceServ
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	desired.Spec.Replicas = r.autoscale(svc, desired, now)
 	p, err := fleet.Place(desired, all)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -201,6 +216,7 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 	}
 	r.Clock.Forget(svc)
 	r.Reports.forgetUID(svc.UID)
+	r.scales.forget(svc.UID)
 	return reconcile.Result{}, nil
 }
 
@@ -222,13 +238,16 @@ func (r *Placement) SetupWithManager(mgr mcmanager.Manager) error {
 	opts := controllerOptions(r.SkipNameValidation)
 	opts.MaxConcurrentReconciles = placementWorkers
 	local := []mcbuilder.WatchesOption{mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)}
-	return mcbuilder.ControllerManagedBy(mgr).
+	b := mcbuilder.ControllerManagedBy(mgr).
 		Named("placement").
 		WithOptions(opts).
 		Watches(&v1alpha1.FleetInferenceService{}, mchandler.EnqueueRequestForObject, append(local, mcbuilder.WithPredicates(placementInputsChanged))...).
 		WatchesRawSource(r.Reports.source()).
-		Watches(&corev1.Secret{}, r.registrationHandler(), local...).
-		Complete(r)
+		Watches(&corev1.Secret{}, r.registrationHandler(), local...)
+	if r.Loads != nil {
+		b = b.WatchesRawSource(r.Loads.source())
+	}
+	return b.Complete(r)
 }
 
 // placementWorkers is how many services placement decides at once.

@@ -20,3 +20,9 @@ const (
 	VLLMKVCacheMetric    = "vllm:kv_cache_usage_perc"
 	VLLMKVCacheMetricOld = "vllm:gpu_cache_usage_perc"
 )
+
+// The gauges of a vLLM server's requests: queued for a free slot, and being run.
+const (
+	VLLMWaitingMetric = "vllm:num_requests_waiting"
+	VLLMRunningMetric = "vllm:num_requests_running"
+)

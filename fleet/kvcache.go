@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,30 +31,98 @@ type KVCache struct {
 	Servers int
 }
 
-// ReadKVCache scrapes /metrics on port of every running pod that selector matches, through
+// ServerReading is one model server's load as last read from its /metrics.
+type ServerReading struct {
+	Pod string
+	// Ready: the pod is running and Ready. A server that is starting is read too, but its
+	// load does not count as a ready server's.
+	Ready bool
+	// Values are the vLLM gauges it exports (the mean over its series), by metric name.
+	Values map[string]float64
+	// Err is why it could not be read (Values is then empty).
+	Err error
+}
+
+// KVCache is the server's KV-cache use, by the first name in KVCacheMetrics it exports.
+func (r ServerReading) KVCache() (float64, bool) {
+	for _, m := range KVCacheMetrics {
+		if v, ok := r.Values[m]; ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// Servers are the model servers of one service in one cluster: those read, and how many
+// more are not running yet.
+type Servers struct {
+	Read []ServerReading
+	// Pending are pods not running yet (scheduling, pulling, starting containers).
+	Pending int
+}
+
+// ReadServers scrapes /metrics on port of every running pod that selector matches, through
 // the member's API server (pods/proxy): the hub reaches members only there, and a pod's
-// address is rarely routable from the config cluster. Pods that fail or lack the metric are
-// left out; when none reports, the error wraps ErrNoKVCache with their reasons.
-func ReadKVCache(ctx context.Context, pods corev1client.PodInterface, selector labels.Selector, port int32) (KVCache, error) {
+// address is rarely routable from the config cluster. It fails only when the pods cannot
+// be listed; a server that does not answer has its Err.
+func ReadServers(ctx context.Context, pods corev1client.PodInterface, selector labels.Selector, port int32) (Servers, error) {
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
 	if err != nil {
-		return KVCache{}, fmt.Errorf("list model server pods: %w", err)
+		return Servers{}, fmt.Errorf("list model server pods: %w", err)
 	}
+	var out Servers
+	for _, p := range list.Items {
+		if !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+			out.Pending++
+			continue
+		}
+		r := ServerReading{Pod: p.Name, Ready: podReady(&p)}
+		raw, err := pods.ProxyGet("http", p.Name, strconv.Itoa(int(port)), "metrics", nil).DoRaw(ctx)
+		if err != nil {
+			r.Err = err
+		} else {
+			r.Values = gaugeMeans(raw, vllmGauges)
+		}
+		out.Read = append(out.Read, r)
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ReadKVCache is the mean KV-cache use of the servers ReadServers reads; when none
+// reports it, the error wraps ErrNoKVCache with their reasons.
+func ReadKVCache(ctx context.Context, pods corev1client.PodInterface, selector labels.Selector, port int32) (KVCache, error) {
+	servers, err := ReadServers(ctx, pods, selector, port)
+	if err != nil {
+		return KVCache{}, err
+	}
+	return servers.KVCache(selector)
+}
+
+// KVCache is the mean KV-cache use over the servers that report it.
+func (s Servers) KVCache(selector labels.Selector) (KVCache, error) {
 	var sum float64
 	var n int
 	var why []string
-	for _, p := range list.Items {
-		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || !p.DeletionTimestamp.IsZero() {
+	for _, r := range s.Read {
+		if r.Err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", r.Pod, r.Err))
 			continue
 		}
-		raw, err := pods.ProxyGet("http", p.Name, strconv.Itoa(int(port)), "metrics", nil).DoRaw(ctx)
-		if err != nil {
-			why = append(why, fmt.Sprintf("%s: %v", p.Name, err))
-			continue
-		}
-		v, ok := kvCacheValue(raw)
+		v, ok := r.KVCache()
 		if !ok {
-			why = append(why, fmt.Sprintf("%s: no %s in /metrics", p.Name, KVCacheMetrics[0]))
+			why = append(why, fmt.Sprintf("%s: no %s in /metrics", r.Pod, KVCacheMetrics[0]))
 			continue
 		}
 		sum += v
@@ -68,9 +137,12 @@ func ReadKVCache(ctx context.Context, pods corev1client.PodInterface, selector l
 	return KVCache{Utilization: sum / float64(n), Servers: n}, nil
 }
 
-// kvCacheValue reads the KV-cache gauge from a Prometheus text exposition: the mean of its
-// series (one per model a server runs), by the first name in KVCacheMetrics present.
-func kvCacheValue(exposition []byte) (float64, bool) {
+// vllmGauges are the gauges read from each server.
+var vllmGauges = []string{VLLMKVCacheMetric, VLLMKVCacheMetricOld, VLLMWaitingMetric, VLLMRunningMetric}
+
+// gaugeMeans reads the named gauges from a Prometheus text exposition: per name, the mean
+// of its series (one per model a server runs).
+func gaugeMeans(exposition []byte, names []string) map[string]float64 {
 	values := map[string][]float64{}
 	sc := bufio.NewScanner(bytes.NewReader(exposition))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -83,7 +155,7 @@ func kvCacheValue(exposition []byte) (float64, bool) {
 		if i := strings.IndexAny(line, "{ "); i >= 0 {
 			name, rest = line[:i], line[i:]
 		}
-		if !isKVCacheMetric(name) {
+		if !slices.Contains(names, name) {
 			continue
 		}
 		if strings.HasPrefix(rest, "{") {
@@ -102,25 +174,15 @@ func kvCacheValue(exposition []byte) (float64, bool) {
 			values[name] = append(values[name], v)
 		}
 	}
-	for _, m := range KVCacheMetrics {
-		if vs := values[m]; len(vs) > 0 {
-			var sum float64
-			for _, v := range vs {
-				sum += v
-			}
-			return sum / float64(len(vs)), true
+	out := make(map[string]float64, len(values))
+	for name, vs := range values {
+		var sum float64
+		for _, v := range vs {
+			sum += v
 		}
+		out[name] = sum / float64(len(vs))
 	}
-	return 0, false
-}
-
-func isKVCacheMetric(name string) bool {
-	for _, m := range KVCacheMetrics {
-		if name == m {
-			return true
-		}
-	}
-	return false
+	return out
 }
 
 // closingBrace finds the brace that closes a label set, skipping quoted values.

@@ -48,6 +48,10 @@ func SetDefaults(s *FleetInferenceService) {
 	for i := range spec.Model.FallbackAccelerators {
 		defaultAccelerator(&spec.Model.FallbackAccelerators[i])
 	}
+	if a := spec.Autoscaling; a != nil && a.MinReplicas == nil {
+		one := int32(1)
+		a.MinReplicas = &one
+	}
 	for i := range spec.Placement.Clusters {
 		c := &spec.Placement.Clusters[i]
 		if c.Weight == nil {

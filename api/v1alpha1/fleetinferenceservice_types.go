@@ -3,7 +3,9 @@ package v1alpha1
 import (
 	"strings"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -106,6 +108,7 @@ const (
 // member, and the cross-region Gateway and policies in the config cluster.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=fis,categories=inferfleet
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasReady`,description="ready/desired replicas across the fleet"
@@ -121,6 +124,15 @@ type FleetInferenceService struct {
 	Status FleetInferenceServiceStatus `json:"status,omitempty"`
 }
 
+// Total is the fleet total placement splits: the autoscaler's with autoscaling (once it
+// has decided), spec.replicas otherwise.
+func (s *FleetInferenceService) Total() int32 {
+	if s.Spec.Autoscaling != nil && s.Status.Autoscaling != nil {
+		return s.Status.Autoscaling.DesiredReplicas
+	}
+	return s.Spec.Replicas
+}
+
 // FleetInferenceServiceSpec is what the user asks the fleet to serve.
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'Regional' || !has(self.gateway.className) || !self.gateway.className.endsWith('-mc')",message="gateway.mode Regional routes to the InferencePool in its own cluster; gateway.className names a multi-cluster class (-mc), which routes to an imported pool: use a regional class (gke-l7-regional-external-managed, gke-l7-rilb) or gateway.mode MultiCluster"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'MultiCluster' || !has(self.gateway.className) || !(self.gateway.className in ['gke-l7-regional-external-managed', 'gke-l7-rilb'])",message="gateway.mode MultiCluster routes to an imported pool with an address per region; gateway.className is a regional class, which can program neither: use a multi-cluster class (-mc) or gateway.mode Regional"
@@ -128,6 +140,8 @@ type FleetInferenceService struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.endpointPicker.monitoring) || !has(self.endpointPicker.monitoring.gke) || !self.endpointPicker.monitoring.gke || !has(self.gateway.provider) || self.gateway.provider == 'GKE'",message="endpointPicker.monitoring.gke needs gateway.provider GKE (Managed Prometheus)"
 // +kubebuilder:validation:XValidation:rule="!has(self.computeClasses) || self.computeClasses.all(c, (has(self.model.computeClass) && self.model.computeClass == c.name) || (has(self.placement.clusters) && self.placement.clusters.exists(p, has(p.overrides) && has(p.overrides.computeClass) && p.overrides.computeClass == c.name)))",message="computeClasses: every class must be named by model.computeClass or a placement.clusters[].overrides.computeClass (an unused class would be written nowhere)"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.bodyBasedRouting) || !self.gateway.bodyBasedRouting || (has(self.objectives) ? self.objectives.size() : 0) + (has(self.model.loraAdapters) ? self.model.loraAdapters.size() : 0) <= 127",message="gateway.bodyBasedRouting routes each model name with one HTTPRoute match and a route holds at most 128: objectives plus loraAdapters must not exceed 127"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || (self.replicas >= (has(self.autoscaling.minReplicas) ? self.autoscaling.minReplicas : 1) && self.replicas <= self.autoscaling.maxReplicas)",message="replicas must be within autoscaling.minReplicas and autoscaling.maxReplicas: with autoscaling it is the total the autoscaler starts from"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.autoscaling) || self.replicas == oldSelf.replicas || self.autoscaling.maxReplicas != oldSelf.autoscaling.maxReplicas || (has(self.autoscaling.minReplicas) ? self.autoscaling.minReplicas : 1) != (has(oldSelf.autoscaling.minReplicas) ? oldSelf.autoscaling.minReplicas : 1)",message="replicas is the hub autoscaler's while autoscaling is set (kubectl scale, an HPA or KEDA would fight it): change autoscaling.minReplicas or maxReplicas, or remove autoscaling to set replicas by other means"
 type FleetInferenceServiceSpec struct {
 	// Model is the model, its server and the accelerator each replica runs on.
 	Model ModelSpec `json:"model"`
@@ -151,10 +165,17 @@ type FleetInferenceServiceSpec struct {
 	// +optional
 	Objectives []Objective `json:"objectives,omitempty"`
 
-	// Replicas is the total number of model-server replicas across the fleet.
+	// Replicas is the total number of model-server replicas across the fleet. It is also
+	// the scale subresource's, so kubectl scale, an HPA or KEDA can set it. With
+	// autoscaling, it is where the autoscaler starts, within [minReplicas, maxReplicas],
+	// and the hub's autoscaler owns the total (status.autoscaling.desiredReplicas).
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10000
 	Replicas int32 `json:"replicas"`
+
+	// Autoscaling lets the hub set the fleet total from the model servers' own load.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
 	// Placement selects member clusters and spreads replicas over them.
 	Placement PlacementSpec `json:"placement"`
@@ -179,6 +200,71 @@ type FleetInferenceServiceSpec struct {
 	// +kubebuilder:default=Delete
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// AutoscalingSpec sets the fleet total from the model servers' own signals, as a
+// HorizontalPodAutoscaler would for one Deployment: per metric, the ratio of the servers'
+// average to the target; the largest total any metric asks for; the behavior's
+// stabilization windows and step limits; then [minReplicas, maxReplicas].
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
+type AutoscalingSpec struct {
+	// MinReplicas is the fewest replicas across the fleet (default 1). It is at least 1:
+	// with no server left, no signal would bring one back.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +kubebuilder:default=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the most replicas across the fleet.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// Metrics are the model servers' signals and their targets.
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=3
+	Metrics []AutoscalingMetric `json:"metrics"`
+
+	// Behavior is the HorizontalPodAutoscaler's: stabilization windows, step limits and
+	// tolerance, up and down. Unset fields take the HPA's defaults: up at once by the
+	// larger of 4 replicas or 100 % every 15 s; down by up to 100 % every 15 s to the
+	// largest recommendation of the last 5 minutes; a tolerance of 10 %.
+	// +optional
+	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+}
+
+// AutoscalingMetricType names a model-server signal.
+// +kubebuilder:validation:Enum=KVCacheUtilization;WaitingRequests;RunningRequests
+type AutoscalingMetricType string
+
+const (
+	// MetricKVCacheUtilization is vLLM's KV-cache use (vllm:kv_cache_usage_perc), 0 to 100 %.
+	MetricKVCacheUtilization AutoscalingMetricType = "KVCacheUtilization"
+	// MetricWaitingRequests is the requests a server has queued (vllm:num_requests_waiting).
+	MetricWaitingRequests AutoscalingMetricType = "WaitingRequests"
+	// MetricRunningRequests is the requests a server is running (vllm:num_requests_running).
+	MetricRunningRequests AutoscalingMetricType = "RunningRequests"
+)
+
+// AutoscalingMetric is one signal and its target per model server.
+// +kubebuilder:validation:XValidation:rule="self.type == 'KVCacheUtilization' ? (has(self.averageUtilization) && !has(self.averageValue)) : (has(self.averageValue) && !has(self.averageUtilization))",message="autoscaling.metrics: KVCacheUtilization takes averageUtilization (percent); WaitingRequests and RunningRequests take averageValue (requests per replica)"
+type AutoscalingMetric struct {
+	// Type is the signal.
+	Type AutoscalingMetricType `json:"type"`
+
+	// AverageUtilization is the KV-cache use to keep each server at, in percent.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	AverageUtilization *int32 `json:"averageUtilization,omitempty"`
+
+	// AverageValue is the requests to keep each server at.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="autoscaling.metrics.averageValue must be greater than 0"
+	// +optional
+	AverageValue *resource.Quantity `json:"averageValue,omitempty"`
 }
 
 // ModelSpec describes the model and how its server runs.
@@ -869,6 +955,11 @@ type FleetInferenceServiceStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
+	// Selector selects the model-server pods in every member (app=<name>), for the scale
+	// subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
 	// ReplicasReady is "ready/desired", for the printer column.
 	// +optional
 	ReplicasReady string `json:"replicasReady,omitempty"`
@@ -889,9 +980,50 @@ type FleetInferenceServiceStatus struct {
 	// +optional
 	Clusters []ClusterStatus `json:"clusters,omitempty"`
 
+	// Autoscaling is the hub autoscaler's last decision, with autoscaling set.
+	// +optional
+	Autoscaling *AutoscalingStatus `json:"autoscaling,omitempty"`
+
 	// Gateway is the config cluster's Gateway as observed.
 	// +optional
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
+}
+
+// AutoscalingStatus is the autoscaler's last decision and what it saw. It is written when
+// the decision or the signals change, not at every read.
+type AutoscalingStatus struct {
+	// DesiredReplicas is the fleet total the autoscaler set; placement splits it.
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// RecommendedReplicas is what the signals asked for, before the stabilization
+	// windows, step limits and bounds.
+	RecommendedReplicas int32 `json:"recommendedReplicas"`
+	// Reason is what settled desiredReplicas: ScaledUp, ScaledDown, WithinTolerance,
+	// NoMetrics, Stabilizing, ScaleUpLimit, ScaleDownLimit, TooFewReplicas,
+	// TooManyReplicas or ScalingDisabled.
+	Reason string `json:"reason"`
+	// Message says it with the numbers.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Metrics are the signals as last read, averaged over the servers that reported.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Metrics []AutoscalingMetricStatus `json:"metrics,omitempty"`
+	// LastScaleTime is when it last changed the total.
+	// +optional
+	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+}
+
+// AutoscalingMetricStatus is one signal as last read.
+type AutoscalingMetricStatus struct {
+	// Type is the signal.
+	Type AutoscalingMetricType `json:"type"`
+	// Average is its mean over the servers that reported it (percent for
+	// KVCacheUtilization).
+	// +optional
+	Average *resource.Quantity `json:"average,omitempty"`
+	// Servers is how many servers reported it.
+	Servers int32 `json:"servers"`
 }
 
 // PlacementStatus is where a service's replicas go, as the hub last decided.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 var (
@@ -42,6 +43,7 @@ func (s *FleetInferenceService) Validate() error {
 	if s.Spec.Replicas < 0 {
 		errs = append(errs, field.Invalid(spec.Child("replicas"), s.Spec.Replicas, "must not be negative"))
 	}
+	errs = append(errs, validateAutoscaling(&s.Spec, spec)...)
 	errs = append(errs, validatePlacement(&s.Spec.Placement, spec.Child("placement"))...)
 	errs = append(errs, validateGateway(&s.Spec.Gateway, spec.Child("gateway"))...)
 	errs = append(errs, validateBalancing(&s.Spec.Balancing, spec.Child("balancing"))...)
@@ -111,6 +113,56 @@ func validateAccelerator(a *AcceleratorSpec, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Required(p.Child("topology"), "TPU types need a topology such as 2x2"))
 	case !a.IsTPU() && a.Topology != "":
 		errs = append(errs, field.Invalid(p.Child("topology"), a.Topology, "applies to TPU types only"))
+	}
+	return errs
+}
+
+func validateAutoscaling(spec *FleetInferenceServiceSpec, p *field.Path) field.ErrorList {
+	a := spec.Autoscaling
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	ap := p.Child("autoscaling")
+	lo := ptr.Deref(a.MinReplicas, 1)
+	if lo < 1 {
+		errs = append(errs, field.Invalid(ap.Child("minReplicas"), lo, "must be at least 1: with no server left, no signal would bring one back"))
+	}
+	if a.MaxReplicas < 1 {
+		errs = append(errs, field.Invalid(ap.Child("maxReplicas"), a.MaxReplicas, "must be at least 1"))
+	}
+	if lo > a.MaxReplicas {
+		errs = append(errs, field.Invalid(ap.Child("minReplicas"), lo, "must not exceed autoscaling.maxReplicas"))
+	} else if spec.Replicas < lo || spec.Replicas > a.MaxReplicas {
+		errs = append(errs, field.Invalid(p.Child("replicas"), spec.Replicas,
+			"must be within autoscaling.minReplicas and autoscaling.maxReplicas: with autoscaling it is the total the autoscaler starts from"))
+	}
+	if len(a.Metrics) == 0 {
+		errs = append(errs, field.Required(ap.Child("metrics"), "at least one signal"))
+	}
+	seen := map[AutoscalingMetricType]bool{}
+	for i, m := range a.Metrics {
+		mp := ap.Child("metrics").Index(i)
+		if seen[m.Type] {
+			errs = append(errs, field.Duplicate(mp.Child("type"), m.Type))
+		}
+		seen[m.Type] = true
+		switch m.Type {
+		case MetricKVCacheUtilization:
+			if m.AverageUtilization == nil || m.AverageValue != nil {
+				errs = append(errs, field.Invalid(mp.Child("averageUtilization"), m.AverageUtilization, "KVCacheUtilization takes averageUtilization (percent), not averageValue"))
+			} else if u := *m.AverageUtilization; u < 1 || u > 100 {
+				errs = append(errs, field.Invalid(mp.Child("averageUtilization"), u, "must be 1..100"))
+			}
+		case MetricWaitingRequests, MetricRunningRequests:
+			if m.AverageValue == nil || m.AverageUtilization != nil {
+				errs = append(errs, field.Invalid(mp.Child("averageValue"), m.AverageValue, string(m.Type)+" takes averageValue (requests per replica), not averageUtilization"))
+			} else if m.AverageValue.Sign() <= 0 {
+				errs = append(errs, field.Invalid(mp.Child("averageValue"), m.AverageValue.String(), "must be greater than 0"))
+			}
+		default:
+			errs = append(errs, field.NotSupported(mp.Child("type"), m.Type, []AutoscalingMetricType{MetricKVCacheUtilization, MetricWaitingRequests, MetricRunningRequests}))
+		}
 	}
 	return errs
 }

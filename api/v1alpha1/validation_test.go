@@ -9,9 +9,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -111,6 +114,21 @@ var invalidCases = []struct {
 	{"name not a DNS-1035 label", set("9svc", "metadata", "name"), "metadata.name"},
 	{"name too long", set(strings.Repeat("a", 59), "metadata", "name"), "metadata.name"},
 	{"model name missing", del("spec", "model", "name"), "model.name"},
+	{"autoscaling minReplicas above maxReplicas", set(map[string]any{"minReplicas": int64(5), "maxReplicas": int64(2),
+		"metrics": []any{map[string]any{"type": "WaitingRequests", "averageValue": "5"}}}, "spec", "autoscaling"), "autoscaling.minReplicas"},
+	{"autoscaling minReplicas zero", set(map[string]any{"minReplicas": int64(0), "maxReplicas": int64(8),
+		"metrics": []any{map[string]any{"type": "WaitingRequests", "averageValue": "5"}}}, "spec", "autoscaling"), "minReplicas"},
+	{"replicas outside the autoscaling bounds", set(map[string]any{"maxReplicas": int64(2),
+		"metrics": []any{map[string]any{"type": "WaitingRequests", "averageValue": "5"}}}, "spec", "autoscaling"), "replicas"},
+	{"autoscaling without metrics", set(map[string]any{"maxReplicas": int64(8), "metrics": []any{}}, "spec", "autoscaling"), "metrics"},
+	{"KV-cache metric with averageValue", set(map[string]any{"maxReplicas": int64(8),
+		"metrics": []any{map[string]any{"type": "KVCacheUtilization", "averageValue": "5"}}}, "spec", "autoscaling"), "averageUtilization"},
+	{"request metric with averageUtilization", set(map[string]any{"maxReplicas": int64(8),
+		"metrics": []any{map[string]any{"type": "RunningRequests", "averageUtilization": int64(50)}}}, "spec", "autoscaling"), "averageValue"},
+	{"request metric target zero", set(map[string]any{"maxReplicas": int64(8),
+		"metrics": []any{map[string]any{"type": "WaitingRequests", "averageValue": "0"}}}, "spec", "autoscaling"), "averageValue"},
+	{"unknown autoscaling metric", set(map[string]any{"maxReplicas": int64(8),
+		"metrics": []any{map[string]any{"type": "GPUUtilization", "averageUtilization": int64(50)}}}, "spec", "autoscaling"), "metrics[0].type"},
 	{"too many names for body-based routing", all(set(true, "spec", "gateway", "bodyBasedRouting"), func(obj map[string]any) {
 		var objs []any
 		for i := range 64 {
@@ -283,5 +301,60 @@ func TestMinimalDefaults(t *testing.T) {
 		if !cmp.Equal(c.got, c.want) {
 			t.Errorf("%s defaulted to %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestAutoscalingOwnsReplicas: with autoscaling set, replicas changes only together with
+// the bounds (kubectl scale, an HPA or KEDA would fight the hub's autoscaler); without
+// it, the scale subresource sets replicas.
+func TestAutoscalingOwnsReplicas(t *testing.T) {
+	env := testenv.Start(t, testenv.CRDs())
+	ctx := context.Background()
+	svc := decode(t, baseObject(t))
+	svc.Name = "autoscaled"
+	svc.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 8, Metrics: []v1alpha1.AutoscalingMetric{
+		{Type: v1alpha1.MetricWaitingRequests, AverageValue: ptr.To(resource.MustParse("5"))}}}
+	svc.Spec.Autoscaling.MinReplicas = nil
+	if err := env.Client.Create(ctx, svc); err != nil {
+		t.Fatalf("autoscaled service rejected: %v", err)
+	}
+	if m := svc.Spec.Autoscaling.MinReplicas; m == nil || *m != 1 {
+		t.Fatalf("autoscaling.minReplicas defaulted to %v, want 1", m)
+	}
+	scale := func(n int32) error {
+		return env.Client.SubResource("scale").Update(ctx, svc, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: n}}))
+	}
+	update := func(change func(*v1alpha1.FleetInferenceService)) error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+			t.Fatal(err)
+		}
+		change(got)
+		return env.Client.Update(ctx, got)
+	}
+	const owned = "replicas is the hub autoscaler's"
+	if err := update(func(s *v1alpha1.FleetInferenceService) { s.Spec.Replicas = 5 }); err == nil || !strings.Contains(err.Error(), owned) {
+		t.Errorf("replicas changed alone under autoscaling: %v", err)
+	}
+	if err := scale(5); err == nil || !strings.Contains(err.Error(), owned) {
+		t.Errorf("scale subresource under autoscaling: %v", err)
+	}
+	if err := update(func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Replicas, s.Spec.Autoscaling.MaxReplicas = 2, 2
+	}); err != nil {
+		t.Errorf("replicas changed with the bounds rejected: %v", err)
+	}
+	if err := update(func(s *v1alpha1.FleetInferenceService) { s.Spec.Autoscaling = nil }); err != nil {
+		t.Fatalf("autoscaling removed: %v", err)
+	}
+	if err := scale(7); err != nil {
+		t.Fatalf("scale without autoscaling: %v", err)
+	}
+	got := &v1alpha1.FleetInferenceService{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Replicas != 7 {
+		t.Fatalf("replicas %d after scaling to 7", got.Spec.Replicas)
 	}
 }

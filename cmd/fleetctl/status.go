@@ -120,6 +120,9 @@ func writeStatusTable(w io.Writer, svcs []v1alpha1.FleetInferenceService, now ti
 		}
 		fmt.Fprintf(w, "%s/%s  ready=%s  replicas=%s  clusters=%s  gateway=%s\n", svc.Namespace, svc.Name, ready,
 			orDash(svc.Status.ReplicasReady), orDash(svc.Status.ClustersReady), svc.Spec.Gateway.Name)
+		if a := svc.Status.Autoscaling; a != nil {
+			fmt.Fprintf(w, "  autoscaling: %d (recommended %d) %s: %s\n", a.DesiredReplicas, a.RecommendedReplicas, a.Reason, a.Message)
+		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  CLUSTER\tREGION\tHEALTH\tREADY/DESIRED\tEXPORTED\tLAST SYNC\tMESSAGE")
 		for _, c := range svc.Status.Clusters {

@@ -52,6 +52,8 @@ func TestStatusAndClusters(t *testing.T) {
 			{Name: "gke-east", Region: "us-east4", Reachable: true, DesiredReplicas: 3, ReadyReplicas: 3, Exported: true, LastSyncTime: &now, Health: v1alpha1.Healthy},
 			{Name: "gke-west", Region: "europe-west3", DesiredReplicas: 0, Health: v1alpha1.Unreachable, FailedOver: true, Message: "unreachable: connection refused"},
 		},
+		Autoscaling: &v1alpha1.AutoscalingStatus{DesiredReplicas: 6, RecommendedReplicas: 2, Reason: "Stabilizing",
+			Message: "WaitingRequests: 1 per server against a target of 5 (2 reporting); held at 6 by the scale-down stabilization window"},
 		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionFailingOver, Status: metav1.ConditionTrue, Reason: "ClusterUnhealthy", Message: "share moved away from gke-west", LastTransitionTime: now}},
 	}
 	if err := env.Client.Status().Update(ctx, svc); err != nil {
@@ -85,7 +87,8 @@ func TestStatusAndClusters(t *testing.T) {
 	for _, want := range []string{"default/vllm-llama3-8b-instruct  ready=Unknown  replicas=3/6  clusters=1/2",
 		"gke-east  us-east4", "Healthy", "3/3", "1m",
 		"gke-west  europe-west3", "Unreachable (failed over)", "0/0", "unreachable: connection refused",
-		"FailingOver=True ClusterUnhealthy: share moved away from gke-west"} {
+		"FailingOver=True ClusterUnhealthy: share moved away from gke-west",
+		"  autoscaling: 6 (recommended 2) Stabilizing: WaitingRequests: 1 per server against a target of 5 (2 reporting); held at 6"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("status table lacks %q:\n%s", want, table)
 		}

@@ -129,7 +129,7 @@ func mergeEnv(base, extra []corev1.EnvVar) []corev1.EnvVar {
 
 // modelDeployment renders the vLLM Deployment.
 func modelDeployment(svc *v1alpha1.FleetInferenceService, m v1alpha1.ModelSpec, replicas int32) *appsv1.Deployment {
-	app := map[string]string{"app": svc.Name}
+	app := ModelLabels(svc)
 	pod := corev1.PodSpec{
 		EnableServiceLinks:            ptr.To(false),
 		TerminationGracePeriodSeconds: ptr.To[int64](terminationGracePeriodSeconds),

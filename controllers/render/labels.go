@@ -6,6 +6,7 @@ package render
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,6 +40,17 @@ func OwnerLabels(svc *v1alpha1.FleetInferenceService) map[string]string {
 		LabelUID:       string(svc.UID),
 		LabelManagedBy: ManagedBy,
 	}
+}
+
+// ModelLabels select svc's model-server pods in every member (the tutorials' app label,
+// which the InferencePool selects too).
+func ModelLabels(svc *v1alpha1.FleetInferenceService) map[string]string {
+	return map[string]string{"app": svc.Name}
+}
+
+// ModelSelector is ModelLabels as a label selector string, for the scale subresource.
+func ModelSelector(svc *v1alpha1.FleetInferenceService) string {
+	return labels.SelectorFromSet(ModelLabels(svc)).String()
 }
 
 // OwnedBy reports whether obj carries svc's ownership labels (the UID included, so a

@@ -200,6 +200,8 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	clock := &controllers.GenerationClock{}
 	// Member sync reports each member's outcome; placement writes them with its decision.
 	reports := &controllers.Reports{}
+	// The KV-cache reader reads the model servers' load; placement autoscales on it.
+	loads := controllers.NewLoads()
 	placement := &controllers.Placement{
 		Hub:                local.GetClient(),
 		Registry:           registry,
@@ -207,6 +209,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		Recorder:           recorder,
 		Clock:              clock,
 		Reports:            reports,
+		Loads:              loads,
 		SkipNameValidation: o.SeveralPerProcess,
 	}
 	if err := placement.SetupWithManager(mgr); err != nil {
@@ -228,7 +231,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, fmt.Errorf("member sync: %w", err)
 	}
 	// The KV-cache reader reads the model servers member sync runs, where it runs them.
-	if err := local.Add(&controllers.KVCacheReader{Hub: local.GetClient(), Clusters: mgr, Interval: o.KVCacheInterval}); err != nil {
+	if err := local.Add(&controllers.KVCacheReader{Hub: local.GetClient(), Clusters: mgr, Interval: o.KVCacheInterval, Loads: loads}); err != nil {
 		return nil, err
 	}
 	routes := &controllers.RouteSync{
