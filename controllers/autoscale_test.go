@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -19,10 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/testenv"
 )
@@ -202,4 +205,89 @@ func TestAutoscaling(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestMemberHPAKeepsReplicas: where a member's own HorizontalPodAutoscaler scales the
+// model Deployment, the hub leaves its replicas to it (and says so in the cluster's
+// entry) while still applying the rest; without the HPA, the hub sets its share again.
+func TestMemberHPAKeepsReplicas(t *testing.T) {
+	f := startFleet(t, "west")
+	ctx := context.Background()
+	hub, west := f.hub.Client, f.members["west"].Client
+	createToken(ctx, t, hub)
+	svc := twoRegionService("west")
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+	replicas := func(want int32) func() error {
+		return func() error {
+			d, err := getDeployment(ctx, west, "serving", "llama")
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != want {
+				return fmt.Errorf("model Deployment at %d replicas, want %d", *d.Spec.Replicas, want)
+			}
+			return nil
+		}
+	}
+	entry := func(scaledBy string, desired int32) func() error {
+		return func() error {
+			got := &v1alpha1.FleetInferenceService{}
+			if err := hub.Get(ctx, key, got); err != nil {
+				return err
+			}
+			for _, c := range got.Status.Clusters {
+				if c.Name == "west" && c.ScaledBy == scaledBy && c.DesiredReplicas == desired && c.ObservedGeneration == got.Generation {
+					return nil
+				}
+			}
+			return fmt.Errorf("west's entry %+v, want scaledBy %q and %d desired", got.Status.Clusters, scaledBy, desired)
+		}
+	}
+	// Any spec change makes the hub apply everything again.
+	objective := func(name string) {
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+			s.Spec.Objectives = append(s.Spec.Objectives, v1alpha1.Objective{Name: name})
+		})
+		eventually(t, 20*time.Second, "objective "+name+" applied", func() error {
+			return west.Get(ctx, client.ObjectKey{Namespace: "serving", Name: name}, &infv1alpha2.InferenceObjective{})
+		})
+	}
+	eventually(t, 20*time.Second, "the share applied", replicas(6))
+
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "llama"},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 12,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](80)}}}},
+		},
+	}
+	if err := west.Create(ctx, hpa); err != nil {
+		t.Fatal(err)
+	}
+	// The HPA scales the Deployment as it does, through the scale subresource.
+	d, err := getDeployment(ctx, west, "serving", "llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := west.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 9}}),
+		client.FieldOwner("horizontal-pod-autoscaler")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "west's entry names the HPA", entry("HorizontalPodAutoscaler/llama", 9))
+	objective("second")
+	if err := replicas(9)(); err != nil {
+		t.Fatalf("after the hub applied again: %v", err)
+	}
+
+	if err := west.Delete(ctx, hpa); err != nil {
+		t.Fatal(err)
+	}
+	objective("third")
+	eventually(t, 20*time.Second, "the share back", replicas(6))
+	eventually(t, 20*time.Second, "west's entry without the HPA", entry("", 6))
 }

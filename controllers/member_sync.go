@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -245,6 +246,10 @@ func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.Clust
 		st.Reason = res.reason
 	}
 	st.DesiredReplicas, st.FailedOver = d.Replicas, d.FailedOver()
+	if st.ScaledBy != "" {
+		// The member's autoscaler sets them: what it asks for is what readiness is measured by.
+		st.DesiredReplicas = res.status.DesiredReplicas
+	}
 	if st.LastSyncTime == nil && had {
 		st.LastSyncTime = prev.LastSyncTime
 	}
@@ -403,6 +408,15 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		return fail(classify(err), err)
 	}
 	res.status.Reachable = true
+	if hpa, n := replicasScaler(ctx, mc, cl.GetAPIReader(), svc, replicas); hpa != "" {
+		// The member's own HPA sets the model Deployment's replicas: leave them to it.
+		res.status.ScaledBy, res.status.DesiredReplicas = "HorizontalPodAutoscaler/"+hpa, n
+		for _, obj := range objs {
+			if d, ok := obj.(*appsv1.Deployment); ok && d.Name == svc.Name {
+				d.Spec.Replicas = nil
+			}
+		}
+	}
 	keep := map[string]bool{}
 	var conflicts []string
 	for _, obj := range objs {
@@ -444,6 +458,32 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		res.unschedulable, res.unschedulableWhy = unschedulablePods(ctx, cl.GetAPIReader(), svc)
 	}
 	return res
+}
+
+// replicasScaler names the member's HorizontalPodAutoscaler that scales the service's
+// model Deployment, with the replicas it set, when the live Deployment runs other than
+// the share (an HPA that never changed them leaves nothing to defer to). Its writes moved
+// the replicas field's ownership to it, so leaving the field out of the hub's apply keeps
+// its value. HPAs are read only then, from the member's API server, so that no member
+// needs to let the hub watch them; a member that does not let it read them has none.
+func replicasScaler(ctx context.Context, c client.Reader, live client.Reader, svc *v1alpha1.FleetInferenceService, share int32) (string, int32) {
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: svc.Name}, d); err != nil ||
+		!render.OwnedBy(d, svc) || d.Spec.Replicas == nil || *d.Spec.Replicas == share {
+		return "", 0
+	}
+	var hpas autoscalingv2.HorizontalPodAutoscalerList
+	if err := live.List(ctx, &hpas, client.InNamespace(svc.Namespace)); err != nil {
+		log.FromContext(ctx).V(1).Info("cannot read HorizontalPodAutoscalers", "namespace", svc.Namespace, "error", err.Error())
+		return "", 0
+	}
+	for _, h := range hpas.Items {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind == "Deployment" && ref.Name == svc.Name && strings.HasPrefix(ref.APIVersion, "apps/") {
+			return h.Name, *d.Spec.Replicas
+		}
+	}
+	return "", 0
 }
 
 // unschedulablePods reports whether any of the service's model-server pods cannot be

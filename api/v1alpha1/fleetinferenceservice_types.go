@@ -1128,6 +1128,11 @@ type ClusterStatus struct {
 	Reachable bool `json:"reachable"`
 	// DesiredReplicas is this cluster's share.
 	DesiredReplicas int32 `json:"desiredReplicas"`
+	// ScaledBy names the member's own autoscaler (HorizontalPodAutoscaler/<name>) that
+	// sets the model Deployment's replicas; the hub leaves them to it, and
+	// desiredReplicas is then what it set.
+	// +optional
+	ScaledBy string `json:"scaledBy,omitempty"`
 	// ReadyReplicas is what the cluster's model Deployment reports ready.
 	ReadyReplicas int32 `json:"readyReplicas"`
 	// Exported is whether the cluster's InferencePool is exported to the config cluster.
