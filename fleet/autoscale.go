@@ -196,7 +196,7 @@ func Autoscale(in ScaleInput) ScaleDecision {
 	// Step limits over each policy's period.
 	switch {
 	case out.Desired > in.Current:
-		limit := upLimit(in.Current, in.History.Events, in.Now, up)
+		limit := stepLimit(in.Current, in.History.Events, in.Now, up, true)
 		if out.Desired > limit {
 			out.Desired = max(limit, in.Current)
 			out.Reason, out.Message = ScaleReasonUpLimited, fmt.Sprintf("%s; limited to %d by behavior.scaleUp", msg, out.Desired)
@@ -205,7 +205,7 @@ func Autoscale(in ScaleInput) ScaleDecision {
 			}
 		}
 	case out.Desired < in.Current:
-		limit := downLimit(in.Current, in.History.Events, in.Now, down)
+		limit := stepLimit(in.Current, in.History.Events, in.Now, down, false)
 		if out.Desired < limit {
 			out.Desired = min(limit, in.Current)
 			out.Reason, out.Message = ScaleReasonDownLimited, fmt.Sprintf("%s; limited to %d by behavior.scaleDown", msg, out.Desired)
@@ -324,66 +324,49 @@ func signalReplicas(current int32, s ScaleSignal, upTol, downTol float64) (int32
 
 func num(v float64) string { return fmt.Sprintf("%.3g", v) }
 
-// upLimit is the most the total may rise to now, from the events in each policy's period.
-func upLimit(current int32, events []ScaleEvent, now time.Time, r autoscalingv2.HPAScalingRules) int32 {
+// stepLimit is the furthest the total may move now, up or down, from the changes of
+// each policy's period: with selectPolicy Max the furthest any policy allows, with Min
+// the nearest, with Disabled nowhere.
+func stepLimit(current int32, events []ScaleEvent, now time.Time, r autoscalingv2.HPAScalingRules, up bool) int32 {
 	sel := ptr.Deref(r.SelectPolicy, autoscalingv2.MaxChangePolicySelect)
-	if sel == autoscalingv2.DisabledPolicySelect {
+	switch {
+	case sel == autoscalingv2.DisabledPolicySelect:
 		return current
+	case len(r.Policies) == 0 && up:
+		return math.MaxInt32
+	case len(r.Policies) == 0:
+		return 0
 	}
-	var limit int32 = math.MinInt32
-	if sel == autoscalingv2.MinChangePolicySelect {
-		limit = math.MaxInt32
-	}
-	for _, p := range r.Policies {
+	// Up, the furthest is the largest; down, the smallest.
+	largest := up == (sel != autoscalingv2.MinChangePolicySelect)
+	var limit int32
+	for i, p := range r.Policies {
 		added, removed := changes(events, now, p.PeriodSeconds)
 		start := current - added + removed
 		var proposed int32
-		if p.Type == autoscalingv2.PodsScalingPolicy {
+		switch {
+		case p.Type == autoscalingv2.PodsScalingPolicy && up:
 			proposed = start + p.Value
-		} else {
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		}
-		if sel == autoscalingv2.MinChangePolicySelect {
-			limit = min(limit, proposed)
-		} else {
-			limit = max(limit, proposed)
-		}
-	}
-	if len(r.Policies) == 0 {
-		return math.MaxInt32
-	}
-	return limit
-}
-
-// downLimit is the least the total may fall to now.
-func downLimit(current int32, events []ScaleEvent, now time.Time, r autoscalingv2.HPAScalingRules) int32 {
-	sel := ptr.Deref(r.SelectPolicy, autoscalingv2.MaxChangePolicySelect)
-	if sel == autoscalingv2.DisabledPolicySelect {
-		return current
-	}
-	var limit int32 = math.MaxInt32
-	if sel == autoscalingv2.MinChangePolicySelect {
-		limit = math.MinInt32
-	}
-	for _, p := range r.Policies {
-		added, removed := changes(events, now, p.PeriodSeconds)
-		start := current + removed - added
-		var proposed int32
-		if p.Type == autoscalingv2.PodsScalingPolicy {
+		case p.Type == autoscalingv2.PodsScalingPolicy:
 			proposed = start - p.Value
-		} else {
+		case up:
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		default:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		}
-		if sel == autoscalingv2.MinChangePolicySelect {
+		switch {
+		case i == 0:
+			limit = proposed
+		case largest:
 			limit = max(limit, proposed)
-		} else {
+		default:
 			limit = min(limit, proposed)
 		}
 	}
-	if len(r.Policies) == 0 {
-		return 0
+	if !up {
+		limit = max(limit, 0)
 	}
-	return max(limit, 0)
+	return limit
 }
 
 // changes sums the increases and decreases of the last period seconds.

@@ -22,40 +22,39 @@ func newTestQueue(t *testing.T, perCluster int) *ClusterQueue[string] {
 	return q
 }
 
-// get fails the test if no item goes out within a second.
-func get(t *testing.T, q *ClusterQueue[string]) string {
-	t.Helper()
+// next is the item a Get hands out within wait, if any; a Get still blocked then is
+// released by shutting the queue down.
+func next(q *ClusterQueue[string], wait time.Duration) (string, bool) {
 	got := make(chan string, 1)
 	go func() {
-		item, shutdown := q.Get()
-		if !shutdown {
+		if item, shutdown := q.Get(); !shutdown {
 			got <- item
 		}
 	}()
 	select {
 	case item := <-got:
-		return item
-	case <-time.After(time.Second):
-		t.Fatal("no item went out within a second")
-		return ""
+		return item, true
+	case <-time.After(wait):
+		q.ShutDown()
+		return "", false
 	}
+}
+
+// get fails the test if no item goes out within a second.
+func get(t *testing.T, q *ClusterQueue[string]) string {
+	t.Helper()
+	item, ok := next(q, time.Second)
+	if !ok {
+		t.Fatal("no item went out within a second")
+	}
+	return item
 }
 
 // nothing fails the test if an item goes out within wait.
 func nothing(t *testing.T, q *ClusterQueue[string], wait time.Duration) {
 	t.Helper()
-	got := make(chan string, 1)
-	go func() {
-		item, shutdown := q.Get()
-		if !shutdown {
-			got <- item
-		}
-	}()
-	select {
-	case item := <-got:
+	if item, ok := next(q, wait); ok {
 		t.Fatalf("%s went out while it should have waited", item)
-	case <-time.After(wait):
-		q.ShutDown() // release the getter
 	}
 }
 
