@@ -134,7 +134,11 @@ func writeStatusTable(w io.Writer, svcs []v1alpha1.FleetInferenceService, now ti
 			if c.LastSyncTime != nil {
 				last = c.LastSyncTime.Time
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%t\t%s\t%s\n", c.Name, orDash(c.Region), health, c.ReadyReplicas, c.DesiredReplicas, c.Exported, since(last, now), c.Message)
+			msg := c.Message
+			if c.ScaledBy != "" {
+				msg = strings.TrimPrefix(msg+"; replicas set by "+c.ScaledBy, "; ")
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%t\t%s\t%s\n", c.Name, orDash(c.Region), health, c.ReadyReplicas, c.DesiredReplicas, c.Exported, since(last, now), msg)
 		}
 		tw.Flush()
 		for _, c := range svc.Status.Conditions {

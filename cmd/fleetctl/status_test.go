@@ -49,7 +49,8 @@ func TestStatusAndClusters(t *testing.T) {
 	svc.Status = v1alpha1.FleetInferenceServiceStatus{
 		ReplicasReady: "3/6", ClustersReady: "1/2",
 		Clusters: []v1alpha1.ClusterStatus{
-			{Name: "gke-east", Region: "us-east4", Reachable: true, DesiredReplicas: 3, ReadyReplicas: 3, Exported: true, LastSyncTime: &now, Health: v1alpha1.Healthy},
+			{Name: "gke-east", Region: "us-east4", Reachable: true, DesiredReplicas: 3, ReadyReplicas: 3, Exported: true, LastSyncTime: &now, Health: v1alpha1.Healthy,
+				ScaledBy: "HorizontalPodAutoscaler/vllm-llama3-8b-instruct"},
 			{Name: "gke-west", Region: "europe-west3", DesiredReplicas: 0, Health: v1alpha1.Unreachable, FailedOver: true, Message: "unreachable: connection refused"},
 		},
 		Autoscaling: &v1alpha1.AutoscalingStatus{DesiredReplicas: 6, RecommendedReplicas: 2, Reason: "Stabilizing",
@@ -92,6 +93,9 @@ func TestStatusAndClusters(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("status table lacks %q:\n%s", want, table)
 		}
+	}
+	if !regexp.MustCompile(`gke-east .* ago +replicas set by HorizontalPodAutoscaler/vllm-llama3-8b-instruct\n`).MatchString(table) {
+		t.Errorf("gke-east's message should name the member's HPA:\n%s", table)
 	}
 	if !regexp.MustCompile(`gke-east .* 1m[0-9]+s ago`).MatchString(table) {
 		t.Errorf("last sync of gke-east should read about a minute ago:\n%s", table)
