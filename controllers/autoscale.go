@@ -120,11 +120,7 @@ func (r *Placement) recordScale(svc *v1alpha1.FleetInferenceService, prev *v1alp
 	for i, s := range signals {
 		m := v1alpha1.AutoscalingMetricStatus{Type: svc.Spec.Autoscaling.Metrics[i].Type, Servers: int32(len(s.Values))}
 		if len(s.Values) > 0 {
-			sum := 0.0
-			for _, v := range s.Values {
-				sum += v
-			}
-			avg := sum / float64(len(s.Values))
+			avg := s.Mean()
 			if m.Type == v1alpha1.MetricKVCacheUtilization {
 				avg *= 100
 			}

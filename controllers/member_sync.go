@@ -490,7 +490,7 @@ func replicasScaler(ctx context.Context, c client.Reader, live client.Reader, sv
 // scheduled: the sign that a cluster lost the capacity for its share.
 func unschedulablePods(ctx context.Context, r client.Reader, svc *v1alpha1.FleetInferenceService) (bool, string) {
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(svc.Namespace), client.MatchingLabels{"app": svc.Name}); err != nil {
+	if err := r.List(ctx, &pods, client.InNamespace(svc.Namespace), client.MatchingLabels(render.ModelLabels(svc))); err != nil {
 		return false, ""
 	}
 	for _, p := range pods.Items {

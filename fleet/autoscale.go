@@ -52,6 +52,18 @@ type ScaleSignal struct {
 	Unready int
 }
 
+// Mean is the servers' average (0 when none reported).
+func (s ScaleSignal) Mean() float64 {
+	if len(s.Values) == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, v := range s.Values {
+		sum += v
+	}
+	return sum / float64(len(s.Values))
+}
+
 // ScaleRecommendation is one past recommendation, for the stabilization windows.
 type ScaleRecommendation struct {
 	At       time.Time
@@ -285,12 +297,9 @@ func signalReplicas(current int32, s ScaleSignal, upTol, downTol float64) (int32
 	if len(s.Values) == 0 || s.Target <= 0 {
 		return current, false, fmt.Sprintf("%s: no server reported it", s.Name)
 	}
-	sum := 0.0
-	for _, v := range s.Values {
-		sum += v
-	}
 	ready := len(s.Values)
-	avg := sum / float64(ready)
+	avg := s.Mean()
+	sum := avg * float64(ready)
 	ratio := avg / s.Target
 	desc := fmt.Sprintf("%s: %s per server against a target of %s (%d reporting)", s.Name, num(avg), num(s.Target), ready)
 	within := func(r float64) bool {
