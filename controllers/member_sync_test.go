@@ -106,9 +106,7 @@ func startFleetVia(t *testing.T, o app.HubOptions, via func(name string, cfg *re
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := mgr.Start(hubCtx); err != nil {
-				t.Errorf("hub manager: %v", err)
-			}
+			framework.ManagerStopped(t, "hub manager", mgr.Start(hubCtx))
 		}()
 		return func() { stopHub(); <-done }
 	}

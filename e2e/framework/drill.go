@@ -37,9 +37,7 @@ func StartDrillController(t testing.TB, env *Env) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
+		ManagerStopped(t, "manager", mgr.Start(ctx))
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }

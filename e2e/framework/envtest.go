@@ -20,6 +20,7 @@ var (
 	Start          = testenv.Start
 	Kubeconfig     = testenv.Kubeconfig
 	RegisterMember = testenv.RegisterMember
+	ManagerStopped = testenv.ManagerStopped
 )
 
 // StartEnv is Start under the name the fleet package's tests use.

@@ -220,9 +220,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("hub manager: %v", err)
-		}
+		ManagerStopped(t, "hub manager", mgr.Start(ctx))
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
