@@ -41,6 +41,10 @@ const (
 	ReasonAllServing      = "AllClustersServing"
 	ReasonFailedBack      = "FailedBack"
 	ReasonCapacityMissing = "ReplicasUnplaceable"
+
+	// Reasons of spillover events.
+	ReasonSpilled      = "Spilled"
+	ReasonCapacityBack = "CapacityBack"
 )
 
 // setCondition sets one condition for the service's current generation.

@@ -122,9 +122,8 @@ type clusterResult struct {
 	reason  string
 	// pending: the hub is still connecting; the last recorded state stands.
 	pending bool
-	// unschedulable: some model-server pods cannot be scheduled (capacity is gone).
-	unschedulable    bool
-	unschedulableWhy string
+	// capacity: how many model-server pods the cluster placed and could not place.
+	capacity podCapacity
 }
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -262,7 +261,7 @@ func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.Clust
 		// Health and since stay as recorded.
 		return st
 	}
-	h := fleet.HealthOf(st.Reachable, res.unschedulable)
+	h := fleet.HealthOf(st.Reachable, res.capacity.unschedulable > 0)
 	since := r.Now()
 	switch {
 	case had && h == prev.Health && prev.HealthSince != nil:
@@ -279,7 +278,7 @@ func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.Clust
 	case v1alpha1.Unreachable:
 		st.HealthReason = st.Message
 	case v1alpha1.Degraded:
-		st.HealthReason = res.unschedulableWhy
+		st.HealthReason = res.capacity.why
 	default:
 		st.HealthReason = ""
 	}
@@ -455,7 +454,12 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		return fail(ReasonConflict, errors.New(strings.Join(conflicts, "; ")))
 	}
 	if res.status.ReadyReplicas < replicas {
-		res.unschedulable, res.unschedulableWhy = unschedulablePods(ctx, cl.GetAPIReader(), svc)
+		res.capacity = readCapacity(ctx, cl.GetAPIReader(), svc)
+		if res.capacity.unschedulable > 0 {
+			res.status.ScheduledReplicas = res.capacity.scheduled
+			res.status.UnschedulableReplicas = res.capacity.unschedulable
+			res.status.ScaleUp = res.capacity.scaleUp
+		}
 	}
 	return res
 }
@@ -486,21 +490,85 @@ func replicasScaler(ctx context.Context, c client.Reader, live client.Reader, sv
 	return "", 0
 }
 
-// unschedulablePods reports whether any of the service's model-server pods cannot be
-// scheduled: the sign that a cluster lost the capacity for its share.
-func unschedulablePods(ctx context.Context, r client.Reader, svc *v1alpha1.FleetInferenceService) (bool, string) {
+// podCapacity is how many of a service's model-server pods a member placed on nodes and
+// how many it cannot schedule, why, and what the cluster autoscaler said of them.
+type podCapacity struct {
+	scheduled, unschedulable int32
+	why                      string
+	scaleUp                  v1alpha1.ScaleUpState
+}
+
+// scaleUpReasons are the cluster autoscaler's events on a pod it was asked to make room
+// for.
+var scaleUpReasons = map[string]v1alpha1.ScaleUpState{
+	"TriggeredScaleUp":  v1alpha1.ScaleUpTriggered,
+	"NotTriggerScaleUp": v1alpha1.ScaleUpNotTriggered,
+	"FailedScaleUp":     v1alpha1.ScaleUpFailed,
+}
+
+// scaleUpPods is how many unschedulable pods' events are read for the cluster
+// autoscaler's word: the pods of one Deployment wait on the same node pools.
+const scaleUpPods = 3
+
+// readCapacity counts the service's model-server pods in a member that are on a node and
+// that cannot be scheduled (the sign that the cluster is out of accelerators), and reads
+// the cluster autoscaler's latest event on the latter.
+func readCapacity(ctx context.Context, r client.Reader, svc *v1alpha1.FleetInferenceService) podCapacity {
+	var out podCapacity
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(svc.Namespace), client.MatchingLabels(render.ModelLabels(svc))); err != nil {
-		return false, ""
+		return out
 	}
+	var pending []string
 	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Spec.NodeName != "" {
+			out.scheduled++
+			continue
+		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-				return true, fmt.Sprintf("pod %s unschedulable: %s", p.Name, c.Message)
+				out.unschedulable++
+				pending = append(pending, p.Name)
+				if out.why == "" {
+					out.why = fmt.Sprintf("pod %s unschedulable: %s", p.Name, c.Message)
+				}
 			}
 		}
 	}
-	return false, ""
+	var latest time.Time
+	for _, name := range pending[:min(len(pending), scaleUpPods)] {
+		var events corev1.EventList
+		if err := r.List(ctx, &events, client.InNamespace(svc.Namespace),
+			client.MatchingFields{"involvedObject.kind": "Pod", "involvedObject.name": name}); err != nil {
+			log.FromContext(ctx).V(1).Info("cannot read the pod's events", "pod", name, "error", err.Error())
+			break
+		}
+		for _, e := range events.Items {
+			state, ok := scaleUpReasons[e.Reason]
+			if at := eventTime(e); ok && at.After(latest) {
+				latest, out.scaleUp = at, state
+				out.why = fmt.Sprintf("pod %s unschedulable: %s: %s", name, e.Reason, e.Message)
+			}
+		}
+	}
+	return out
+}
+
+// eventTime is when an event last happened.
+func eventTime(e corev1.Event) time.Time {
+	t := e.CreationTimestamp.Time
+	for _, c := range []time.Time{e.FirstTimestamp.Time, e.LastTimestamp.Time, e.EventTime.Time} {
+		if c.After(t) {
+			t = c
+		}
+	}
+	if e.Series != nil && e.Series.LastObservedTime.After(t) {
+		t = e.Series.LastObservedTime.Time
+	}
+	return t
 }
 
 // pendingResult is a cluster the hub is still connecting to (its last recorded status

@@ -64,11 +64,23 @@ var (
 		Name: "inferfleet_autoscaler_scale_events_total",
 		Help: "Changes of a fleet total by the autoscaler, by direction (up, down) and the reason that settled it.",
 	}, []string{"direction", "reason"})
+	spills = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inferfleet_spills_total",
+		Help: "Times replicas of a service that a cluster could not schedule moved to other clusters.",
+	}, []string{"namespace", "service", "cluster"})
+	spilledReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "inferfleet_cluster_spilled_replicas",
+		Help: "Replicas of a service's share in a cluster that it could not schedule, running in other clusters.",
+	}, []string{"namespace", "service", "cluster"})
+	borrowedReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "inferfleet_cluster_borrowed_replicas",
+		Help: "Replicas of a service a cluster runs for clusters that could not schedule them.",
+	}, []string{"namespace", "service", "cluster"})
 )
 
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization, autoscalerDesired, autoscalerDecisions}
+	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization, autoscalerDesired, autoscalerDecisions, spills, spilledReplicas, borrowedReplicas}
 }
 
 var registerOnce sync.Once

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -76,6 +77,9 @@ func (r *Placement) gone(key types.NamespacedName) {
 		r.Loads.forget(key)
 	}
 	autoscalerDesired.DeleteLabelValues(key.Namespace, key.Name)
+	for _, g := range []*prometheus.GaugeVec{spilledReplicas, borrowedReplicas} {
+		g.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "service": key.Name})
+	}
 }
 
 // place writes the members' outcomes waiting in Reports, the decision, and the rollup, in
@@ -167,6 +171,18 @@ func (r *Placement) announce(svc *v1alpha1.FleetInferenceService, prev *v1alpha1
 			failbacks.WithLabelValues(svc.Namespace, svc.Name, d.Name).Inc()
 			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeNormal, ReasonFailedBack, "Failback", "%s is back: %d replicas return to it", d.Name, d.Replicas)
 		}
+		old, _ := prev.Decision(d.Name)
+		switch {
+		case d.Spilled > old.Spilled:
+			spills.WithLabelValues(svc.Namespace, svc.Name, d.Name).Inc()
+			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeWarning, ReasonSpilled, "Spill", "%s is out of capacity: %s", d.Name, d.Message)
+		case d.Spilled < old.Spilled && d.Spilled == 0:
+			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeNormal, ReasonCapacityBack, "Spill", "%s has room again: its %d spilled replicas return to it", d.Name, old.Spilled)
+		case d.Spilled < old.Spilled:
+			clusterEvent(r.Recorder, r.Registry, svc, d.Name, corev1.EventTypeNormal, ReasonCapacityBack, "Spill", "%s has room for %d more: %d of its replicas still run elsewhere", d.Name, old.Spilled-d.Spilled, d.Spilled)
+		}
+		spilledReplicas.WithLabelValues(svc.Namespace, svc.Name, d.Name).Set(float64(d.Spilled))
+		borrowedReplicas.WithLabelValues(svc.Namespace, svc.Name, d.Name).Set(float64(d.Borrowed))
 	}
 }
 

@@ -124,6 +124,14 @@ type Observed struct {
 	Desired, Ready int32
 	// Cordoned takes the cluster out at once (drills).
 	Cordoned bool
+	// Scheduled is how many of its model-server pods are on a node, Unschedulable how many
+	// the cluster cannot schedule, and ScaleUp what the cluster autoscaler last said of
+	// them.
+	Scheduled     int32
+	Unschedulable int32
+	ScaleUp       v1alpha1.ScaleUpState
+	// Spilled is how much of its share the last decision ran elsewhere for want of room.
+	Spilled int32
 }
 
 // Plan is the failover decision for one service.
@@ -137,8 +145,22 @@ type Plan struct {
 	Unplaced int32
 	// RecheckAfter is when a timer (unhealthyAfter, failbackAfter) next expires; 0 if none.
 	RecheckAfter time.Duration
-	// Reasons say, per failed-over cluster, why.
+	// Reasons say, per failed-over or out-of-capacity cluster, why.
 	Reasons map[string]string
+	// Spilled is, per cluster out of capacity, how much of its share runs elsewhere; its
+	// share then holds one more, left requested as a probe for room.
+	Spilled map[string]int32
+	// Borrowed is, per cluster, how many of its replicas it runs for clusters out of
+	// capacity.
+	Borrowed map[string]int32
+}
+
+// probe is the replica a cluster out of capacity keeps requested.
+func (p Plan) probe(name string) int32 {
+	if p.Spilled[name] > 0 {
+		return 1
+	}
+	return 0
 }
 
 // Decide applies the failover policy to a placement, given what was observed:
@@ -148,7 +170,9 @@ type Plan struct {
 //     clusters that covered for it keep their extra replicas until it has its share ready
 //     (make before break);
 //   - health that changes sooner than those timers moves nothing, so a cluster that
-//     bounces causes at most one move.
+//     bounces causes at most one move;
+//   - a reachable cluster that cannot schedule some of its replicas (Degraded) does not
+//     fail over: those replicas spill (see spill).
 //
 // Decide is pure: the same observations at the same time give the same plan.
 func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Observed, now time.Time) Plan {
@@ -160,7 +184,7 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 	if f.FailbackAfter != nil {
 		failbackAfter = f.FailbackAfter.Duration
 	}
-	plan := Plan{FailedOver: map[string]bool{}, Reasons: map[string]string{}}
+	plan := Plan{FailedOver: map[string]bool{}, Reasons: map[string]string{}, Spilled: map[string]int32{}, Borrowed: map[string]int32{}}
 	recheck := func(d time.Duration) {
 		if d > 0 && (plan.RecheckAfter == 0 || d < plan.RecheckAfter) {
 			plan.RecheckAfter = d
@@ -175,7 +199,7 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 			plan.Reasons[c.Name] = "cordoned"
 		case f.Policy == v1alpha1.FailoverNone:
 			fo = false
-		case o.Health != "" && o.Health != v1alpha1.Healthy:
+		case o.Health == v1alpha1.Unreachable:
 			if elapsed := now.Sub(o.Since); elapsed >= unhealthyAfter {
 				fo = true
 			} else if !fo {
@@ -221,18 +245,21 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 		}
 		plan.Shares, plan.Unplaced = shares, unplaced
 	}
+	if svc.Spec.Placement.Spillover.Policy != v1alpha1.SpilloverNone {
+		plan.spill(svc.Spec.Placement.Spillover, p, obs, now, recheck)
+	}
 	// Make before break: while a cluster in placement has fewer ready replicas than its
 	// share (one failing back, or gaining replicas from a rebalance), the others keep the
 	// extra they had (up to their max) instead of dropping it at once.
 	short := false
 	for _, c := range p.Selected {
-		if !plan.FailedOver[c.Name] && obs[c.Name].Ready < plan.Shares[c.Name] {
+		if !plan.FailedOver[c.Name] && obs[c.Name].Ready < plan.Shares[c.Name]-plan.probe(c.Name) {
 			short = true
 		}
 	}
 	if short {
 		for _, s := range p.Slots {
-			if plan.FailedOver[s.Name] {
+			if plan.FailedOver[s.Name] || plan.Spilled[s.Name] > 0 {
 				continue
 			}
 			o := obs[s.Name]
@@ -246,6 +273,121 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 		}
 	}
 	return plan
+}
+
+// spill moves the replicas that reachable clusters cannot schedule, and only those, to the
+// other clusters in the plan, by weight within their maxReplicas:
+//   - replicas unschedulable for spillover.after spill; at once when the cluster
+//     autoscaler says no scale-up can or did happen for them (NotTriggered, Failed), after
+//     spillover.scaleUpTimeout when it says one is under way (Triggered);
+//   - the cluster keeps one of them requested (the probe): the cluster autoscaler keeps
+//     trying to make room, and once the probe is scheduled the cluster has room again and
+//     every spilled replica returns (the borrowers keep theirs until it has them ready);
+//   - what no other cluster has room for stays where it is.
+func (plan *Plan) spill(so v1alpha1.SpilloverSpec, p Placement, obs map[string]Observed, now time.Time, recheck func(time.Duration)) {
+	after, timeout := v1alpha1.DefaultSpillAfter, v1alpha1.DefaultScaleUpTimeout
+	if so.After != nil {
+		after = so.After.Duration
+	}
+	if so.ScaleUpTimeout != nil {
+		timeout = so.ScaleUpTimeout.Duration
+	}
+	base := copyShares(plan.Shares)
+	spilled := map[string]int32{}
+	reasons := map[string]string{}
+	for _, c := range p.Selected {
+		if plan.FailedOver[c.Name] {
+			continue
+		}
+		o := obs[c.Name]
+		n := min(o.Spilled, base[c.Name])
+		var probe int32
+		if n > 0 {
+			probe = 1
+		}
+		switch {
+		case n > 0 && o.Unschedulable == 0:
+			// The probe was scheduled: the cluster has room again.
+			n = 0
+		case o.Unschedulable > probe:
+			if wait := spillWait(o, after, timeout, now); wait > 0 {
+				recheck(wait)
+				break
+			}
+			// What does not fit next to the pods it could schedule spills. Scaling the
+			// Deployment down removes unscheduled pods first, so those stay scheduled.
+			n = max(base[c.Name]-o.Scheduled, 0)
+		}
+		if n > 0 {
+			spilled[c.Name] = n
+			reasons[c.Name] = spillWhy(o)
+		}
+	}
+	if len(spilled) == 0 {
+		return
+	}
+	var slots []Slot
+	var total int32
+	for _, s := range p.Slots {
+		if plan.FailedOver[s.Name] {
+			continue
+		}
+		if n := spilled[s.Name]; n > 0 {
+			room := base[s.Name] - n
+			if s.Max == nil || *s.Max > room {
+				s.Max = &room
+			}
+		}
+		slots = append(slots, s)
+		total += base[s.Name]
+	}
+	shares, unplaced := Distribute(total, slots)
+	// No other cluster has room for these: they stay (unschedulable) where they are.
+	for _, s := range slots {
+		back := min(unplaced, spilled[s.Name])
+		spilled[s.Name] -= back
+		shares[s.Name] += back
+		unplaced -= back
+	}
+	for _, s := range slots {
+		plan.Shares[s.Name] = shares[s.Name]
+		switch n := spilled[s.Name]; {
+		case n > 0:
+			plan.Spilled[s.Name] = n
+			plan.Shares[s.Name]++
+			plan.Reasons[s.Name] = reasons[s.Name]
+		case shares[s.Name] > base[s.Name]:
+			plan.Borrowed[s.Name] = shares[s.Name] - base[s.Name]
+		}
+	}
+}
+
+// spillWait is how long unschedulable replicas wait before they spill.
+func spillWait(o Observed, after, timeout time.Duration, now time.Time) time.Duration {
+	switch o.ScaleUp {
+	case v1alpha1.ScaleUpNotTriggered, v1alpha1.ScaleUpFailed:
+		return 0
+	case v1alpha1.ScaleUpTriggered:
+		after = timeout
+	}
+	if o.Since.IsZero() {
+		return after
+	}
+	return after - now.Sub(o.Since)
+}
+
+// spillWhy says why a cluster's replicas spilled.
+func spillWhy(o Observed) string {
+	why := "unschedulable since " + o.Since.UTC().Format(time.RFC3339)
+	switch o.ScaleUp {
+	case v1alpha1.ScaleUpNotTriggered:
+		why += ", no node pool can grow to fit them"
+	case v1alpha1.ScaleUpFailed:
+		why += ", scale-up failed"
+	case v1alpha1.ScaleUpTriggered:
+		why += ", scale-up under way"
+	}
+	return why
 }
 
 func copyShares(in map[string]int32) map[string]int32 {
@@ -284,9 +426,10 @@ func Observe(svc *v1alpha1.FleetInferenceService, selected []Cluster, reach Reac
 	out := make(map[string]Observed, len(selected))
 	for _, c := range selected {
 		st, _ := svc.Status.Cluster(c.Name)
-		o := Observed{Health: st.Health, Ready: st.ReadyReplicas, Cordoned: cordon[c.Name] || c.Cordoned}
+		o := Observed{Health: st.Health, Ready: st.ReadyReplicas, Cordoned: cordon[c.Name] || c.Cordoned,
+			Scheduled: st.ScheduledReplicas, Unschedulable: st.UnschedulableReplicas, ScaleUp: st.ScaleUp}
 		if d, ok := svc.Status.Placement.Decision(c.Name); ok {
-			o.Desired, o.FailedOver = d.Replicas, d.FailedOver()
+			o.Desired, o.FailedOver, o.Spilled = d.Replicas, d.FailedOver(), d.Spilled
 		} else {
 			// Status written before placement was recorded on its own.
 			o.Desired, o.FailedOver = st.DesiredReplicas, st.FailedOver
@@ -324,7 +467,12 @@ func Record(svc *v1alpha1.FleetInferenceService, p Placement, plan Plan, obs map
 			d.Reason, d.Message = v1alpha1.PlacementCordoned, plan.Reasons[c.Name]
 		case plan.FailedOver[c.Name]:
 			d.Reason, d.Message = v1alpha1.PlacementFailedOver, plan.Reasons[c.Name]
+		case plan.Spilled[c.Name] > 0:
+			d.Reason, d.Spilled = v1alpha1.PlacementOutOfCapacity, plan.Spilled[c.Name]
+			d.Message = fmt.Sprintf("%d of its replicas run in %s (%s); one stays requested here until there is room",
+				d.Spilled, strings.Join(borrowers(p, plan), ", "), plan.Reasons[c.Name])
 		case d.Replicas > p.Shares[c.Name]:
+			d.Borrowed = plan.Borrowed[c.Name]
 			d.Reason = v1alpha1.PlacementCovering
 			d.Message = coveringMessage(c.Name, p, plan, obs)
 		}
@@ -332,6 +480,17 @@ func Record(svc *v1alpha1.FleetInferenceService, p Placement, plan Plan, obs map
 	}
 	for _, n := range p.Missing {
 		add(v1alpha1.ClusterDecision{Name: n, Reason: v1alpha1.PlacementNotRegistered, Message: "cluster is not registered with the hub"})
+	}
+	return out
+}
+
+// borrowers names the clusters that run replicas for clusters out of capacity.
+func borrowers(p Placement, plan Plan) []string {
+	var out []string
+	for _, c := range p.Selected {
+		if plan.Borrowed[c.Name] > 0 {
+			out = append(out, c.Name)
+		}
 	}
 	return out
 }
@@ -344,6 +503,8 @@ func coveringMessage(name string, p Placement, plan Plan, obs map[string]Observe
 		case c.Name == name:
 		case plan.FailedOver[c.Name]:
 			failed = append(failed, c.Name)
+		case plan.Spilled[c.Name] > 0:
+			failed = append(failed, c.Name+" (out of capacity)")
 		case obs[c.Name].Ready < plan.Shares[c.Name]:
 			short = append(short, c.Name)
 		}

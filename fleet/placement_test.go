@@ -162,7 +162,7 @@ func TestDecideKeepsUnplacedWithFailedOverCluster(t *testing.T) {
 	svc := failoverService(time.Second, time.Hour, v1alpha1.ClusterPlacement{Name: "a"}, v1alpha1.ClusterPlacement{Name: "b", MaxReplicas: ptr.To[int32](4)})
 	p, _ := Place(svc, three[:2])
 	t0 := time.Now()
-	plan := Decide(svc, p, map[string]Observed{"a": {Health: v1alpha1.Degraded, Since: t0.Add(-time.Minute)}, "b": {Health: v1alpha1.Healthy}}, t0)
+	plan := Decide(svc, p, map[string]Observed{"a": {Health: v1alpha1.Unreachable, Since: t0.Add(-time.Minute)}, "b": {Health: v1alpha1.Healthy}}, t0)
 	if plan.Shares["b"] != 4 || plan.Shares["a"] != 2 || plan.Unplaced != 0 {
 		t.Errorf("b is capped at 4: the other 2 must stay with a, got %v unplaced %d", plan.Shares, plan.Unplaced)
 	}

@@ -28,6 +28,8 @@ const (
 	DefaultEPPImage             = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
 	DefaultUnhealthyAfter       = 30 * time.Second
 	DefaultFailbackAfter        = 2 * time.Minute
+	DefaultSpillAfter           = 2 * time.Minute
+	DefaultScaleUpTimeout       = 15 * time.Minute
 )
 
 // SetDefaults fills every unset field with the value the API server (or, where a default
@@ -71,6 +73,16 @@ func SetDefaults(s *FleetInferenceService) {
 	}
 	if f.FailbackAfter == nil {
 		f.FailbackAfter = &metav1.Duration{Duration: DefaultFailbackAfter}
+	}
+	so := &spec.Placement.Spillover
+	if so.Policy == "" {
+		so.Policy = SpilloverSpill
+	}
+	if so.After == nil {
+		so.After = &metav1.Duration{Duration: DefaultSpillAfter}
+	}
+	if so.ScaleUpTimeout == nil {
+		so.ScaleUpTimeout = &metav1.Duration{Duration: DefaultScaleUpTimeout}
 	}
 
 	g := &spec.Gateway

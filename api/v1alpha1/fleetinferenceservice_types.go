@@ -67,6 +67,32 @@ const (
 	FailoverNone FailoverPolicy = "None"
 )
 
+// SpilloverPolicy says what happens to replicas a cluster cannot place.
+// +kubebuilder:validation:Enum=Spill;None
+type SpilloverPolicy string
+
+const (
+	// SpilloverSpill runs the replicas a cluster cannot schedule in the other clusters
+	// until it can place them again.
+	SpilloverSpill SpilloverPolicy = "Spill"
+	// SpilloverNone leaves them waiting in their cluster.
+	SpilloverNone SpilloverPolicy = "None"
+)
+
+// ScaleUpState is what the cluster autoscaler last said of a cluster's unschedulable
+// model-server pods.
+// +kubebuilder:validation:Enum=Triggered;NotTriggered;Failed
+type ScaleUpState string
+
+const (
+	// ScaleUpTriggered: a node pool is scaling up for them (TriggeredScaleUp).
+	ScaleUpTriggered ScaleUpState = "Triggered"
+	// ScaleUpNotTriggered: no node pool can grow to fit them (NotTriggerScaleUp).
+	ScaleUpNotTriggered ScaleUpState = "NotTriggered"
+	// ScaleUpFailed: a scale-up for them failed, e.g. a stockout (FailedScaleUp).
+	ScaleUpFailed ScaleUpState = "Failed"
+)
+
 // DeletionPolicy says what happens to member objects when the service is deleted.
 // +kubebuilder:validation:Enum=Delete;Orphan
 type DeletionPolicy string
@@ -646,6 +672,40 @@ type PlacementSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Failover FailoverSpec `json:"failover,omitempty"`
+
+	// Spillover says what happens when a cluster cannot place some of its replicas (its
+	// accelerators are out: a stockout).
+	// +kubebuilder:default={}
+	// +optional
+	Spillover SpilloverSpec `json:"spillover,omitempty"`
+}
+
+// SpilloverSpec moves the replicas a cluster cannot schedule, and only those, to the other
+// clusters by weight within their maxReplicas, and brings them back when the cluster can
+// place pods again. One of them stays requested in the cluster meanwhile: the cluster
+// autoscaler keeps trying to make room for it, and when it is scheduled the cluster has
+// room again.
+type SpilloverSpec struct {
+	// Policy is Spill (the replicas a cluster cannot schedule run in the others) or None
+	// (they wait in their cluster).
+	// +kubebuilder:default=Spill
+	// +optional
+	Policy SpilloverPolicy `json:"policy,omitempty"`
+
+	// After is how long replicas stay unschedulable before they spill. Replicas for which
+	// the cluster autoscaler reports that no scale-up can or did happen (NotTriggerScaleUp,
+	// FailedScaleUp) spill at once.
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="spillover.after must be between 0s and 24h"
+	// +optional
+	After *metav1.Duration `json:"after,omitempty"`
+
+	// ScaleUpTimeout is how long a node pool scale-up the cluster autoscaler reports for
+	// them (TriggeredScaleUp) is waited for before they spill.
+	// +kubebuilder:default="15m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="spillover.scaleUpTimeout must be between 0s and 24h"
+	// +optional
+	ScaleUpTimeout *metav1.Duration `json:"scaleUpTimeout,omitempty"`
 }
 
 // ClusterPlacement is one member cluster in placement.clusters.
@@ -728,13 +788,13 @@ type ClusterOverrides struct {
 
 // FailoverSpec says when an unhealthy cluster's share moves and when it comes back.
 type FailoverSpec struct {
-	// Policy is Redistribute (move an unhealthy cluster's share) or None.
+	// Policy is Redistribute (move an unreachable cluster's share) or None.
 	// +kubebuilder:default=Redistribute
 	// +optional
 	Policy FailoverPolicy `json:"policy,omitempty"`
 
-	// UnhealthyAfter is how long a cluster is unreachable or unable to run its share
-	// before its share moves.
+	// UnhealthyAfter is how long a cluster is unreachable before its share moves (a
+	// cluster that cannot schedule replicas spills them instead: placement.spillover).
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="failover.unhealthyAfter must be between 1s and 24h"
 	// +optional
@@ -1044,7 +1104,7 @@ type PlacementStatus struct {
 }
 
 // PlacementReason says why a cluster has the share it has.
-// +kubebuilder:validation:Enum=Placed;Covering;FailedOver;Cordoned;NotRegistered
+// +kubebuilder:validation:Enum=Placed;Covering;FailedOver;Cordoned;NotRegistered;OutOfCapacity
 type PlacementReason string
 
 const (
@@ -1058,6 +1118,9 @@ const (
 	PlacementFailedOver PlacementReason = "FailedOver"
 	// PlacementCordoned: taken out by a cordon (a drill, or the operator).
 	PlacementCordoned PlacementReason = "Cordoned"
+	// PlacementOutOfCapacity: some of its share could not be scheduled and runs in the
+	// others (spilled); one of them stays requested here until the cluster has room.
+	PlacementOutOfCapacity PlacementReason = "OutOfCapacity"
 	// PlacementNotRegistered: placement.clusters names it, but no such cluster is
 	// registered with the hub.
 	PlacementNotRegistered PlacementReason = "NotRegistered"
@@ -1080,6 +1143,15 @@ type ClusterDecision struct {
 	// Since is when the cluster got this share for this reason.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
+	// Spilled is how many replicas of the cluster's share it could not schedule and run
+	// in other clusters (spillover). Replicas is then its share less these, plus the one
+	// left requested here.
+	// +optional
+	Spilled int32 `json:"spilled,omitempty"`
+	// Borrowed is how many of Replicas the cluster runs for clusters that could not
+	// schedule them (spillover).
+	// +optional
+	Borrowed int32 `json:"borrowed,omitempty"`
 }
 
 // FailedOver reports whether the cluster's share runs elsewhere.
@@ -1135,6 +1207,17 @@ type ClusterStatus struct {
 	ScaledBy string `json:"scaledBy,omitempty"`
 	// ReadyReplicas is what the cluster's model Deployment reports ready.
 	ReadyReplicas int32 `json:"readyReplicas"`
+	// ScheduledReplicas is how many of the service's model-server pods are on a node
+	// (starting, loading the model or ready), when some cannot be scheduled.
+	// +optional
+	ScheduledReplicas int32 `json:"scheduledReplicas,omitempty"`
+	// UnschedulableReplicas is how many of the service's model-server pods the cluster
+	// cannot schedule.
+	// +optional
+	UnschedulableReplicas int32 `json:"unschedulableReplicas,omitempty"`
+	// ScaleUp is what the cluster autoscaler last said of those pods.
+	// +optional
+	ScaleUp ScaleUpState `json:"scaleUp,omitempty"`
 	// Exported is whether the cluster's InferencePool is exported to the config cluster.
 	// +optional
 	Exported bool `json:"exported,omitempty"`

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -192,6 +194,18 @@ func validatePlacement(pl *PlacementSpec, p *field.Path) field.ErrorList {
 	f := pl.Failover
 	if f.UnhealthyAfter != nil && f.UnhealthyAfter.Duration <= 0 {
 		errs = append(errs, field.Invalid(p.Child("failover", "unhealthyAfter"), f.UnhealthyAfter.Duration.String(), "must be positive"))
+	}
+	so := pl.Spillover
+	if so.Policy != "" && so.Policy != SpilloverSpill && so.Policy != SpilloverNone {
+		errs = append(errs, field.NotSupported(p.Child("spillover", "policy"), so.Policy, []SpilloverPolicy{SpilloverSpill, SpilloverNone}))
+	}
+	for _, c := range []struct {
+		name string
+		d    *metav1.Duration
+	}{{"after", so.After}, {"scaleUpTimeout", so.ScaleUpTimeout}} {
+		if name, d := c.name, c.d; d != nil && (d.Duration < 0 || d.Duration > 24*time.Hour) {
+			errs = append(errs, field.Invalid(p.Child("spillover", name), d.Duration.String(), "must be between 0s and 24h"))
+		}
 	}
 	return errs
 }

@@ -138,6 +138,11 @@ func writeStatusTable(w io.Writer, svcs []v1alpha1.FleetInferenceService, now ti
 			if c.ScaledBy != "" {
 				msg = strings.TrimPrefix(msg+"; replicas set by "+c.ScaledBy, "; ")
 			}
+			if d, ok := svc.Status.Placement.Decision(c.Name); ok && d.Spilled > 0 {
+				msg = strings.TrimPrefix(fmt.Sprintf("%s; out of capacity: %d spilled to other clusters", msg, d.Spilled), "; ")
+			} else if ok && d.Borrowed > 0 {
+				msg = strings.TrimPrefix(fmt.Sprintf("%s; %d borrowed from clusters out of capacity", msg, d.Borrowed), "; ")
+			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%t\t%s\t%s\n", c.Name, orDash(c.Region), health, c.ReadyReplicas, c.DesiredReplicas, c.Exported, since(last, now), msg)
 		}
 		tw.Flush()

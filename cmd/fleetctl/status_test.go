@@ -53,6 +53,10 @@ func TestStatusAndClusters(t *testing.T) {
 				ScaledBy: "HorizontalPodAutoscaler/vllm-llama3-8b-instruct"},
 			{Name: "gke-west", Region: "europe-west3", DesiredReplicas: 0, Health: v1alpha1.Unreachable, FailedOver: true, Message: "unreachable: connection refused"},
 		},
+		Placement: &v1alpha1.PlacementStatus{Clusters: []v1alpha1.ClusterDecision{
+			{Name: "gke-east", Replicas: 3, Reason: v1alpha1.PlacementCovering, Borrowed: 1},
+			{Name: "gke-west", Replicas: 0, Reason: v1alpha1.PlacementFailedOver},
+		}},
 		Autoscaling: &v1alpha1.AutoscalingStatus{DesiredReplicas: 6, RecommendedReplicas: 2, Reason: "Stabilizing",
 			Message: "WaitingRequests: 1 per server against a target of 5 (2 reporting); held at 6 by the scale-down stabilization window"},
 		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionFailingOver, Status: metav1.ConditionTrue, Reason: "ClusterUnhealthy", Message: "share moved away from gke-west", LastTransitionTime: now}},
@@ -94,8 +98,8 @@ func TestStatusAndClusters(t *testing.T) {
 			t.Errorf("status table lacks %q:\n%s", want, table)
 		}
 	}
-	if !regexp.MustCompile(`gke-east .* ago +replicas set by HorizontalPodAutoscaler/vllm-llama3-8b-instruct\n`).MatchString(table) {
-		t.Errorf("gke-east's message should name the member's HPA:\n%s", table)
+	if !regexp.MustCompile(`gke-east .* ago +replicas set by HorizontalPodAutoscaler/vllm-llama3-8b-instruct; 1 borrowed from clusters out of capacity\n`).MatchString(table) {
+		t.Errorf("gke-east's message should name the member's HPA and its borrowed replica:\n%s", table)
 	}
 	if !regexp.MustCompile(`gke-east .* 1m[0-9]+s ago`).MatchString(table) {
 		t.Errorf("last sync of gke-east should read about a minute ago:\n%s", table)
