@@ -21,6 +21,7 @@ import (
 const (
 	unhealthyAfter = 10 * time.Second
 	failbackAfter  = 15 * time.Second
+	spillAfter     = 5 * time.Second
 )
 
 // shares reads each cluster's desired and ready replicas and whether it is failed over.
@@ -81,7 +82,8 @@ func expectPlaced(ctx context.Context, t *testing.T, hub client.Client, key clie
 }
 
 // TestRegionFailover runs the failover acceptance on three members: a region drill end to
-// end, a member losing its GPU nodes while its API is up, a flapping member that moves
+// end, a member losing its GPU nodes while its API is up (its replicas spill to the
+// others and return with the nodes), a flapping member that moves
 // nothing more than once, and a member's API server killed (share redistributed within
 // unhealthyAfter + 15s, nothing deleted, failback after failbackAfter). The kill comes last:
 // a member whose API server was restarted here is slow to start new kwok pods.
@@ -104,6 +106,7 @@ func TestRegionFailover(t *testing.T) {
 		UnhealthyAfter: &metav1.Duration{Duration: unhealthyAfter},
 		FailbackAfter:  &metav1.Duration{Duration: failbackAfter},
 	}
+	svc.Spec.Placement.Spillover.After = &metav1.Duration{Duration: spillAfter}
 	if err := hub.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
@@ -151,24 +154,37 @@ func TestRegionFailover(t *testing.T) {
 			t.Errorf("cordon left behind: %v %+v", full.Annotations, got["gke-central"])
 		}
 	})
-	t.Run("GPU nodes lost while the API is up", func(t *testing.T) {
+	t.Run("GPU nodes lost while the API is up: the replicas spill, and return", func(t *testing.T) {
 		east := lf.Member("gke-east").Faults
 		removed, err := east.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: "nvidia-h100-80gb"})
 		if err != nil || len(removed) == 0 {
 			t.Fatalf("remove nodes: %v %v", removed, err)
 		}
-		took := expectShares(ctx, t, hub, key, unhealthyAfter+15*time.Second, "redistributed after capacity loss",
-			map[string]int32{"gke-west": 3, "gke-east": 0, "gke-central": 3})
-		t.Logf("capacity redistributed %s after the nodes went", took.Round(100*time.Millisecond))
+		took := expectShares(ctx, t, hub, key, spillAfter+30*time.Second, "spilled after capacity loss",
+			map[string]int32{"gke-west": 3, "gke-central": 3})
+		t.Logf("capacity spilled %s after the nodes went", took.Round(100*time.Millisecond))
+		full := getService(ctx, t, hub, key)
+		d, _ := full.Status.Placement.Decision("gke-east")
+		if d.Reason != v1alpha1.PlacementOutOfCapacity || d.Spilled != 2 || d.Replicas != 1 {
+			t.Errorf("east's decision %+v: want OutOfCapacity, 2 spilled, the probe requested", d)
+		}
+		for _, name := range []string{"gke-west", "gke-central"} {
+			if d, _ := full.Status.Placement.Decision(name); d.Borrowed != 1 {
+				t.Errorf("%s's decision %+v: want 1 borrowed", name, d)
+			}
+		}
 		got, _ := shares(ctx, t, hub, key)
-		if !got["gke-east"].FailedOver || !got["gke-east"].Reachable {
-			t.Errorf("east status %+v", got["gke-east"])
+		if e := got["gke-east"]; e.FailedOver || !e.Reachable || e.Health != v1alpha1.Degraded || e.UnschedulableReplicas == 0 {
+			t.Errorf("east status %+v: want reachable, Degraded, not failed over, its pods unschedulable", e)
 		}
 		if err := east.RestoreNodes(ctx); err != nil {
 			t.Fatal(err)
 		}
-		expectShares(ctx, t, hub, key, failbackAfter+30*time.Second, "failed back after capacity returned",
+		expectShares(ctx, t, hub, key, 60*time.Second, "the spilled replicas back after capacity returned",
 			map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+		if d, _ := getService(ctx, t, hub, key).Status.Placement.Decision("gke-east"); d.Spilled != 0 || d.Reason != v1alpha1.PlacementPlaced {
+			t.Errorf("east's decision after capacity returned %+v", d)
+		}
 	})
 
 	t.Run("a flapping member moves at most once", func(t *testing.T) {
