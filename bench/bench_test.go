@@ -76,6 +76,18 @@ func TestSmoke(t *testing.T) {
 	if fo.Placed.P50 < 5 || fo.FailbackPlaced.P50 < 5 || fo.Ready.P50 < fo.Placed.P50 {
 		t.Errorf("failover faster than its timers allow: %+v", fo)
 	}
+	sp := f.Spillover
+	if sp == nil || sp.Services != 2 || sp.Victim != "member-1" || len(sp.Incomplete) > 0 {
+		t.Fatalf("spillover %+v", sp)
+	}
+	positive("spilled placed", sp.Placed, 2)
+	positive("spilled ready", sp.Ready, 2)
+	positive("back placed", sp.BackPlaced, 2)
+	positive("back ready", sp.BackReady, 2)
+	// Replicas spill only after spillover.after.
+	if sp.Placed.P50 < 5 || sp.Ready.P50 < sp.Placed.P50 {
+		t.Errorf("spillover faster than its timer allows: %+v", sp)
+	}
 	s := f.SteadyState
 	if s == nil || s.Services != 2 || s.WindowSeconds < 10 || s.Reads <= 0 || !(s.CPUCores > 0) {
 		t.Fatalf("steady state %+v: the window saw no requests or no CPU at all", s)

@@ -21,6 +21,7 @@ var (
 	failoverServices = flag.Int("failover-services", 10, "services running while a member's API server is killed")
 	unhealthyAfter   = flag.Duration("unhealthy-after", 10*time.Second, "failover.unhealthyAfter of those services")
 	failbackAfter    = flag.Duration("failback-after", 15*time.Second, "failover.failbackAfter of those services")
+	spillAfter       = flag.Duration("spill-after", 5*time.Second, "spillover.after of the services running while a member loses its GPU nodes")
 	window           = flag.Duration("window", 5*time.Minute, "steady-state window in which the hub's writes are counted (on the largest fleet)")
 	settle           = flag.Duration("settle", 15*time.Second, "quiet time before memory is measured and the window opens")
 	timeout          = flag.Duration("wait", 10*time.Minute, "bound on each wait for a milestone")
@@ -45,7 +46,7 @@ func ints(t *testing.T, name, s string) []int {
 func TestFleetBench(t *testing.T) {
 	o := Options{
 		Members: ints(t, "members", *members), Services: ints(t, "services", *services),
-		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices,
+		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices, SpillAfter: *spillAfter,
 		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
 		Window: *window, Settle: *settle, Timeout: *timeout,
 	}

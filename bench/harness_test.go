@@ -49,6 +49,9 @@ type Options struct {
 	FailoverServices int
 	// The failover timers of those services (10s, 15s).
 	UnhealthyAfter, FailbackAfter time.Duration
+	// SpillAfter is spillover.after of the services running while a member loses its GPU
+	// nodes (5s); as many run as FailoverServices.
+	SpillAfter time.Duration
 	// Window is the steady-state window during which the hub's writes are counted, once,
 	// on the largest fleet (1m).
 	Window time.Duration
@@ -82,6 +85,7 @@ func (o *Options) setDefaults() {
 	}
 	defDur(&o.UnhealthyAfter, 10*time.Second)
 	defDur(&o.FailbackAfter, 15*time.Second)
+	defDur(&o.SpillAfter, 5*time.Second)
 	defDur(&o.Window, time.Minute)
 	defDur(&o.Settle, 10*time.Second)
 	defDur(&o.Timeout, 10*time.Minute)
@@ -97,7 +101,8 @@ func Run(t *testing.T, o Options) *Results {
 			Members: o.Members, Services: o.Services, Runs: o.Runs, ReplicasPerMember: o.ReplicasPerMember,
 			FailoverServices:      o.FailoverServices,
 			UnhealthyAfterSeconds: o.UnhealthyAfter.Seconds(), FailbackAfterSeconds: o.FailbackAfter.Seconds(),
-			WindowSeconds: o.Window.Seconds(),
+			SpillAfterSeconds: o.SpillAfter.Seconds(),
+			WindowSeconds:     o.Window.Seconds(),
 		},
 	}
 	avail := availableMemoryMiB()
@@ -262,6 +267,14 @@ func (b *fleetBench) run() FleetResult {
 		obs.stop()
 	}
 	out.Failover = medianFailover(fo)
+
+	var sp []SpilloverResult
+	for run := range o.Runs {
+		obs := b.observe()
+		sp = append(sp, b.spillover(obs, run))
+		obs.stop()
+	}
+	out.Spillover = medianSpillover(sp)
 	return out
 }
 
@@ -582,6 +595,72 @@ func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 	res.FailbackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, again, &res.Incomplete)))
 	b.logf("run %d: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
 		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
+	b.deleteAll(obs, keys)
+	return res
+}
+
+// spillover runs FailoverServices services on every member, deletes a member's GPU nodes
+// (its API stays up; its pods cannot be scheduled) and measures, per service, the time
+// until the replicas it cannot run are placed on the others and ready there; then brings
+// the nodes back and measures the time until every replica is back and ready. The first
+// includes the services' spillover.after.
+func (b *fleetBench) spillover(obs *observer, run int) SpilloverResult {
+	ctx := context.Background()
+	victim := b.names[run%len(b.names)]
+	share := int32(b.o.ReplicasPerMember)
+	total := share * int32(b.members)
+	var keys []client.ObjectKey
+	var svcs []*v1alpha1.FleetInferenceService
+	for i := range b.o.FailoverServices {
+		svc := b.service(fmt.Sprintf("bench-r%d-spill-%03d", run+1, i))
+		svc.Spec.Placement.Spillover = v1alpha1.SpilloverSpec{Policy: v1alpha1.SpilloverSpill, After: &metav1.Duration{Duration: b.o.SpillAfter}}
+		svcs = append(svcs, svc)
+		keys = append(keys, client.ObjectKeyFromObject(svc))
+	}
+	even := map[string]int32{}
+	for _, n := range b.names {
+		even[n] = share
+	}
+	up := obs.await("spread and ready", keys, shares(even, true, ""))
+	for _, svc := range svcs {
+		if err := b.hub.Create(ctx, svc); err != nil {
+			b.t.Fatalf("create %s: %v", svc.Name, err)
+		}
+	}
+	b.wait(obs, up)
+	time.Sleep(b.o.Settle)
+
+	placed := obs.await("spilled elsewhere", keys, spilledOff(victim, total, false))
+	ready := obs.await("spilled and ready elsewhere", keys, spilledOff(victim, total, true))
+	b.logf("run %d: delete %s's GPU nodes with %d services", run+1, victim, len(keys))
+	member := b.lf.Members[victim].Local
+	removedAt := time.Now()
+	if removed, err := member.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: b.template.Spec.Model.Accelerator.Type}); err != nil || len(removed) == 0 {
+		b.t.Fatalf("remove %s's GPU nodes: %v %v", victim, removed, err)
+	}
+	lost := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		lost[k] = removedAt
+	}
+	res := SpilloverResult{Services: len(keys), Victim: victim}
+	away := b.o.SpillAfter + 2*time.Minute
+	res.Placed = summarize(latencies(lost, b.waitOrNote(obs, placed, away, &res.Incomplete)))
+	res.Ready = summarize(latencies(lost, b.waitOrNote(obs, ready, away, &res.Incomplete)))
+
+	backPlaced := obs.await("share placed back", keys, spilledBack(victim, share))
+	backReady := obs.await("spread and ready again", keys, shares(even, true, ""))
+	restoredAt := time.Now()
+	if err := member.RestoreNodes(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	back := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		back[k] = restoredAt
+	}
+	res.BackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, 2*time.Minute, &res.Incomplete)))
+	res.BackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, 2*time.Minute, &res.Incomplete)))
+	b.logf("run %d: spilled placed p50 %.2fs, ready p50 %.2fs; back placed p50 %.2fs, ready p50 %.2fs",
+		run+1, res.Placed.P50, res.Ready.P50, res.BackPlaced.P50, res.BackReady.P50)
 	b.deleteAll(obs, keys)
 	return res
 }

@@ -411,6 +411,44 @@ func movedOff(victim string, total int32, ready bool) func(*observer, client.Obj
 	}
 }
 
+// spilledOff: victim, reachable, keeps only the replica it leaves requested and the hub has
+// placed all total replicas on the other clusters; with ready, they are also ready there.
+func spilledOff(victim string, total int32, ready bool) func(*observer, client.ObjectKey) bool {
+	return func(o *observer, key client.ObjectKey) bool {
+		svc := o.services[key]
+		if svc == nil {
+			return false
+		}
+		d, ok := svc.Status.Placement.Decision(victim)
+		if !ok || d.Reason != v1alpha1.PlacementOutOfCapacity || d.Replicas != 1 {
+			return false
+		}
+		var placed int32
+		for _, c := range svc.Status.Clusters {
+			if c.Name == victim {
+				continue
+			}
+			if c.FailedOver || (ready && c.ReadyReplicas < c.DesiredReplicas) {
+				return false
+			}
+			placed += c.DesiredReplicas
+		}
+		return placed == total
+	}
+}
+
+// spilledBack: the hub gives victim its share n again, nothing spilled.
+func spilledBack(victim string, n int32) func(*observer, client.ObjectKey) bool {
+	return func(o *observer, key client.ObjectKey) bool {
+		svc := o.services[key]
+		if svc == nil {
+			return false
+		}
+		d, ok := svc.Status.Placement.Decision(victim)
+		return ok && d.Spilled == 0 && d.Replicas == n && shareOn(victim, n)(o, key)
+	}
+}
+
 // shareOn: the hub gives cluster its share n again and no longer counts it failed over.
 func shareOn(cluster string, n int32) func(*observer, client.ObjectKey) bool {
 	return func(o *observer, key client.ObjectKey) bool {

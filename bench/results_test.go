@@ -47,6 +47,7 @@ type OptionsRecord struct {
 	FailoverServices      int     `json:"failoverServices"`
 	UnhealthyAfterSeconds float64 `json:"unhealthyAfterSeconds"`
 	FailbackAfterSeconds  float64 `json:"failbackAfterSeconds"`
+	SpillAfterSeconds     float64 `json:"spillAfterSeconds,omitempty"`
 	WindowSeconds         float64 `json:"steadyStateWindowSeconds"`
 }
 
@@ -57,6 +58,7 @@ type FleetResult struct {
 	Propagation []PropagationResult `json:"propagation"`
 	Update      []UpdateResult      `json:"update"`
 	Failover    *FailoverResult     `json:"failover,omitempty"`
+	Spillover   *SpilloverResult    `json:"spillover,omitempty"`
 	SteadyState *SteadyState        `json:"steadyState,omitempty"`
 	Footprint   *Footprint          `json:"footprint,omitempty"`
 }
@@ -107,6 +109,22 @@ type FailoverResult struct {
 	// summaries then cover only those that did (see each Summary's N).
 	Incomplete []string         `json:"incomplete,omitempty"`
 	Runs       []FailoverResult `json:"runs,omitempty"`
+}
+
+// SpilloverResult: one member's GPU nodes are deleted with Services services running (its
+// API stays up); from then until the replicas it cannot schedule are placed on the others
+// (Placed, including the services' spillover.after) and ready there (Ready); then from the
+// nodes' return until its share is placed back (BackPlaced) and every replica is ready
+// (BackReady).
+type SpilloverResult struct {
+	Services   int               `json:"services"`
+	Victim     string            `json:"victim"`
+	Placed     Summary           `json:"placedSeconds"`
+	Ready      Summary           `json:"readySeconds"`
+	BackPlaced Summary           `json:"backPlacedSeconds"`
+	BackReady  Summary           `json:"backReadySeconds"`
+	Incomplete []string          `json:"incomplete,omitempty"`
+	Runs       []SpilloverResult `json:"runs,omitempty"`
 }
 
 // SteadyState counts the API requests the hub process issued while nothing changed.
@@ -242,6 +260,28 @@ func medianFailover(runs []FailoverResult) *FailoverResult {
 	}
 }
 
+func medianSpillover(runs []SpilloverResult) *SpilloverResult {
+	var victims, notes []string
+	for i, r := range runs {
+		if !slices.Contains(victims, r.Victim) {
+			victims = append(victims, r.Victim)
+		}
+		for _, n := range r.Incomplete {
+			notes = append(notes, fmt.Sprintf("run %d: %s", i+1, n))
+		}
+	}
+	return &SpilloverResult{
+		Services:   runs[0].Services,
+		Victim:     strings.Join(victims, ","),
+		Incomplete: notes,
+		Placed:     medianSummary(runs, func(r SpilloverResult) Summary { return r.Placed }),
+		Ready:      medianSummary(runs, func(r SpilloverResult) Summary { return r.Ready }),
+		BackPlaced: medianSummary(runs, func(r SpilloverResult) Summary { return r.BackPlaced }),
+		BackReady:  medianSummary(runs, func(r SpilloverResult) Summary { return r.BackReady }),
+		Runs:       runs,
+	}
+}
+
 func medianFootprint(runs []Footprint) *Footprint {
 	i64 := func(f func(Footprint) int64) int64 {
 		return int64(medianOf(runs, func(r Footprint) float64 { return float64(f(r)) }))
@@ -349,6 +389,24 @@ func (r *Results) Markdown() []byte {
 		if x := f.Failover; x != nil {
 			for _, n := range x.Incomplete {
 				fmt.Fprintf(&b, "\n%d members, incomplete: %s\n", f.Members, n)
+			}
+		}
+	}
+
+	fmt.Fprintf(&b, "\n## Spillover: one member's GPU nodes deleted, its API up (spillover.after %gs)\n\n", o.SpillAfterSeconds)
+	b.WriteString("| members | services | spilled placed p50 | p99 | spilled ready p50 | p99 | back placed p50 | p99 | back ready p50 | p99 |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if x := f.Spillover; x != nil {
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Members, x.Services,
+				secs(x.Placed.P50), secs(x.Placed.P99), secs(x.Ready.P50), secs(x.Ready.P99),
+				secs(x.BackPlaced.P50), secs(x.BackPlaced.P99), secs(x.BackReady.P50), secs(x.BackReady.P99))
+		}
+	}
+	for _, f := range r.Fleets {
+		if x := f.Spillover; x != nil {
+			for _, n := range x.Incomplete {
+				fmt.Fprintf(&b, "\n%d members, spillover incomplete: %s\n", f.Members, n)
 			}
 		}
 	}
