@@ -530,6 +530,33 @@ func (b *fleetBench) deleteAll(obs *observer, keys []client.ObjectKey) {
 	b.wait(obs, m)
 }
 
+// spreadServices creates FailoverServices services named prefix-NNN, set as set says,
+// waits until each has its share ready on every member and lets the fleet settle. It
+// returns their keys and that even spread.
+func (b *fleetBench) spreadServices(obs *observer, prefix string, set func(*v1alpha1.FleetInferenceService)) ([]client.ObjectKey, map[string]int32) {
+	var keys []client.ObjectKey
+	var svcs []*v1alpha1.FleetInferenceService
+	for i := range b.o.FailoverServices {
+		svc := b.service(fmt.Sprintf("%s-%03d", prefix, i))
+		set(svc)
+		svcs = append(svcs, svc)
+		keys = append(keys, client.ObjectKeyFromObject(svc))
+	}
+	even := map[string]int32{}
+	for _, n := range b.names {
+		even[n] = int32(b.o.ReplicasPerMember)
+	}
+	up := obs.await("spread and ready", keys, shares(even, true, ""))
+	for _, svc := range svcs {
+		if err := b.hub.Create(context.Background(), svc); err != nil {
+			b.t.Fatalf("create %s: %v", svc.Name, err)
+		}
+	}
+	b.wait(obs, up)
+	time.Sleep(b.o.Settle)
+	return keys, even
+}
+
 // failover runs FailoverServices services on every member, SIGKILLs a member's
 // kube-apiserver and measures, per service, the time until its share is placed on the
 // others and ready there; then restarts it and measures the failback likewise. Each run
@@ -540,30 +567,13 @@ func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 	victim := b.names[len(b.names)-1-run%len(b.names)]
 	share := int32(b.o.ReplicasPerMember)
 	total := share * int32(b.members)
-	var keys []client.ObjectKey
-	var svcs []*v1alpha1.FleetInferenceService
-	for i := range b.o.FailoverServices {
-		svc := b.service(fmt.Sprintf("bench-r%d-failover-%03d", run+1, i))
+	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-failover", run+1), func(svc *v1alpha1.FleetInferenceService) {
 		svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
 			Policy:         v1alpha1.FailoverRedistribute,
 			UnhealthyAfter: &metav1.Duration{Duration: b.o.UnhealthyAfter},
 			FailbackAfter:  &metav1.Duration{Duration: b.o.FailbackAfter},
 		}
-		svcs = append(svcs, svc)
-		keys = append(keys, client.ObjectKeyFromObject(svc))
-	}
-	even := map[string]int32{}
-	for _, n := range b.names {
-		even[n] = share
-	}
-	up := obs.await("spread and ready", keys, shares(even, true, ""))
-	for _, svc := range svcs {
-		if err := b.hub.Create(ctx, svc); err != nil {
-			b.t.Fatalf("create %s: %v", svc.Name, err)
-		}
-	}
-	b.wait(obs, up)
-	time.Sleep(b.o.Settle)
+	})
 
 	placed := obs.await("share placed elsewhere", keys, movedOff(victim, total, false))
 	ready := obs.await("share ready elsewhere", keys, movedOff(victim, total, true))
@@ -609,26 +619,9 @@ func (b *fleetBench) spillover(obs *observer, run int) SpilloverResult {
 	victim := b.names[run%len(b.names)]
 	share := int32(b.o.ReplicasPerMember)
 	total := share * int32(b.members)
-	var keys []client.ObjectKey
-	var svcs []*v1alpha1.FleetInferenceService
-	for i := range b.o.FailoverServices {
-		svc := b.service(fmt.Sprintf("bench-r%d-spill-%03d", run+1, i))
+	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-spill", run+1), func(svc *v1alpha1.FleetInferenceService) {
 		svc.Spec.Placement.Spillover = v1alpha1.SpilloverSpec{Policy: v1alpha1.SpilloverSpill, After: &metav1.Duration{Duration: b.o.SpillAfter}}
-		svcs = append(svcs, svc)
-		keys = append(keys, client.ObjectKeyFromObject(svc))
-	}
-	even := map[string]int32{}
-	for _, n := range b.names {
-		even[n] = share
-	}
-	up := obs.await("spread and ready", keys, shares(even, true, ""))
-	for _, svc := range svcs {
-		if err := b.hub.Create(ctx, svc); err != nil {
-			b.t.Fatalf("create %s: %v", svc.Name, err)
-		}
-	}
-	b.wait(obs, up)
-	time.Sleep(b.o.Settle)
+	})
 
 	placed := obs.await("spilled elsewhere", keys, spilledOff(victim, total, false))
 	ready := obs.await("spilled and ready elsewhere", keys, spilledOff(victim, total, true))

@@ -238,19 +238,25 @@ func medianUpdate(runs []UpdateResult) UpdateResult {
 	}
 }
 
-func medianFailover(runs []FailoverResult) *FailoverResult {
+// victimsOf joins the runs' victims, each once, and numbers the milestones each run missed.
+func victimsOf[R any](runs []R, victim func(R) string, incomplete func(R) []string) (string, []string) {
 	var victims, notes []string
 	for i, r := range runs {
-		if !slices.Contains(victims, r.Victim) {
-			victims = append(victims, r.Victim)
+		if v := victim(r); !slices.Contains(victims, v) {
+			victims = append(victims, v)
 		}
-		for _, n := range r.Incomplete {
+		for _, n := range incomplete(r) {
 			notes = append(notes, fmt.Sprintf("run %d: %s", i+1, n))
 		}
 	}
+	return strings.Join(victims, ","), notes
+}
+
+func medianFailover(runs []FailoverResult) *FailoverResult {
+	victims, notes := victimsOf(runs, func(r FailoverResult) string { return r.Victim }, func(r FailoverResult) []string { return r.Incomplete })
 	return &FailoverResult{
 		Services:       runs[0].Services,
-		Victim:         strings.Join(victims, ","),
+		Victim:         victims,
 		Incomplete:     notes,
 		Placed:         medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
 		Ready:          medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
@@ -261,18 +267,10 @@ func medianFailover(runs []FailoverResult) *FailoverResult {
 }
 
 func medianSpillover(runs []SpilloverResult) *SpilloverResult {
-	var victims, notes []string
-	for i, r := range runs {
-		if !slices.Contains(victims, r.Victim) {
-			victims = append(victims, r.Victim)
-		}
-		for _, n := range r.Incomplete {
-			notes = append(notes, fmt.Sprintf("run %d: %s", i+1, n))
-		}
-	}
+	victims, notes := victimsOf(runs, func(r SpilloverResult) string { return r.Victim }, func(r SpilloverResult) []string { return r.Incomplete })
 	return &SpilloverResult{
 		Services:   runs[0].Services,
-		Victim:     strings.Join(victims, ","),
+		Victim:     victims,
 		Incomplete: notes,
 		Placed:     medianSummary(runs, func(r SpilloverResult) Summary { return r.Placed }),
 		Ready:      medianSummary(runs, func(r SpilloverResult) Summary { return r.Ready }),

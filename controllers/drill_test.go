@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -445,13 +446,18 @@ func drillConditions(d *v1alpha1.FailoverDrill, want ...drillCond) error {
 
 // drillHasEvents checks the drill has an event with each reason.
 func drillHasEvents(c client.Client, d *v1alpha1.FailoverDrill, reasons ...string) error {
+	return hasEvents(c, d.Namespace, d.UID, reasons...)
+}
+
+// hasEvents checks the object with this UID has an event with each reason.
+func hasEvents(c client.Client, namespace string, uid types.UID, reasons ...string) error {
 	var list eventsv1.EventList
-	if err := c.List(context.Background(), &list, client.InNamespace(d.Namespace)); err != nil {
+	if err := c.List(context.Background(), &list, client.InNamespace(namespace)); err != nil {
 		return err
 	}
 	var got []string
 	for _, e := range list.Items {
-		if e.Regarding.UID == d.UID {
+		if e.Regarding.UID == uid {
 			got = append(got, e.Reason)
 		}
 	}

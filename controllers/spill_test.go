@@ -3,12 +3,10 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -136,20 +134,5 @@ func TestSpillover(t *testing.T) {
 
 // serviceHasEvents checks the service has an event with each reason.
 func serviceHasEvents(c client.Client, svc *v1alpha1.FleetInferenceService, reasons ...string) error {
-	var list eventsv1.EventList
-	if err := c.List(context.Background(), &list, client.InNamespace(svc.Namespace)); err != nil {
-		return err
-	}
-	var got []string
-	for _, e := range list.Items {
-		if e.Regarding.UID == svc.UID {
-			got = append(got, e.Reason)
-		}
-	}
-	for _, r := range reasons {
-		if !slices.Contains(got, r) {
-			return fmt.Errorf("no %s event (have %v)", r, got)
-		}
-	}
-	return nil
+	return hasEvents(c, svc.Namespace, svc.UID, reasons...)
 }
