@@ -306,8 +306,9 @@ func (plan *Plan) spill(so v1alpha1.SpilloverSpec, p Placement, obs map[string]O
 			probe = 1
 		}
 		switch {
-		case n > 0 && o.Unschedulable == 0:
-			// The probe was scheduled: the cluster has room again.
+		case n > 0 && o.Unschedulable == 0 && o.Health != v1alpha1.Unreachable:
+			// The probe was scheduled: the cluster has room again. (An unreachable
+			// cluster reports nothing: what it spilled stays away until it answers.)
 			n = 0
 		case o.Unschedulable > probe:
 			if wait := spillWait(o, after, timeout, now); wait > 0 {
