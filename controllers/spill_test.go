@@ -90,10 +90,8 @@ func TestSpillover(t *testing.T) {
 
 	eventually(t, 30*time.Second, "west's missing replica spilled to east", func() error {
 		got := get()
-		w, _ := got.Status.Placement.Decision("west")
-		e, _ := got.Status.Placement.Decision("east")
-		if w.Reason != v1alpha1.PlacementOutOfCapacity || w.Spilled != 1 || w.Replicas != 2 || e.Borrowed != 1 || e.Replicas != 3 {
-			return fmt.Errorf("decisions west %+v east %+v", w, e)
+		if err := decided(got, v1alpha1.PlacementOutOfCapacity, 1, 2, 1, 3); err != nil {
+			return err
 		}
 		st, _ := got.Status.Cluster("west")
 		if st.Health != v1alpha1.Degraded || st.ScheduledReplicas != 1 || st.UnschedulableReplicas != 1 || st.ScaleUp != v1alpha1.ScaleUpFailed {
@@ -120,16 +118,21 @@ func TestSpillover(t *testing.T) {
 	modelPod(ctx, t, west, svc, "spill-c", "gpu-node-2")
 	markReady(ctx, t, west, "spill", 2)
 	eventually(t, 30*time.Second, "the replica back in west, east back to its share", func() error {
-		got := get()
-		w, _ := got.Status.Placement.Decision("west")
-		e, _ := got.Status.Placement.Decision("east")
-		if w.Reason != v1alpha1.PlacementPlaced || w.Spilled != 0 || w.Replicas != 2 || e.Borrowed != 0 || e.Replicas != 2 {
-			return fmt.Errorf("decisions west %+v east %+v", w, e)
-		}
-		return nil
+		return decided(get(), v1alpha1.PlacementPlaced, 0, 2, 0, 2)
 	})
 	eventually(t, 20*time.Second, "east at its share", replicas(east, 2))
 	eventually(t, 10*time.Second, "a CapacityBack event", func() error { return serviceHasEvents(hub, get(), controllers.ReasonCapacityBack) })
+}
+
+// decided checks west's decision (reason, spilled, replicas) and east's (borrowed,
+// replicas).
+func decided(svc *v1alpha1.FleetInferenceService, reason v1alpha1.PlacementReason, spilled, westReplicas, borrowed, eastReplicas int32) error {
+	w, _ := svc.Status.Placement.Decision("west")
+	e, _ := svc.Status.Placement.Decision("east")
+	if w.Reason != reason || w.Spilled != spilled || w.Replicas != westReplicas || e.Borrowed != borrowed || e.Replicas != eastReplicas {
+		return fmt.Errorf("decisions west %+v east %+v", w, e)
+	}
+	return nil
 }
 
 // serviceHasEvents checks the service has an event with each reason.
