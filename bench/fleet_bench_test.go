@@ -26,6 +26,7 @@ var (
 	settle           = flag.Duration("settle", 15*time.Second, "quiet time before memory is measured and the window opens")
 	timeout          = flag.Duration("wait", 10*time.Minute, "bound on each wait for a milestone")
 	out              = flag.String("out", ".", "folder for results.json and results.md")
+	syncsPerMember   = flag.Int("syncs-per-member", 0, "the hub's --syncs-per-member; 0 keeps its default")
 	baseline         = flag.String("baseline", "", "results.json of another build, measured the same way, for results.md to compare with")
 )
 
@@ -48,7 +49,7 @@ func TestFleetBench(t *testing.T) {
 		Members: ints(t, "members", *members), Services: ints(t, "services", *services),
 		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices, SpillAfter: *spillAfter,
 		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
-		Window: *window, Settle: *settle, Timeout: *timeout,
+		Window: *window, Settle: *settle, Timeout: *timeout, SyncsPerMember: *syncsPerMember,
 	}
 	base := readBaseline(t)
 	res := Run(t, o)

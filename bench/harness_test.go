@@ -60,6 +60,8 @@ type Options struct {
 	Settle time.Duration
 	// Timeout bounds each wait for a milestone (10m).
 	Timeout time.Duration
+	// SyncsPerMember is the hub's --syncs-per-member (its default when zero).
+	SyncsPerMember int
 }
 
 func (o *Options) setDefaults() {
@@ -214,7 +216,7 @@ func (b *fleetBench) run() FleetResult {
 	if b.baseline, err = measureMemory(); err != nil {
 		t.Fatal(err)
 	}
-	b.lf.RunHub(t, app.HubOptions{})
+	b.lf.RunHub(t, app.HubOptions{SyncsPerMember: o.SyncsPerMember})
 	b.hub = b.lf.Hub.Client
 	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace}, Data: map[string][]byte{"token": []byte("hf_bench")}}
 	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {
@@ -446,16 +448,29 @@ func (b *fleetBench) update(obs *observer, run int, keys []client.ObjectKey) Upd
 	image := fmt.Sprintf("vllm/vllm-openai:bench-%d", run+1)
 	applied := obs.await("update applied", keys, imageIn(b.names, image, false))
 	rolled := obs.await("update rolled out", keys, imageIn(b.names, image, true))
+	before, err := readRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	start := map[client.ObjectKey]time.Time{}
 	for _, key := range keys {
 		start[key] = time.Now()
 		framework.UpdateService(b.t, b.hub, key, func(svc *v1alpha1.FleetInferenceService) { svc.Spec.Model.Server.Image = image })
 	}
-	return UpdateResult{
+	res := UpdateResult{
 		Services:  len(keys),
 		Applied:   summarize(latencies(start, b.wait(obs, applied))),
 		RolledOut: summarize(latencies(start, b.wait(obs, rolled))),
 	}
+	after, err := readRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	// The hub's own load on the members while they roll out is part of what slows them.
+	n := steadyState(before, after, b.lf.Fleet.Hub.Server)
+	b.logf("update of %d services, until rolled out: the hub sent %d reads and %d writes to members, %d reads and %d writes to its API server",
+		len(keys), n.ReadsMembers, n.WritesMembers, n.ReadsHub, n.WritesHub)
+	return res
 }
 
 // settle waits until the hub reports every service Ready at generation gen, then leaves
