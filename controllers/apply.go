@@ -96,16 +96,24 @@ func toUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
 // applyOwned makes desired exist in a cluster through c, which must read live (uncached)
 // unstructured objects. It writes nothing when the live object already matches, and
 // never touches an object that svc does not own.
-func applyOwned(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, desired client.Object) (Outcome, *unstructured.Unstructured, error) {
-	return applyObject(ctx, c, desired, func(live client.Object) bool { return render.OwnedBy(live, svc) })
+//
+// cache, when not nil, holds desired's kind (typed, as the cluster's informers do): an
+// object it shows as svc's and already matching is Unchanged without a request.
+func applyOwned(ctx context.Context, c client.Client, cache client.Reader, svc *v1alpha1.FleetInferenceService, desired client.Object) (Outcome, *unstructured.Unstructured, error) {
+	return applyObject(ctx, c, cache, desired, func(live client.Object) bool { return render.OwnedBy(live, svc) })
 }
 
 // applyObject is applyOwned with the ownership test given: ours(live) says whether an
 // existing object of that name may be written.
-func applyObject(ctx context.Context, c client.Client, desired client.Object, ours func(live client.Object) bool) (Outcome, *unstructured.Unstructured, error) {
+func applyObject(ctx context.Context, c client.Client, cache client.Reader, desired client.Object, ours func(live client.Object) bool) (Outcome, *unstructured.Unstructured, error) {
 	u, err := toUnstructured(desired)
 	if err != nil {
 		return Unchanged, nil, err
+	}
+	if cache != nil {
+		if live, ok := cachedUnchanged(ctx, cache, desired, u, ours); ok {
+			return Unchanged, live, nil
+		}
 	}
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(u.GroupVersionKind())
@@ -128,6 +136,33 @@ func applyObject(ctx context.Context, c client.Client, desired client.Object, ou
 		return Unchanged, nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), key, err)
 	}
 	return Applied, u, nil
+}
+
+// cachedUnchanged reports whether cache shows desired's object as ours and already
+// holding u (desired as the hub applies it), and returns it. Anything else (not in the
+// cache, not ours, changed, or a cache that lags a write) goes to the API server: the
+// cache only spares reads, and a write is never decided on it. A cached object that
+// lags a change in the member is read again when that change's event arrives.
+func cachedUnchanged(ctx context.Context, cache client.Reader, desired client.Object, u *unstructured.Unstructured, ours func(client.Object) bool) (*unstructured.Unstructured, bool) {
+	if _, ok := desired.(*unstructured.Unstructured); ok {
+		return nil, false
+	}
+	obj, ok := reflect.New(reflect.TypeOf(desired).Elem()).Interface().(client.Object)
+	if !ok || cache.Get(ctx, client.ObjectKeyFromObject(u), obj) != nil || !ours(obj) ||
+		obj.GetAnnotations()[AnnotationAppliedHash] != u.GetAnnotations()[AnnotationAppliedHash] {
+		return nil, false
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, false
+	}
+	// Typed objects from an informer carry no apiVersion and kind.
+	live := &unstructured.Unstructured{Object: m}
+	live.SetGroupVersionKind(u.GroupVersionKind())
+	if !covers(live.Object, u.Object) {
+		return nil, false
+	}
+	return live, true
 }
 
 // covers reports whether live holds every value desired sets. Maps may hold more keys
@@ -223,7 +258,7 @@ func applySet(ctx context.Context, c client.Client, objs []client.Object, ours f
 	for _, obj := range objs {
 		gvk := obj.GetObjectKind().GroupVersionKind()
 		keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] = true
-		_, _, err := applyObject(ctx, c, obj, ours)
+		_, _, err := applyObject(ctx, c, nil, obj, ours)
 		switch {
 		case IsConflict(err):
 			conflicts = append(conflicts, err.Error())

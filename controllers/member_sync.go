@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -63,6 +65,29 @@ var memberKinds = []schema.GroupVersionKind{
 	render.GVKGCPBackendPolicy,
 	render.GVKComputeClass,
 	render.GVKPodMonitoring,
+}
+
+// memberWatched are the kinds member sync watches in every member, the hub's own objects
+// only (the member cache's label selector): a change to one wakes the (service, member)
+// it belongs to, so an edit is reverted at once, and applies read these kinds from the
+// cache before asking the member's API server. The custom resources are left out but
+// InferencePool, which the hub needs anyway to report the pool: a member without one of
+// their CRDs must still sync the rest.
+var memberWatched = []client.Object{
+	&appsv1.Deployment{}, &infv1.InferencePool{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.Secret{},
+	&corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
+}
+
+// watchedType tells whether obj is of a kind in memberWatched (and so in every member's
+// cache).
+func watchedType(obj client.Object) bool {
+	t := reflect.TypeOf(obj)
+	for _, w := range memberWatched {
+		if reflect.TypeOf(w) == t {
+			return true
+		}
+	}
+	return false
 }
 
 var clusterScopedKinds = map[schema.GroupVersionKind]bool{
@@ -419,7 +444,11 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	keep := map[string]bool{}
 	var conflicts []string
 	for _, obj := range objs {
-		out, live, err := applyOwned(ctx, mc, svc, obj)
+		var cache client.Reader
+		if watchedType(obj) {
+			cache = cl.GetCache()
+		}
+		out, live, err := applyOwned(ctx, mc, cache, svc, obj)
 		gvk := obj.GetObjectKind().GroupVersionKind()
 		keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] = true
 		switch {
@@ -438,7 +467,9 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	}
 	fp := strings.Join(sortedKeys(keep), ",")
 	pruneKey := string(svc.UID) + "/" + c.Name
-	if prev, ok := r.pruned.Load(pruneKey); !ok || prev != fp || len(res.applied) > 0 {
+	// Pruning lists every kind the hub may own: only once per set of objects (and once
+	// after the hub starts), since only a changed set leaves objects behind.
+	if prev, ok := r.pruned.Load(pruneKey); !ok || prev != fp {
 		deleted, err := deleteOwned(ctx, mc, svc, render.RoleMember, memberKinds, clusterScopedKinds, keep)
 		if err != nil {
 			return fail(classify(err), err)
@@ -735,7 +766,7 @@ func (r *MemberSync) SetupWithManager(mgr mcmanager.Manager) error {
 		WithOptions(opts).
 		Watches(&v1alpha1.FleetInferenceService{}, r.serviceHandler(), append(local, mcbuilder.WithPredicates(memberInputsChanged))...).
 		Watches(&corev1.Secret{}, r.secretHandler(), local...)
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &infv1.InferencePool{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.Secret{}} {
+	for _, obj := range memberWatched {
 		b = b.Watches(obj, ownerHandler, members...)
 	}
 	return b.Complete(r)
