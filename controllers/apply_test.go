@@ -43,7 +43,9 @@ func TestApplyObjectCache(t *testing.T) {
 		}
 		return cm
 	}
-	foreign := func(cm *corev1.ConfigMap) { cm.Labels = map[string]string{render.LabelManagedBy: render.ManagedBy, render.LabelService: "other", render.LabelNamespace: "team"} }
+	foreign := func(cm *corev1.ConfigMap) {
+		cm.Labels = map[string]string{render.LabelManagedBy: render.ManagedBy, render.LabelService: "other", render.LabelNamespace: "team"}
+	}
 	cases := []struct {
 		name string
 		// cached and live are the object in the cache and in the API server (nil: absent).
