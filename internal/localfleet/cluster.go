@@ -46,6 +46,8 @@ type Cluster struct {
 	kubeconfig   []byte
 	restConfig   *rest.Config
 	kwokStarted  time.Time
+	// modelServerIP is Options.ModelServerIP.
+	modelServerIP string
 	// componentArgs are the member components' command lines, to restart them.
 	componentArgs map[string][]string
 
@@ -251,7 +253,7 @@ func (c *Cluster) startMemberComponents(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", c.Name, err)
 	}
 	c.kwokStarted = time.Now()
-	stages, err := kwokStages()
+	stages, err := kwokStages(c.modelServerIP)
 	if err != nil {
 		return err
 	}

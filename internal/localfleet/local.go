@@ -21,6 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/repo"
@@ -49,6 +50,11 @@ type Options struct {
 	// Detach starts every process in a session of its own that outlives the caller (fleetctl up
 	// --detach); stop it later with StopFromState. Without it processes die with the caller.
 	Detach bool
+	// ModelServerIP, when set, is the pod IP kwok gives every pod that requests an
+	// accelerator (the model servers): an address of this host where a test or benchmark
+	// serves fake vLLM metrics on the service's model-server port, for the hub to read
+	// through each member's pod proxy. Not loopback: the pod proxy refuses it.
+	ModelServerIP string
 }
 
 // ClusterSpec is one cluster of the fleet.
@@ -206,6 +212,7 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 			logf:           logf,
 			attached:       s.Kubeconfig != nil,
 			kubeconfig:     s.Kubeconfig,
+			modelServerIP:  o.ModelServerIP,
 		}
 		if i == 0 {
 			f.Hub = c
@@ -377,23 +384,78 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// kwokStages is the kwok --config content: the embedded Stage documents, concatenated.
-func kwokStages() ([]byte, error) {
+// kwokStages is the kwok --config content: the embedded Stage documents, concatenated,
+// and with a model-server address, modelServerStage.
+func kwokStages(modelServerIP string) ([]byte, error) {
 	entries, err := stageFiles.ReadDir("stages")
 	if err != nil {
 		return nil, err
 	}
 	var b []byte
-	for _, e := range entries {
-		data, err := stageFiles.ReadFile("stages/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
+	add := func(data []byte) {
 		b = append(b, "---\n"...)
 		b = append(b, data...)
 		if len(data) > 0 && data[len(data)-1] != '\n' {
 			b = append(b, '\n')
 		}
 	}
+	for _, e := range entries {
+		data, err := stageFiles.ReadFile("stages/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		add(data)
+	}
+	if modelServerIP != "" {
+		data, err := modelServerStage(modelServerIP)
+		if err != nil {
+			return nil, err
+		}
+		add(data)
+	}
 	return b, nil
+}
+
+// modelServerStage is kwok's pod-ready stage for the pods that request an accelerator (the
+// model servers), but giving them ip: there a test or benchmark serves fake vLLM metrics,
+// which the hub reads through the member API server's pod proxy as it reads real model
+// servers (the proxy refuses loopback addresses, so ip is one of the host's). Its weight
+// makes kwok pick it over pod-ready (weight 0) for those pods; other pods keep pod-ready.
+func modelServerStage(ip string) ([]byte, error) {
+	if parsed := net.ParseIP(ip); parsed == nil || parsed.IsLoopback() {
+		return nil, fmt.Errorf("model-server address %q: want an IP address that is not loopback (the API server's pod proxy refuses loopback)", ip)
+	}
+	raw, err := stageFiles.ReadFile("stages/pod-ready.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var stage map[string]any
+	if err := yaml.Unmarshal(raw, &stage); err != nil {
+		return nil, err
+	}
+	spec, _ := stage["spec"].(map[string]any)
+	selector, _ := spec["selector"].(map[string]any)
+	next, _ := spec["next"].(map[string]any)
+	tmpl, _ := next["statusTemplate"].(string)
+	exprs, _ := selector["matchExpressions"].([]any)
+	// The pod IPs kwok would allocate, from the template's PodIPsWith to its closing end.
+	from := strings.Index(tmpl, "{{ $podIPs := PodIPsWith")
+	to := -1
+	if from >= 0 {
+		if n := strings.Index(tmpl[from:], "{{ end }}\n{{ end }}\n"); n >= 0 {
+			to = from + n + len("{{ end }}\n{{ end }}\n")
+		}
+	}
+	if exprs == nil || to < 0 {
+		return nil, errors.New("kwok's pod-ready stage changed shape: no selector expressions or pod IPs to replace")
+	}
+	next["statusTemplate"] = tmpl[:from] + fmt.Sprintf("podIP: %q\npodIPs:\n- ip: %q\n", ip, ip) + tmpl[to:]
+	selector["matchExpressions"] = append(exprs, map[string]any{
+		"key":      `[.spec.containers.[] | .resources.limits // {} | has("nvidia.com/gpu") or has("google.com/tpu")] | any`,
+		"operator": "In",
+		"values":   []any{"true"},
+	})
+	spec["weight"] = 1
+	stage["metadata"] = map[string]any{"name": "pod-ready-model-server"}
+	return yaml.Marshal(stage)
 }

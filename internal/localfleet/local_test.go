@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/repo"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -51,6 +55,17 @@ func TestLocalFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
+	// Model servers (pods that request an accelerator) get the test host's address, where a
+	// fake vLLM answers through the member API server's pod proxy.
+	host := testenv.TestHost(t)
+	l := host.Listen(t)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "vllm:num_requests_waiting 3 %s\n", r.URL.Path)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+
 	began := time.Now()
 	member := ClusterSpec{
 		Name:   "gke-west",
@@ -65,6 +80,7 @@ func TestLocalFleet(t *testing.T) {
 		HubCRDDirs:    []string{filepath.Join(root, "config/crd/bases")},
 		MemberCRDDirs: []string{filepath.Join(root, "config/crd/third-party")},
 		Log:           testWriter{t},
+		ModelServerIP: host.IP,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +160,35 @@ func TestLocalFleet(t *testing.T) {
 		return d.Status.ReadyReplicas == 2, fmt.Errorf("readyReplicas=%d", d.Status.ReadyReplicas)
 	})
 	t.Logf("deployment ready in %s", time.Since(deployBegan).Round(10*time.Millisecond))
+
+	// The GPU pods run at the model-server address, which the pod proxy reaches; a pod
+	// without an accelerator keeps an address of kwok's pod range.
+	gpuPods, err := mc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=vllm"})
+	if err != nil || len(gpuPods.Items) != 2 {
+		t.Fatalf("GPU pods: %v (%d)", err, len(gpuPods.Items))
+	}
+	for _, p := range gpuPods.Items {
+		if p.Status.PodIP != host.IP || len(p.Status.PodIPs) != 1 || p.Status.PodIPs[0].IP != host.IP {
+			t.Errorf("GPU pod %s at %q %v, want the model-server address %s", p.Name, p.Status.PodIP, p.Status.PodIPs, host.IP)
+		}
+	}
+	body, err := mc.CoreV1().Pods("default").ProxyGet("http", gpuPods.Items[0].Name, strconv.Itoa(port), "metrics", nil).DoRaw(ctx)
+	if err != nil || string(body) != "vllm:num_requests_waiting 3 /metrics\n" {
+		t.Errorf("GPU pod's /metrics through the pod proxy: %q, %v", body, err)
+	}
+	plain := gpuDeployment("plain", 1)
+	plain.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
+	if _, err := mc.AppsV1().Deployments("default").Create(ctx, plain, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "a pod without an accelerator running in kwok's pod range", func() (bool, error) {
+		ps, err := mc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=plain"})
+		if err != nil || len(ps.Items) != 1 {
+			return false, fmt.Errorf("pods %v (%v)", ps, err)
+		}
+		ip := ps.Items[0].Status.PodIP
+		return ip != "" && strings.HasPrefix(ip, "10.244."), fmt.Errorf("pod IP %q", ip)
+	})
 
 	// A running pod marked not ready, as the node lifecycle controller does when a node's lease
 	// is late, is ready again at the next "kubelet" status sync, as with a real kubelet.
@@ -364,6 +409,36 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, 
 		case <-ctx.Done():
 			t.Fatalf("timed out waiting for %s: %v", what, err)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestModelServerStage: the model servers' stage is kwok's pod-ready for accelerator pods
+// at the given address, and only a usable address is taken.
+func TestModelServerStage(t *testing.T) {
+	raw, err := modelServerStage("10.1.2.6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(raw)
+	for _, want := range []string{"name: pod-ready-model-server", "weight: 1", `podIP: "10.1.2.6"`, `- ip: "10.1.2.6"`, `has("nvidia.com/gpu")`, `has("google.com/tpu")`, "phase: Running", "initContainerStatuses"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stage lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "PodIPsWith") {
+		t.Errorf("stage still allocates pod IPs:\n%s", got)
+	}
+	all, err := kwokStages("10.1.2.6")
+	if err != nil || !strings.Contains(string(all), "name: pod-ready-model-server") || !strings.Contains(string(all), "name: pod-ready\n") {
+		t.Errorf("kwok stages with a model-server address lack one of the pod-ready stages (%v)", err)
+	}
+	if plain, _ := kwokStages(""); strings.Contains(string(plain), "pod-ready-model-server") {
+		t.Error("kwok stages without a model-server address hold the model servers' stage")
+	}
+	for _, bad := range []string{"", "127.0.0.1", "::1", "not-an-ip"} {
+		if _, err := modelServerStage(bad); err == nil {
+			t.Errorf("modelServerStage(%q) accepted", bad)
 		}
 	}
 }
