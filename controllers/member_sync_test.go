@@ -147,13 +147,16 @@ func twoRegionService(clusters ...string) *v1alpha1.FleetInferenceService {
 	}
 }
 
+// sharedWithMembers labels a token Secret as one the hub may copy to members.
+var sharedWithMembers = map[string]string{v1alpha1.LabelCopyToMembers: "true"}
+
 // createToken creates the namespace serving and the token Secret twoRegionService names.
 func createToken(ctx context.Context, t *testing.T, hub client.Client) {
 	t.Helper()
 	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving"},
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving", Labels: sharedWithMembers},
 		Data: map[string][]byte{"token": []byte("hf_secret")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ func TestMemberSync(t *testing.T) {
 	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving"},
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving", Labels: sharedWithMembers},
 		Data: map[string][]byte{"token": []byte("hf_secret"), "unrelated": []byte("stays in the hub")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -671,4 +674,56 @@ func TestOrphanDeletionPolicy(t *testing.T) {
 	if err := west.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kept"}, &infv1.InferencePool{}); err != nil {
 		t.Fatalf("orphaned InferencePool deleted: %v", err)
 	}
+}
+
+// TestTokenSecretNeedsLabel: the hub copies a token Secret to members only once it carries
+// v1alpha1.LabelCopyToMembers; before, each cluster says why and nothing is applied there.
+func TestTokenSecretNeedsLabel(t *testing.T) {
+	f := startFleet(t, "west")
+	ctx := context.Background()
+	hub, west := f.hub.Client, f.members["west"].Client
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "serving"}, Data: map[string][]byte{"token": []byte("hf_secret")}}
+	if err := hub.Create(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	svc := twoRegionService("west")
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+	eventually(t, 15*time.Second, "west refuses the unlabelled Secret", func() error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			return err
+		}
+		e, ok := got.Status.Cluster("west")
+		if !ok || e.Reason != controllers.ReasonSyncFailed || !strings.Contains(e.Message, "serving/hf-token") || !strings.Contains(e.Message, v1alpha1.LabelCopyToMembers+"=true") {
+			return fmt.Errorf("west %+v, want SyncFailed naming the Secret and the label", e)
+		}
+		return nil
+	})
+	if err := west.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama-hf-token"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("token copied to west without the label: %v", err)
+	}
+	if _, err := getDeployment(ctx, west, "serving", "llama"); !apierrors.IsNotFound(err) {
+		t.Fatalf("model Deployment applied half-way: %v", err)
+	}
+
+	token.Labels = sharedWithMembers
+	if err := hub.Update(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the labelled Secret copied", func() error {
+		s := &corev1.Secret{}
+		if err := west.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama-hf-token"}, s); err != nil {
+			return err
+		}
+		if string(s.Data["token"]) != "hf_secret" {
+			return fmt.Errorf("copied token %q", s.Data["token"])
+		}
+		return nil
+	})
 }

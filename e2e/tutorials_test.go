@@ -49,7 +49,7 @@ func TestTutorialsOnLocalFleet(t *testing.T) {
 	hub := lf.HubProxy().Client
 	west, east := lf.Member("gke-west").Client, lf.Member("gke-east").Client
 
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-secret", Namespace: "default"},
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-secret", Namespace: "default", Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}},
 		Data: map[string][]byte{"hf_api_token": []byte("hf_e2e")}}); err != nil {
 		t.Fatal(err)
 	}

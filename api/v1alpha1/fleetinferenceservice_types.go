@@ -1258,6 +1258,13 @@ const (
 // its registration Secret instead.
 const AnnotationCordon = "fleet.inferfleet.dev/cordon"
 
+// LabelCopyToMembers, set to "true" on a Secret, lets the hub copy it into the member
+// clusters that run a service naming it (spec.model.server.huggingFaceTokenSecretRef).
+// The hub copies no other Secret: a service's author can hand the hub only Secrets that
+// someone chose to share with members (and, with the admission policy in
+// config/admission, only Secrets the author may read).
+const LabelCopyToMembers = "fleet.inferfleet.dev/copy-to-members"
+
 // Cordons lists, in order, the clusters the service's cordon annotation names.
 func (s *FleetInferenceService) Cordons() []string {
 	var out []string

@@ -225,7 +225,7 @@ func applySample(ctx context.Context, c client.Client, path string) (*v1alpha1.F
 		if key == "" {
 			key = v1alpha1.DefaultTokenKey
 		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: svc.Namespace},
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: svc.Namespace, Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}},
 			StringData: map[string]string{key: "hf_demo_token_not_real"}}
 		if err := c.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("create demo token Secret: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -124,7 +125,8 @@ func renderFleet(svcs []*v1alpha1.FleetInferenceService, secrets map[string]*cor
 		if ref := svc.Spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil {
 			token := secrets[svc.Namespace+"/"+ref.Name]
 			if token == nil {
-				token = &corev1.Secret{Data: map[string][]byte{ref.Key: []byte(fmt.Sprintf("<copied from the hub's Secret %s/%s>", svc.Namespace, ref.Name))}}
+				token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}},
+					Data: map[string][]byte{ref.Key: []byte(fmt.Sprintf("<copied from the hub's Secret %s/%s>", svc.Namespace, ref.Name))}}
 			}
 			tokens[svc.Namespace+"/"+svc.Name] = token
 		}

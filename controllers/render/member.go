@@ -150,6 +150,10 @@ func tokenSecret(svc *v1alpha1.FleetInferenceService, ref *v1alpha1.SecretKeyRef
 	if hub == nil {
 		return nil, fmt.Errorf("secret %s/%s named by spec.model.server.huggingFaceTokenSecretRef not found in the hub", svc.Namespace, ref.Name)
 	}
+	if hub.Labels[v1alpha1.LabelCopyToMembers] != "true" {
+		return nil, fmt.Errorf("secret %s/%s named by spec.model.server.huggingFaceTokenSecretRef is not labelled %s=true, which lets the hub copy it to member clusters: label it (kubectl label secret -n %s %s %s=true) to share it with them",
+			svc.Namespace, ref.Name, v1alpha1.LabelCopyToMembers, svc.Namespace, ref.Name, v1alpha1.LabelCopyToMembers)
+	}
 	v, ok := hub.Data[ref.Key]
 	if !ok {
 		return nil, fmt.Errorf("secret %s/%s has no key %q (spec.model.server.huggingFaceTokenSecretRef.key)", svc.Namespace, ref.Name, ref.Key)

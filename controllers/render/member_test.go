@@ -43,7 +43,7 @@ func tokenFor(svc *v1alpha1.FleetInferenceService) *corev1.Secret {
 	if ref == nil {
 		return nil
 	}
-	return &corev1.Secret{Data: map[string][]byte{ref.Key: []byte("hf_test_token")}}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}}, Data: map[string][]byte{ref.Key: []byte("hf_test_token")}}
 }
 
 // memberCases are the seed scenarios, rendered for one member each.
@@ -340,8 +340,17 @@ func TestMissingTokenSecretIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "hf-token") {
 		t.Fatalf("want an error naming the Secret, got %v", err)
 	}
-	_, err = Member(svc, MemberInput{Cluster: fleet.Cluster{Name: "a"}, Replicas: 1, TokenSecret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token"}}})
+	shared := map[string]string{v1alpha1.LabelCopyToMembers: "true"}
+	_, err = Member(svc, MemberInput{Cluster: fleet.Cluster{Name: "a"}, Replicas: 1, TokenSecret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Labels: shared}}})
 	if err == nil || !strings.Contains(err.Error(), `no key "token"`) {
 		t.Fatalf("want an error naming the key, got %v", err)
+	}
+	// A Secret nobody marked as shared with members is not copied, whatever it holds.
+	for _, labels := range []map[string]string{nil, {v1alpha1.LabelCopyToMembers: "false"}, {"other": "true"}} {
+		_, err = Member(svc, MemberInput{Cluster: fleet.Cluster{Name: "a"}, Replicas: 1, TokenSecret: &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Labels: labels}, Data: map[string][]byte{"token": []byte("hf_x")}}})
+		if err == nil || !strings.Contains(err.Error(), "default/hf-token") || !strings.Contains(err.Error(), v1alpha1.LabelCopyToMembers+"=true") {
+			t.Errorf("labels %v: want an error naming the Secret and the label, got %v", labels, err)
+		}
 	}
 }

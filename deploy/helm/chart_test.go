@@ -305,6 +305,10 @@ func TestChartDefaultsMatchKustomize(t *testing.T) {
 			if !equality.Semantic.DeepEqual(k.Object, c.Object) {
 				t.Errorf("the chart's CRD %s differs from config/crd/bases: run `make manifests`", k.GetName())
 			}
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			if !equality.Semantic.DeepEqual(k.Object["spec"], c.Object["spec"]) {
+				t.Errorf("the chart's %s %s differs from config/admission: run `make manifests`", k.GetKind(), k.GetName())
+			}
 		case "Service":
 			if !equality.Semantic.DeepEqual(k.Object["spec"].(map[string]any)["ports"], c.Object["spec"].(map[string]any)["ports"]) {
 				t.Errorf("metrics Service ports %v, config/manager has %v", c.Object["spec"], k.Object["spec"])
