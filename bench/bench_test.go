@@ -19,6 +19,7 @@ func TestSmoke(t *testing.T) {
 		Members: []int{2}, Services: []int{1, 2}, Runs: 1, FailoverServices: 2,
 		UnhealthyAfter: 5 * time.Second, FailbackAfter: 5 * time.Second,
 		Window: 10 * time.Second, Settle: 3 * time.Second, Timeout: 3 * time.Minute,
+		ReadInterval: 2 * time.Second, ScaleDownWindow: 8 * time.Second,
 	})
 	if t.Failed() {
 		return
@@ -87,6 +88,18 @@ func TestSmoke(t *testing.T) {
 	// Replicas spill only after spillover.after.
 	if sp.Placed.P50 < 5 || sp.Ready.P50 < sp.Placed.P50 {
 		t.Errorf("spillover faster than its timer allows: %+v", sp)
+	}
+	ls := f.LoadStep
+	if ls == nil || ls.Services != 2 || ls.From != 2 || ls.To != 4 || len(ls.Incomplete) > 0 {
+		t.Fatalf("load step %+v", ls)
+	}
+	positive("load step decided", ls.Decided, 2)
+	positive("load step ready", ls.Ready, 2)
+	positive("load step down", ls.Down, 2)
+	// The totals come back down only after the scale-down window.
+	// The last reading on the old load may come up to a read interval before it fell.
+	if ls.Ready.P50 < ls.Decided.P50 || ls.Down.P50 < got.Options.ScaleDownWindowSeconds-got.Options.ReadIntervalSeconds-1 {
+		t.Errorf("load step faster than its window allows: %+v (window %gs)", ls, got.Options.ScaleDownWindowSeconds)
 	}
 	s := f.SteadyState
 	if s == nil || s.Services != 2 || s.WindowSeconds < 10 || s.Reads <= 0 || !(s.CPUCores > 0) {

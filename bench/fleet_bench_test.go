@@ -26,6 +26,8 @@ var (
 	settle           = flag.Duration("settle", 15*time.Second, "quiet time before memory is measured and the window opens")
 	timeout          = flag.Duration("wait", 10*time.Minute, "bound on each wait for a milestone")
 	out              = flag.String("out", ".", "folder for results.json and results.md")
+	readInterval     = flag.Duration("read-interval", 0, "how often the hub reads the model servers' metrics (0: its default, 15s)")
+	scaleDownWindow  = flag.Duration("scale-down-window", 30*time.Second, "scale-down stabilization window of the services the load step runs")
 	syncsPerMember   = flag.Int("syncs-per-member", 0, "the hub's --syncs-per-member; 0 keeps its default")
 	baseline         = flag.String("baseline", "", "results.json of another build, measured the same way, for results.md to compare with")
 )
@@ -50,6 +52,7 @@ func TestFleetBench(t *testing.T) {
 		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices, SpillAfter: *spillAfter,
 		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
 		Window: *window, Settle: *settle, Timeout: *timeout, SyncsPerMember: *syncsPerMember,
+		ReadInterval: *readInterval, ScaleDownWindow: *scaleDownWindow,
 	}
 	base := readBaseline(t)
 	res := Run(t, o)

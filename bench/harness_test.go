@@ -8,15 +8,20 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,10 +33,12 @@ import (
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
+	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // Options say what to measure. Zero values take the defaults in parentheses.
@@ -62,6 +69,12 @@ type Options struct {
 	Timeout time.Duration
 	// SyncsPerMember is the hub's --syncs-per-member (its default when zero).
 	SyncsPerMember int
+	// ReadInterval is how often the hub reads the model servers' metrics, on which it
+	// autoscales (the hub's default, 15s).
+	ReadInterval time.Duration
+	// ScaleDownWindow is the scale-down stabilization window of the services the load
+	// step runs (30s); as many run as FailoverServices.
+	ScaleDownWindow time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -88,6 +101,8 @@ func (o *Options) setDefaults() {
 	defDur(&o.UnhealthyAfter, 10*time.Second)
 	defDur(&o.FailbackAfter, 15*time.Second)
 	defDur(&o.SpillAfter, 5*time.Second)
+	defDur(&o.ReadInterval, controllers.DefaultKVCacheInterval)
+	defDur(&o.ScaleDownWindow, 30*time.Second)
 	defDur(&o.Window, time.Minute)
 	defDur(&o.Settle, 10*time.Second)
 	defDur(&o.Timeout, 10*time.Minute)
@@ -103,8 +118,10 @@ func Run(t *testing.T, o Options) *Results {
 			Members: o.Members, Services: o.Services, Runs: o.Runs, ReplicasPerMember: o.ReplicasPerMember,
 			FailoverServices:      o.FailoverServices,
 			UnhealthyAfterSeconds: o.UnhealthyAfter.Seconds(), FailbackAfterSeconds: o.FailbackAfter.Seconds(),
-			SpillAfterSeconds: o.SpillAfter.Seconds(),
-			WindowSeconds:     o.Window.Seconds(),
+			SpillAfterSeconds:      o.SpillAfter.Seconds(),
+			ReadIntervalSeconds:    o.ReadInterval.Seconds(),
+			ScaleDownWindowSeconds: o.ScaleDownWindow.Seconds(),
+			WindowSeconds:          o.Window.Seconds(),
 		},
 	}
 	avail := availableMemoryMiB()
@@ -175,6 +192,8 @@ type fleetBench struct {
 	kinds    []schema.GroupVersionKind
 	perSvc   int // objects one service has in one member
 	baseline memory
+	// vllm is the fake vLLM every model server's address leads to.
+	vllm *fakeVLLM
 }
 
 func (b *fleetBench) logf(format string, args ...any) {
@@ -208,7 +227,8 @@ func (b *fleetBench) run() FleetResult {
 	o := b.o
 	b.logf("starting a hub and %d members", b.members)
 	specs := b.memberSpecs()
-	b.lf = framework.StartLocalFleet(t, specs)
+	b.vllm = startFakeVLLM(t)
+	b.lf = framework.StartLocalFleet(t, specs, func(o *localfleet.Options) { o.ModelServerIP = b.vllm.ip })
 	for _, s := range specs {
 		b.names = append(b.names, s.Name)
 	}
@@ -216,9 +236,9 @@ func (b *fleetBench) run() FleetResult {
 	if b.baseline, err = measureMemory(); err != nil {
 		t.Fatal(err)
 	}
-	b.lf.RunHub(t, app.HubOptions{SyncsPerMember: o.SyncsPerMember})
+	b.lf.RunHub(t, app.HubOptions{SyncsPerMember: o.SyncsPerMember, KVCacheInterval: o.ReadInterval})
 	b.hub = b.lf.Hub.Client
-	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace}, Data: map[string][]byte{"token": []byte("hf_bench")}}
+	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace, Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}}, Data: map[string][]byte{"token": []byte("hf_bench")}}
 	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +297,14 @@ func (b *fleetBench) run() FleetResult {
 		obs.stop()
 	}
 	out.Spillover = medianSpillover(sp)
+
+	var ls []LoadStepResult
+	for run := range o.Runs {
+		obs := b.observe()
+		ls = append(ls, b.loadStep(obs, run))
+		obs.stop()
+	}
+	out.LoadStep = medianLoadStep(ls)
 	return out
 }
 
@@ -291,6 +319,7 @@ func (b *fleetBench) loadTemplate() {
 	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
 		b.t.Fatal(err)
 	}
+	svc.Spec.Model.Server.Port = b.vllm.port
 	b.template = svc
 	objs := b.render(b.service("template"), b.names[0])
 	b.perSvc = len(objs)
@@ -671,4 +700,84 @@ func (b *fleetBench) spillover(obs *observer, run int) SpilloverResult {
 		run+1, res.Placed.P50, res.Ready.P50, res.BackPlaced.P50, res.BackReady.P50)
 	b.deleteAll(obs, keys)
 	return res
+}
+
+// fakeVLLM stands in for every model server of the fleet: kwok gives the model servers its
+// address (localfleet.Options.ModelServerIP), and it reports the waiting requests the
+// benchmark sets, which the hub reads through each member's pod proxy and autoscales on.
+type fakeVLLM struct {
+	ip      string
+	port    int32
+	waiting atomic.Int64 // per server, in thousandths
+}
+
+func startFakeVLLM(t *testing.T) *fakeVLLM {
+	host := testenv.TestHost(t)
+	l := host.Listen(t)
+	f := &fakeVLLM{ip: host.IP, port: int32(l.Addr().(*net.TCPAddr).Port)}
+	f.set(loadTarget)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE %s gauge\n%s{model_name=\"bench\"} %g\n# TYPE %s gauge\n%s{model_name=\"bench\"} 0.5\n",
+			fleet.VLLMWaitingMetric, fleet.VLLMWaitingMetric, float64(f.waiting.Load())/1000, fleet.VLLMKVCacheMetric, fleet.VLLMKVCacheMetric)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return f
+}
+
+// set makes every model server report v waiting requests.
+func (f *fakeVLLM) set(v float64) { f.waiting.Store(int64(math.Round(v * 1000))) }
+
+// loadTarget is the waiting requests per server the load-step services keep.
+const loadTarget = 5
+
+// loadStep runs FailoverServices services that autoscale on waiting requests (target
+// loadTarget per server), spread one share per member, with every server on target. Their
+// load then doubles at once: the autoscaler doubles each total within a read interval, and
+// placement spreads the new servers. Then it falls to a quarter: the totals halve back once
+// the scale-down window has passed.
+func (b *fleetBench) loadStep(obs *observer, run int) LoadStepResult {
+	share := int32(b.o.ReplicasPerMember)
+	total := share * int32(b.members)
+	b.vllm.set(loadTarget)
+	keys, _ := b.spreadServices(obs, fmt.Sprintf("bench-r%d-load", run+1), func(svc *v1alpha1.FleetInferenceService) {
+		svc.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{
+			MinReplicas: ptr.To[int32](1), MaxReplicas: 2 * total,
+			Metrics: []v1alpha1.AutoscalingMetric{{Type: v1alpha1.MetricWaitingRequests, AverageValue: resource.NewQuantity(loadTarget, resource.DecimalSI)}},
+			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+				ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To(int32(b.o.ScaleDownWindow.Seconds()))},
+			},
+		}
+	})
+	res := LoadStepResult{Services: len(keys), From: total, To: 2 * total}
+	// The autoscaler has read every server on target before the step.
+	b.wait(obs, obs.await("every server read on target", keys, scaledTo(total, false, total)))
+
+	decided := obs.await("total doubled", keys, scaledTo(2*total, false, 0))
+	ready := obs.await("doubled and ready", keys, scaledTo(2*total, true, 0))
+	b.logf("run %d: load doubles on %d services", run+1, len(keys))
+	stepAt := stamp(keys, time.Now())
+	b.vllm.set(2 * loadTarget)
+	bound := b.o.ReadInterval + 2*time.Minute
+	res.Decided = summarize(latencies(stepAt, b.waitOrNote(obs, decided, bound, &res.Incomplete)))
+	res.Ready = summarize(latencies(stepAt, b.waitOrNote(obs, ready, bound, &res.Incomplete)))
+
+	down := obs.await("total back and ready", keys, scaledTo(total, true, 0))
+	downAt := stamp(keys, time.Now())
+	b.vllm.set(loadTarget / 2.0) // half the target on twice the servers: back to total
+	res.Down = summarize(latencies(downAt, b.waitOrNote(obs, down, bound+b.o.ScaleDownWindow, &res.Incomplete)))
+	b.logf("run %d: load step %d -> %d: decided p50 %.2fs, ready p50 %.2fs; back to %d p50 %.2fs",
+		run+1, res.From, res.To, res.Decided.P50, res.Ready.P50, res.From, res.Down.P50)
+	b.vllm.set(loadTarget)
+	b.deleteAll(obs, keys)
+	return res
+}
+
+// stamp gives every key the same time.
+func stamp(keys []client.ObjectKey, at time.Time) map[client.ObjectKey]time.Time {
+	out := make(map[client.ObjectKey]time.Time, len(keys))
+	for _, k := range keys {
+		out[k] = at
+	}
+	return out
 }

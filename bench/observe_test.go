@@ -473,3 +473,34 @@ func goneFromHub(o *observer, key client.ObjectKey) bool { return o.services[key
 func gone(o *observer, key client.ObjectKey) bool {
 	return o.services[key] == nil && o.live[key] <= 0
 }
+
+// scaledTo: the autoscaler set the service's total to n and placement split all of it;
+// with ready, every cluster runs its share ready. servers > 0 also wants every metric read
+// from that many servers.
+func scaledTo(n int32, ready bool, servers int32) func(*observer, client.ObjectKey) bool {
+	return func(o *observer, key client.ObjectKey) bool {
+		svc := o.services[key]
+		if svc == nil || svc.Status.Autoscaling == nil || svc.Status.Autoscaling.DesiredReplicas != n ||
+			svc.Status.Placement == nil || svc.Status.Placement.ObservedGeneration != svc.Generation {
+			return false
+		}
+		if servers > 0 {
+			for _, m := range svc.Status.Autoscaling.Metrics {
+				if m.Servers != servers {
+					return false
+				}
+			}
+		}
+		var placed, running int32
+		for _, d := range svc.Status.Placement.Clusters {
+			placed += d.Replicas
+		}
+		for _, c := range svc.Status.Clusters {
+			if ready && c.ReadyReplicas != c.DesiredReplicas {
+				return false
+			}
+			running += c.DesiredReplicas
+		}
+		return placed == n && running == n
+	}
+}

@@ -48,7 +48,10 @@ type OptionsRecord struct {
 	UnhealthyAfterSeconds float64 `json:"unhealthyAfterSeconds"`
 	FailbackAfterSeconds  float64 `json:"failbackAfterSeconds"`
 	SpillAfterSeconds     float64 `json:"spillAfterSeconds,omitempty"`
-	WindowSeconds         float64 `json:"steadyStateWindowSeconds"`
+	// ReadIntervalSeconds and ScaleDownWindowSeconds are the load step's.
+	ReadIntervalSeconds    float64 `json:"readIntervalSeconds,omitempty"`
+	ScaleDownWindowSeconds float64 `json:"scaleDownWindowSeconds,omitempty"`
+	WindowSeconds          float64 `json:"steadyStateWindowSeconds"`
 }
 
 // FleetResult is everything measured on one fleet of Members members. Every figure is the
@@ -59,6 +62,7 @@ type FleetResult struct {
 	Update      []UpdateResult      `json:"update"`
 	Failover    *FailoverResult     `json:"failover,omitempty"`
 	Spillover   *SpilloverResult    `json:"spillover,omitempty"`
+	LoadStep    *LoadStepResult     `json:"loadStep,omitempty"`
 	SteadyState *SteadyState        `json:"steadyState,omitempty"`
 	Footprint   *Footprint          `json:"footprint,omitempty"`
 }
@@ -125,6 +129,22 @@ type SpilloverResult struct {
 	BackReady  Summary           `json:"backReadySeconds"`
 	Incomplete []string          `json:"incomplete,omitempty"`
 	Runs       []SpilloverResult `json:"runs,omitempty"`
+}
+
+// LoadStepResult: Services services autoscale on their model servers' waiting requests,
+// From servers each; the load per server doubles at once. Decided is the time until the
+// autoscaler sets each total to To and placement splits it, Ready until the new servers
+// are ready in every member; Down, from the load falling to a quarter, until the totals
+// are back to From (the scale-down window included).
+type LoadStepResult struct {
+	Services   int              `json:"services"`
+	From       int32            `json:"from"`
+	To         int32            `json:"to"`
+	Decided    Summary          `json:"decidedSeconds"`
+	Ready      Summary          `json:"readySeconds"`
+	Down       Summary          `json:"downSeconds"`
+	Incomplete []string         `json:"incomplete,omitempty"`
+	Runs       []LoadStepResult `json:"runs,omitempty"`
 }
 
 // SteadyState counts the API requests the hub process issued while nothing changed.
@@ -263,6 +283,21 @@ func medianFailover(runs []FailoverResult) *FailoverResult {
 		FailbackPlaced: medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackPlaced }),
 		FailbackReady:  medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackReady }),
 		Runs:           runs,
+	}
+}
+
+func medianLoadStep(runs []LoadStepResult) *LoadStepResult {
+	if len(runs) == 0 {
+		return nil
+	}
+	_, notes := victimsOf(runs, func(LoadStepResult) string { return "" }, func(r LoadStepResult) []string { return r.Incomplete })
+	return &LoadStepResult{
+		Services: runs[0].Services, From: runs[0].From, To: runs[0].To,
+		Decided:    medianSummary(runs, func(r LoadStepResult) Summary { return r.Decided }),
+		Ready:      medianSummary(runs, func(r LoadStepResult) Summary { return r.Ready }),
+		Down:       medianSummary(runs, func(r LoadStepResult) Summary { return r.Down }),
+		Incomplete: notes,
+		Runs:       runs,
 	}
 }
 
@@ -405,6 +440,24 @@ func (r *Results) Markdown() []byte {
 		if x := f.Spillover; x != nil {
 			for _, n := range x.Incomplete {
 				fmt.Fprintf(&b, "\n%d members, spillover incomplete: %s\n", f.Members, n)
+			}
+		}
+	}
+
+	fmt.Fprintf(&b, "\n## Load step: every model server's waiting requests double, then fall to a quarter (target %d per server, read every %gs, scale-down window %gs)\n\n",
+		loadTarget, o.ReadIntervalSeconds, o.ScaleDownWindowSeconds)
+	b.WriteString("| members | services | servers | decided p50 | p99 | ready p50 | p99 | back down p50 | p99 |\n")
+	b.WriteString("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if x := f.LoadStep; x != nil {
+			fmt.Fprintf(&b, "| %d | %d | %d -> %d | %s | %s | %s | %s | %s | %s |\n", f.Members, x.Services, x.From, x.To,
+				secs(x.Decided.P50), secs(x.Decided.P99), secs(x.Ready.P50), secs(x.Ready.P99), secs(x.Down.P50), secs(x.Down.P99))
+		}
+	}
+	for _, f := range r.Fleets {
+		if x := f.LoadStep; x != nil {
+			for _, n := range x.Incomplete {
+				fmt.Fprintf(&b, "\n%d members, load step incomplete: %s\n", f.Members, n)
 			}
 		}
 	}
