@@ -61,14 +61,20 @@ func loadSample(t *testing.T, name string) *v1alpha1.FleetInferenceService {
 func createTwoRegionSample(ctx context.Context, t *testing.T, hub client.Client) *v1alpha1.FleetInferenceService {
 	t.Helper()
 	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
-	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default"},
-		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
-		t.Fatal(err)
-	}
+	createToken(ctx, t, hub)
 	if err := hub.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
 	return svc
+}
+
+// createToken creates the Hugging Face token Secret the samples name, in the hub.
+func createToken(ctx context.Context, t *testing.T, hub client.Client) {
+	t.Helper()
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default", Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}},
+		Data: map[string][]byte{"token": []byte("hf_e2e")}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // serviceReady says why a service is not Ready yet, or nil.
