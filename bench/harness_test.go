@@ -282,29 +282,20 @@ func (b *fleetBench) run() FleetResult {
 
 	// Failovers come last: a member whose API server was restarted is slower to start new
 	// pods, which would skew later propagation runs.
-	var fo []FailoverResult
-	for run := range o.Runs {
-		obs := b.observe()
-		fo = append(fo, b.failover(obs, run))
-		obs.stop()
-	}
-	out.Failover = medianFailover(fo)
+	out.Failover = medianFailover(eachRun(b, b.failover))
+	out.Spillover = medianSpillover(eachRun(b, b.spillover))
+	out.LoadStep = medianLoadStep(eachRun(b, b.loadStep))
+	return out
+}
 
-	var sp []SpilloverResult
-	for run := range o.Runs {
+// eachRun runs a scenario Options.Runs times, each with an observer of its own.
+func eachRun[R any](b *fleetBench, scenario func(*observer, int) R) []R {
+	var out []R
+	for run := range b.o.Runs {
 		obs := b.observe()
-		sp = append(sp, b.spillover(obs, run))
+		out = append(out, scenario(obs, run))
 		obs.stop()
 	}
-	out.Spillover = medianSpillover(sp)
-
-	var ls []LoadStepResult
-	for run := range o.Runs {
-		obs := b.observe()
-		ls = append(ls, b.loadStep(obs, run))
-		obs.stop()
-	}
-	out.LoadStep = medianLoadStep(ls)
 	return out
 }
 
