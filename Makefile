@@ -52,7 +52,7 @@ test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e su
 
 # The default run (fleets of 2, 4 and 8 members, 2 runs each, a 5-minute steady-state window)
 # takes an hour or more on 2 cores; the committed results (2 and 4 members, -window=2m) took
-# 40 minutes. A fleet size that does not fit in memory is left out and named in the results.
+# 42 minutes. A fleet size that does not fit in memory is left out and named in the results.
 BENCH_FLAGS ?= -members=2,4,8 -services=1,10,100 -runs=2 -window=5m
 
 .PHONY: e2e-kind
