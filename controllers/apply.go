@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -54,6 +55,19 @@ func (e *ConflictError) Error() string {
 	}
 	return kindKey(e.GVK, e.Key) + " exists and is not owned by this service" + e.Held + ": left unchanged"
 }
+
+// NotServedError says a cluster lacks the kind of an object the hub applies: its CRD is
+// not installed there.
+type NotServedError struct {
+	GVK schema.GroupVersionKind
+	Err error
+}
+
+func (e *NotServedError) Error() string {
+	return fmt.Sprintf("the cluster does not serve %s (%s): install its CRD there (config/crd/external and config/crd/third-party hold them)", e.GVK.Kind, e.GVK.GroupVersion())
+}
+
+func (e *NotServedError) Unwrap() error { return e.Err }
 
 // IsConflict reports whether err is a ConflictError.
 func IsConflict(err error) bool {
@@ -119,6 +133,8 @@ func applyObject(ctx context.Context, c client.Client, cache client.Reader, desi
 	live.SetGroupVersionKind(u.GroupVersionKind())
 	key := client.ObjectKeyFromObject(u)
 	switch err := c.Get(ctx, key, live); {
+	case meta.IsNoMatchError(err):
+		return Unchanged, nil, &NotServedError{GVK: u.GroupVersionKind(), Err: err}
 	case apierrors.IsNotFound(err):
 		// create below
 	case err != nil:
@@ -133,6 +149,10 @@ func applyObject(ctx context.Context, c client.Client, cache client.Reader, desi
 		return Unchanged, live, nil
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			// An apply creates what is missing: NotFound means the kind is.
+			return Unchanged, nil, &NotServedError{GVK: u.GroupVersionKind(), Err: err}
+		}
 		return Unchanged, nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), key, err)
 	}
 	return Applied, u, nil
@@ -262,8 +282,8 @@ func applySet(ctx context.Context, c client.Client, objs []client.Object, ours f
 		switch {
 		case IsConflict(err):
 			conflicts = append(conflicts, err.Error())
-		case meta.IsNoMatchError(err):
-			return keep, fmt.Errorf("the cluster does not serve %s: install its CRD", gvk.Kind)
+		case errors.As(err, new(*NotServedError)):
+			return keep, err
 		case err != nil:
 			return keep, err
 		}

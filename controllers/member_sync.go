@@ -455,6 +455,8 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		case IsConflict(err):
 			conflicts = append(conflicts, err.Error())
 			continue
+		case errors.As(err, new(*NotServedError)):
+			return fail(ReasonSyncFailed, fmt.Errorf("%s: %w", c.Name, err))
 		case err != nil:
 			if isUnreachable(err) {
 				res.status.Reachable = false

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -725,5 +726,62 @@ func TestTokenSecretNeedsLabel(t *testing.T) {
 			return fmt.Errorf("copied token %q", s.Data["token"])
 		}
 		return nil
+	})
+}
+
+// TestMemberWithoutCRD: a member that lacks the InferenceObjective CRD gets a status entry
+// naming the kind and what to install, and syncs once the CRD is back.
+func TestMemberWithoutCRD(t *testing.T) {
+	f := startFleet(t, "west")
+	ctx := context.Background()
+	hub, west := f.hub.Client, f.members["west"]
+	crd := &unstructured.Unstructured{}
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	crdKey := client.ObjectKey{Name: "inferenceobjectives.inference.networking.x-k8s.io"}
+	if err := west.Client.Get(ctx, crdKey, crd); err != nil {
+		t.Fatal(err)
+	}
+	if err := west.Client.Delete(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the CRD gone", func() error {
+		if err := west.Client.Get(ctx, crdKey, crd.DeepCopy()); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
+	createToken(ctx, t, hub)
+	svc := twoRegionService("west")
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+	eventually(t, 20*time.Second, "west names the missing kind", func() error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			return err
+		}
+		e, _ := got.Status.Cluster("west")
+		if e.Reason != controllers.ReasonSyncFailed || !strings.Contains(e.Message, "does not serve InferenceObjective (inference.networking.x-k8s.io/v1alpha2)") ||
+			!strings.Contains(e.Message, "install its CRD") {
+			return fmt.Errorf("west %+v, want SyncFailed naming InferenceObjective and its CRD", e)
+		}
+		return nil
+	})
+
+	back := &unstructured.Unstructured{Object: map[string]any{"apiVersion": crd.GetAPIVersion(), "kind": crd.GetKind(),
+		"metadata": map[string]any{"name": crd.GetName()}, "spec": crd.Object["spec"]}}
+	if err := west.Client.Create(ctx, back); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "west synced once the CRD is back", func() error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, key, got); err != nil {
+			return err
+		}
+		if e, _ := got.Status.Cluster("west"); e.Reason == controllers.ReasonSyncFailed {
+			return fmt.Errorf("west %+v", e)
+		}
+		return west.Client.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, &infv1alpha2.InferenceObjective{})
 	})
 }
