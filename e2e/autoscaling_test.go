@@ -50,17 +50,29 @@ func TestAutoscalingOnLocalFleet(t *testing.T) {
 	// The fake vLLM behind every model server: the fleet's waiting requests, which the test
 	// sets, shared by the servers running ready (as a load balancer would share them).
 	var load atomic.Int64 // waiting requests across the fleet, in thousandths
-	servers := func() int32 {
-		var n int32
-		for _, name := range []string{"gke-west", "gke-east"} {
-			if d, err := modelDeployment(ctx, lf.Member(name).Client, key); err == nil {
-				n += d.Status.ReadyReplicas
+	// The servers running ready, counted apart from the requests, which must answer
+	// within the hub's read timeout however loaded the machine is.
+	var servers atomic.Int32
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			var n int32
+			for _, name := range []string{"gke-west", "gke-east"} {
+				if d, err := modelDeployment(ctx, lf.Member(name).Client, key); err == nil {
+					n += d.Status.ReadyReplicas
+				}
+			}
+			servers.Store(n)
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		return n
-	}
+	}()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		per := float64(load.Load()) / 1000 / float64(max(servers(), 1))
+		per := float64(load.Load()) / 1000 / float64(max(servers.Load(), 1))
 		fmt.Fprintf(w, "# TYPE %s gauge\n%s{model_name=\"m\"} %g\n", fleet.VLLMWaitingMetric, fleet.VLLMWaitingMetric, per)
 	})}
 	go func() { _ = srv.Serve(l) }()
