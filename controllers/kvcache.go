@@ -49,7 +49,7 @@ type KVCacheReader struct {
 const maxKVCacheSkip = 8
 
 // kvBackoff spaces out the reads of a series whose model servers do not answer (not serving
-// yet, no /metrics, or pods/proxy denied): after n failures in a row, min(2^(n-1), 8)
+// yet, no /metrics, or pods/proxy denied; none of the running ones answered): after n failures in a row, min(2^(n-1), 8)
 // rounds are skipped, unless the cluster's ready replicas change meanwhile.
 type kvBackoff struct {
 	failures, skip int
@@ -123,9 +123,8 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 				if err == nil && load != nil {
 					load.Clusters[st.Name] = servers
 				}
-				var kv fleet.KVCache
 				if err == nil {
-					kv, err = servers.KVCache(modelSelector(svc))
+					err = servers.Unanswered()
 				}
 				if err != nil {
 					b := k.back[series]
@@ -136,11 +135,18 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 					b.failures++
 					b.skip = min(1<<min(b.failures-1, 8), maxKVCacheSkip)
 					b.ready = st.ReadyReplicas
-					log.FromContext(ctx).V(1).Info("no KV-cache use", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name,
+					log.FromContext(ctx).V(1).Info("model servers not read", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name,
 						"reason", err.Error(), "skipRounds", b.skip)
 					return
 				}
 				delete(k.back, series)
+				// Servers that answer without the KV-cache gauge still count for the
+				// autoscaler: they have no series, and are not read less often.
+				kv, err := servers.KVCache(modelSelector(svc))
+				if err != nil {
+					log.FromContext(ctx).V(1).Info("no KV-cache use", "service", svc.Namespace+"/"+svc.Name, "cluster", st.Name, "reason", err.Error())
+					return
+				}
 				kvCacheUtilization.WithLabelValues(series[:]...).Set(kv.Utilization)
 				now[series] = true
 			}()

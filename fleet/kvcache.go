@@ -1,14 +1,16 @@
 package fleet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,6 +102,26 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
+// ErrNoServerAnswered is returned when none of a cluster's running model servers answered.
+var ErrNoServerAnswered = errors.New("no model server answered")
+
+// Unanswered is nil when a running server answered (with or without the metrics looked
+// for), or when none is running yet; otherwise it wraps ErrNoServerAnswered with their
+// reasons.
+func (s Servers) Unanswered() error {
+	var why []string
+	for _, r := range s.Read {
+		if r.Err == nil {
+			return nil
+		}
+		why = append(why, fmt.Sprintf("%s: %v", r.Pod, r.Err))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNoServerAnswered, strings.Join(why, "; "))
+}
+
 // ReadKVCache is the mean KV-cache use of the servers ReadServers reads; when none
 // reports it, the error wraps ErrNoKVCache with their reasons.
 func ReadKVCache(ctx context.Context, pods corev1client.PodInterface, selector labels.Selector, port int32) (KVCache, error) {
@@ -141,64 +163,43 @@ func (s Servers) KVCache(selector labels.Selector) (KVCache, error) {
 var vllmGauges = []string{VLLMKVCacheMetric, VLLMKVCacheMetricOld, VLLMWaitingMetric, VLLMRunningMetric}
 
 // gaugeMeans reads the named gauges from a Prometheus text exposition: per name, the mean
-// of its series (one per model a server runs).
+// of its series (one per model a server runs). An exposition that does not parse yields
+// nothing.
 func gaugeMeans(exposition []byte, names []string) map[string]float64 {
-	values := map[string][]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(exposition))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexAny(line, "{ "); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		if !slices.Contains(names, name) {
-			continue
-		}
-		if strings.HasPrefix(rest, "{") {
-			// Label values may hold spaces and braces, but not an unescaped quote.
-			end := closingBrace(rest)
-			if end < 0 {
-				continue
-			}
-			rest = rest[end+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			values[name] = append(values[name], v)
-		}
+	out := map[string]float64{}
+	families, err := parseExposition(exposition)
+	if err != nil {
+		return out
 	}
-	out := make(map[string]float64, len(values))
-	for name, vs := range values {
-		var sum float64
-		for _, v := range vs {
-			sum += v
+	for _, name := range names {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) == 0 {
+			continue
 		}
-		out[name] = sum / float64(len(vs))
+		var sum float64
+		for _, m := range f.GetMetric() {
+			sum += sampleValue(m)
+		}
+		out[name] = sum / float64(len(f.GetMetric()))
 	}
 	return out
 }
 
-// closingBrace finds the brace that closes a label set, skipping quoted values.
-func closingBrace(s string) int {
-	quoted, escaped := false, false
-	for i, r := range s {
-		switch {
-		case escaped:
-			escaped = false
-		case r == '\\':
-			escaped = true
-		case r == '"':
-			quoted = !quoted
-		case r == '}' && !quoted:
-			return i
-		}
+// parseExposition parses a Prometheus text exposition (vLLM's metric names hold colons,
+// which the UTF-8 scheme accepts as the legacy one does).
+func parseExposition(exposition []byte) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(bytes.NewReader(exposition))
+}
+
+// sampleValue is a gauge's, counter's or untyped sample's value.
+func sampleValue(m *dto.Metric) float64 {
+	switch {
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	default:
+		return m.GetUntyped().GetValue()
 	}
-	return -1
 }

@@ -132,3 +132,20 @@ func TestReadKVCache(t *testing.T) {
 		t.Errorf("server down: err = %v", err)
 	}
 }
+
+// TestUnanswered: servers that answer without the KV-cache gauge answered; only a cluster
+// none of whose running servers answered is unanswered.
+func TestUnanswered(t *testing.T) {
+	answered := fleet.ServerReading{Pod: "a", Ready: true, Values: map[string]float64{fleet.VLLMWaitingMetric: 3}}
+	failed := fleet.ServerReading{Pod: "b", Ready: true, Err: errors.New("connection refused")}
+	if err := (fleet.Servers{Read: []fleet.ServerReading{failed, answered}}).Unanswered(); err != nil {
+		t.Errorf("one server answered (without KV-cache use): %v", err)
+	}
+	if err := (fleet.Servers{Pending: 2}).Unanswered(); err != nil {
+		t.Errorf("none running yet: %v", err)
+	}
+	err := (fleet.Servers{Read: []fleet.ServerReading{failed}}).Unanswered()
+	if !errors.Is(err, fleet.ErrNoServerAnswered) || !strings.Contains(err.Error(), "b: connection refused") {
+		t.Errorf("no server answered: %v", err)
+	}
+}

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/cmd/hub/app"
+	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/localfleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
+)
+
+// TestAutoscalingOnLocalFleet: the hub scales a service on its model servers' waiting
+// requests, which it reads through each member's pod proxy as it would from vLLM. kwok runs
+// every model server at the test host's address, where a fake vLLM reports what the test
+// sets. A load step up doubles the total and the new servers run Ready in both members; a
+// signal that wanders within the tolerance around the target changes nothing; a step down
+// waits out the scale-down window. Without autoscaling, kubectl scale sets the total
+// through the scale subresource.
+func TestAutoscalingOnLocalFleet(t *testing.T) {
+	const interval = 2 * time.Second
+	const window = 10 * time.Second
+	host := testenv.TestHost(t)
+	l := host.Listen(t)
+	lf := framework.StartLocalFleet(t, localfleet.DefaultMembers(), func(o *localfleet.Options) { o.ModelServerIP = host.IP })
+	ctx := context.Background()
+	hub := lf.Hub.Client
+	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	key := client.ObjectKeyFromObject(svc)
+
+	// The fake vLLM behind every model server: the fleet's waiting requests, which the test
+	// sets, shared by the servers running ready (as a load balancer would share them).
+	var load atomic.Int64 // waiting requests across the fleet, in thousandths
+	// The servers running ready, counted apart from the requests, which must answer
+	// within the hub's read timeout however loaded the machine is.
+	var servers atomic.Int32
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			var n int32
+			for _, name := range []string{"gke-west", "gke-east"} {
+				if d, err := modelDeployment(ctx, lf.Member(name).Client, key); err == nil {
+					n += d.Status.ReadyReplicas
+				}
+			}
+			servers.Store(n)
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		per := float64(load.Load()) / 1000 / float64(max(servers.Load(), 1))
+		fmt.Fprintf(w, "# TYPE %s gauge\n%s{model_name=\"m\"} %g\n", fleet.VLLMWaitingMetric, fleet.VLLMWaitingMetric, per)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	setLoad := func(v float64) { load.Store(int64(math.Round(v * 1000))) }
+	setLoad(10) // 5 per server on 2 servers: on target
+
+	lf.RunHub(t, app.HubOptions{KVCacheInterval: interval})
+	svc.Spec.Model.Server.Port = int32(l.Addr().(*net.TCPAddr).Port)
+	svc.Spec.Replicas = 2
+	svc.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{
+		MinReplicas: ptr.To[int32](1), MaxReplicas: 8,
+		Metrics: []v1alpha1.AutoscalingMetric{{Type: v1alpha1.MetricWaitingRequests, AverageValue: ptr.To(resource.MustParse("5"))}},
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+			ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To(int32(window.Seconds()))},
+		},
+	}
+	createToken(ctx, t, hub)
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+
+	// running: the autoscaler set the total to n, read from servers model servers, and
+	// every member runs its half ready.
+	running := func(n, servers int32) func() error {
+		return func() error {
+			got := getService(ctx, t, hub, key)
+			a := got.Status.Autoscaling
+			if a == nil || a.DesiredReplicas != n {
+				return fmt.Errorf("autoscaling %+v, want a total of %d", a, n)
+			}
+			if servers > 0 && (len(a.Metrics) != 1 || a.Metrics[0].Servers != servers) {
+				return fmt.Errorf("metrics %+v, want %d servers read", a.Metrics, servers)
+			}
+			for _, name := range []string{"gke-west", "gke-east"} {
+				d, err := modelDeployment(ctx, lf.Member(name).Client, key)
+				if err != nil {
+					return err
+				}
+				if *d.Spec.Replicas != n/2 || d.Status.ReadyReplicas != n/2 || d.Status.Replicas != n/2 {
+					return fmt.Errorf("%s runs %d of %d ready (%d pods), want %d", name, d.Status.ReadyReplicas, *d.Spec.Replicas, d.Status.Replicas, n/2)
+				}
+			}
+			return nil
+		}
+	}
+	scaled := func() []string {
+		var evs eventsv1.EventList
+		if err := hub.List(ctx, &evs, client.InNamespace(key.Namespace)); err != nil {
+			t.Fatal(err)
+		}
+		var notes []string
+		for _, e := range evs.Items {
+			if e.Regarding.Name == key.Name && e.Reason == controllers.ReasonScaled {
+				notes = append(notes, e.Note)
+			}
+		}
+		return notes
+	}
+
+	t.Run("on target: the total stands, read from both members' servers", func(t *testing.T) {
+		framework.Eventually(t, time.Minute, "2 servers on target", running(2, 2))
+	})
+
+	t.Run("load doubles: 4 servers, ready in both members", func(t *testing.T) {
+		setLoad(20) // 10 per server: twice the target
+		began := time.Now()
+		framework.Eventually(t, interval+30*time.Second, "4 ready servers", running(4, 0))
+		t.Logf("4 servers ready %s after the step", time.Since(began).Round(100*time.Millisecond))
+		framework.Eventually(t, 10*time.Second, "a Scaled event", func() error {
+			if n := scaled(); !slices.ContainsFunc(n, func(s string) bool { return strings.HasPrefix(s, "fleet total 2 -> 4") }) {
+				return fmt.Errorf("Scaled events %q", n)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a signal within the tolerance changes nothing", func(t *testing.T) {
+		framework.Eventually(t, 20*time.Second, "4 servers read", running(4, 4))
+		before := len(scaled())
+		// Within 9 % of the target (5 per server on 4 servers) either way, for ten reads.
+		for i := range 10 {
+			setLoad([]float64{21.8, 18.2}[i%2])
+			time.Sleep(interval)
+			if err := running(4, 0)(); err != nil {
+				t.Fatalf("after %d noisy reads: %v", i+1, err)
+			}
+		}
+		if after := scaled(); len(after) != before {
+			t.Fatalf("scale events during the noise: %q", after[before:])
+		}
+	})
+
+	t.Run("load falls: held for the scale-down window, then 2 servers", func(t *testing.T) {
+		setLoad(10) // 2.5 per server on 4 servers: 2 are enough
+		fell := time.Now()
+		framework.Eventually(t, window+interval+30*time.Second, "2 ready servers", running(2, 0))
+		// The last reading on the old load may come up to a read interval before it fell,
+		// and its tick may drift by about as much.
+		if held := time.Since(fell); held < window-2*interval {
+			t.Fatalf("scaled down %s after the load fell, within the %s window", held, window)
+		}
+	})
+
+	t.Run("kubectl scale sets the total without autoscaling", func(t *testing.T) {
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) { s.Spec.Autoscaling = nil })
+		out, err := exec.Command(filepath.Join(framework.BinDir(), "kubectl"), "--kubeconfig", lf.Hub.KubeconfigPath,
+			"scale", "fis", key.Name, "-n", key.Namespace, "--replicas=6").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl scale: %v\n%s", err, out)
+		}
+		framework.Eventually(t, 30*time.Second, "3 ready servers per member", func() error {
+			got := getService(ctx, t, hub, key)
+			if got.Spec.Replicas != 6 || got.Status.Replicas != 6 {
+				return fmt.Errorf("spec.replicas %d, status.replicas %d, want 6", got.Spec.Replicas, got.Status.Replicas)
+			}
+			for _, name := range []string{"gke-west", "gke-east"} {
+				d, err := modelDeployment(ctx, lf.Member(name).Client, key)
+				if err != nil {
+					return err
+				}
+				if d.Status.ReadyReplicas != 3 {
+					return fmt.Errorf("%s runs %d ready, want 3", name, d.Status.ReadyReplicas)
+				}
+			}
+			return nil
+		})
+	})
+}
