@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -105,15 +108,61 @@ func (r *Placement) autoscale(svc, desired *v1alpha1.FleetInferenceService, now 
 		}
 	}
 	signals := fleet.ScaleSignals(a.Metrics, clusters, unread)
-	d := fleet.Autoscale(fleet.ScaleInput{Now: now, Current: current, Min: lo, Max: hi, Signals: signals, Behavior: a.Behavior, History: st.history})
+	in := fleet.ScaleInput{Now: now, Current: current, Min: lo, Max: hi, Signals: signals, Behavior: a.Behavior, History: st.history}
+	if desired.Spec.ScalesToZero() {
+		in.Activity = activity(svc, load)
+		in.IdleWindow = time.Duration(ptr.Deref(a.IdleWindowSeconds, v1alpha1.DefaultIdleWindowSeconds)) * time.Second
+	}
+	d := fleet.Autoscale(in)
 	st.history = d.History
 	r.recordScale(svc, prev, d, signals, current, now)
 	return d.Desired
 }
 
+// activity is what a round saw of a service's demand, for scale to zero: it is known only
+// when every placed cluster's servers answered and its endpoint pickers were read twice.
+func activity(svc *v1alpha1.FleetInferenceService, load Load) *fleet.Activity {
+	if svc.Status.Placement == nil {
+		return &fleet.Activity{Why: "not placed yet"}
+	}
+	act := &fleet.Activity{Known: true}
+	var clusters []fleet.Servers
+	var why []string
+	for _, d := range svc.Status.Placement.Clusters {
+		if d.Reason == v1alpha1.PlacementNotRegistered {
+			continue
+		}
+		servers, read := load.Clusters[d.Name]
+		switch {
+		case d.Replicas > 0 && !read:
+			why = append(why, d.Name+": model servers not read")
+		case read && slices.ContainsFunc(servers.Read, func(r fleet.ServerReading) bool { return r.Err != nil }):
+			why = append(why, d.Name+": a model server did not answer")
+		}
+		clusters = append(clusters, servers)
+		n, ok := load.Pickers[d.Name]
+		switch {
+		case ok:
+			act.Requests += n
+		case load.PickerErrors[d.Name] != "":
+			why = append(why, d.Name+": "+load.PickerErrors[d.Name])
+		default:
+			why = append(why, d.Name+": endpoint pickers not read twice yet")
+		}
+	}
+	act.Busy = fleet.ServersBusy(clusters)
+	if len(why) > 0 {
+		act.Known, act.Why = false, strings.Join(why, "; ")
+	}
+	return act
+}
+
 // recordScale writes the decision into status.autoscaling and announces a change.
 func (r *Placement) recordScale(svc *v1alpha1.FleetInferenceService, prev *v1alpha1.AutoscalingStatus, d fleet.ScaleDecision, signals []fleet.ScaleSignal, current int32, now time.Time) {
 	st := &v1alpha1.AutoscalingStatus{DesiredReplicas: d.Desired, RecommendedReplicas: d.Recommended, Reason: d.Reason, Message: d.Message}
+	if since := d.History.IdleSince; !since.IsZero() {
+		st.IdleSince = &metav1.Time{Time: since.Truncate(time.Second)}
+	}
 	if prev != nil {
 		st.LastScaleTime = prev.LastScaleTime
 	}

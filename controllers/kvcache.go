@@ -40,8 +40,9 @@ type KVCacheReader struct {
 	// spec.autoscaling, for placement to scale them on.
 	Loads *Loads
 
-	set  map[[3]string]bool       // the series the last round set
-	back map[[3]string]*kvBackoff // the series whose servers did not answer lately
+	set      map[[3]string]bool       // the series the last round set
+	back     map[[3]string]*kvBackoff // the series whose servers did not answer lately
+	requests map[[3]string]float64    // the endpoint pickers' request counters as last read
 }
 
 // maxKVCacheSkip is the most rounds a series whose servers do not answer is skipped: at the
@@ -83,6 +84,7 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 	if k.back == nil {
 		k.back = map[[3]string]*kvBackoff{}
 	}
+	requests := map[[3]string]float64{}
 	parallel := k.Parallel
 	if parallel <= 0 {
 		parallel = 8
@@ -101,6 +103,32 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 		if svc.Spec.Autoscaling != nil && k.Loads != nil && svc.DeletionTimestamp.IsZero() {
 			load = &Load{At: start, UID: svc.UID, Clusters: map[string]fleet.Servers{}}
 			loads[client.ObjectKeyFromObject(svc)] = load
+			if svc.Spec.ScalesToZero() {
+				load.Pickers, load.PickerErrors = map[string]float64{}, map[string]string{}
+				for _, st := range svc.Status.Clusters {
+					if !st.Reachable {
+						continue
+					}
+					series := [3]string{svc.Namespace, svc.Name, st.Name}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						slots <- struct{}{}
+						n, err := k.readPickers(ctx, svc, st.Name)
+						<-slots
+						mu.Lock()
+						defer mu.Unlock()
+						if err != nil {
+							load.PickerErrors[st.Name] = err.Error()
+							return
+						}
+						if prev, ok := k.requests[series]; ok {
+							load.Pickers[st.Name] = fleet.CounterIncrease(prev, n)
+						}
+						requests[series] = n
+					}()
+				}
+			}
 		}
 		for _, st := range svc.Status.Clusters {
 			if st.DesiredReplicas == 0 || !st.Reachable || !svc.DeletionTimestamp.IsZero() {
@@ -167,6 +195,7 @@ func (k *KVCacheReader) readAll(ctx context.Context) {
 		}
 	}
 	k.set = now
+	k.requests = requests
 }
 
 // read reads one service's model servers in one member: the pods of its Deployment
@@ -183,6 +212,21 @@ func (k *KVCacheReader) read(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
 	defer cancel()
 	return fleet.ReadServers(ctx, core.Pods(svc.Namespace), modelSelector(svc), svc.Spec.Model.Server.Port)
+}
+
+// readPickers reads the request counters of a service's endpoint pickers in one member.
+func (k *KVCacheReader) readPickers(ctx context.Context, svc *v1alpha1.FleetInferenceService, cluster string) (float64, error) {
+	cl, err := k.Clusters.GetCluster(ctx, multicluster.ClusterName(cluster))
+	if err != nil {
+		return 0, err
+	}
+	core, err := corev1client.NewForConfigAndClient(cl.GetConfig(), cl.GetHTTPClient())
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
+	defer cancel()
+	return fleet.ReadPickerRequests(ctx, core.Pods(svc.Namespace), render.EndpointPickerSelector(svc), render.EndpointPickerMetricsPort)
 }
 
 func modelSelector(svc *v1alpha1.FleetInferenceService) labels.Selector {

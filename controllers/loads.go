@@ -32,6 +32,11 @@ type Load struct {
 	// Clusters are the servers read in each cluster. A cluster with replicas that is
 	// missing was not read this round (unreachable, or its servers did not answer).
 	Clusters map[string]fleet.Servers
+	// Pickers, for a service that scales to zero, are the requests each cluster's
+	// endpoint pickers received since the previous round. A cluster missing was not read
+	// this round or the one before (PickerErrors says why, when it failed).
+	Pickers      map[string]float64
+	PickerErrors map[string]string
 }
 
 // NewLoads returns an empty store.

@@ -386,13 +386,21 @@ func (r *RouteSync) observeRoutes(ctx context.Context, tgt gatewayTarget, svc, d
 }
 
 // ExportingClusters are the clusters whose pool is exported and healthy now: reachable,
-// exported, and running at least one ready replica.
+// exported, and running at least one ready replica. A service that scales to zero with no
+// ready replica anywhere keeps every reachable exported pool, so that the gateway still
+// hands requests to its endpoint pickers: the hub sees them there and brings servers back.
 func ExportingClusters(svc *v1alpha1.FleetInferenceService) []string {
-	var out []string
+	var out, reachable []string
 	for _, c := range svc.Status.Clusters {
-		if c.Reachable && c.Exported && c.ReadyReplicas > 0 {
-			out = append(out, c.Name)
+		if c.Reachable && c.Exported {
+			reachable = append(reachable, c.Name)
+			if c.ReadyReplicas > 0 {
+				out = append(out, c.Name)
+			}
 		}
+	}
+	if len(out) == 0 && svc.Spec.ScalesToZero() {
+		return reachable
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,4 +402,26 @@ func TestRouteSyncInferencePoolImport(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestExportingClustersAtZero: the import lists the clusters with ready servers; a service
+// that scales to zero and has none ready anywhere keeps every reachable exported pool, so
+// that the gateway still hands requests to its endpoint pickers.
+func TestExportingClustersAtZero(t *testing.T) {
+	svc := &v1alpha1.FleetInferenceService{Status: v1alpha1.FleetInferenceServiceStatus{Clusters: []v1alpha1.ClusterStatus{
+		{Name: "west", Reachable: true, Exported: true},
+		{Name: "east", Reachable: true, Exported: true},
+		{Name: "central", Reachable: false, Exported: true},
+	}}}
+	if got := controllers.ExportingClusters(svc); len(got) != 0 {
+		t.Errorf("no ready server, fixed replicas: exporting %v, want none", got)
+	}
+	svc.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: new(int32), MaxReplicas: 4}
+	if got := controllers.ExportingClusters(svc); !slices.Equal(got, []string{"west", "east"}) {
+		t.Errorf("at zero: exporting %v, want the reachable [west east]", got)
+	}
+	svc.Status.Clusters[1].ReadyReplicas = 1
+	if got := controllers.ExportingClusters(svc); !slices.Equal(got, []string{"east"}) {
+		t.Errorf("one server ready in east: exporting %v, want [east]", got)
+	}
 }

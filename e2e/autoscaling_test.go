@@ -14,15 +14,20 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
+	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
@@ -34,8 +39,10 @@ import (
 // every model server at the test host's address, where a fake vLLM reports what the test
 // sets. A load step up doubles the total and the new servers run Ready in both members; a
 // signal that wanders within the tolerance around the target changes nothing; a step down
-// waits out the scale-down window. Without autoscaling, kubectl scale sets the total
-// through the scale subresource.
+// waits out the scale-down window. With minReplicas 0, an idle fleet goes to zero servers
+// after its idle window, keeping the pool, endpoint pickers and routes, and the first
+// request an endpoint picker reports brings servers back. Without autoscaling, kubectl
+// scale sets the total through the scale subresource.
 func TestAutoscalingOnLocalFleet(t *testing.T) {
 	const interval = 2 * time.Second
 	const window = 10 * time.Second
@@ -71,6 +78,15 @@ func TestAutoscalingOnLocalFleet(t *testing.T) {
 			}
 		}
 	}()
+	// The fake endpoint picker behind every picker pod: the requests it refused with no
+	// model server to send them to.
+	var requests atomic.Int64
+	pickers := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE inference_objective_request_error_total counter\ninference_objective_request_error_total{error_code=\"ServiceUnavailable\",model_name=\"m\",target_model_name=\"\"} %d\n", requests.Load())
+	})}
+	pl := host.ListenPort(t, int(render.EndpointPickerMetricsPort))
+	go func() { _ = pickers.Serve(pl) }()
+	t.Cleanup(func() { _ = pickers.Close() })
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		per := float64(load.Load()) / 1000 / float64(max(servers.Load(), 1))
 		fmt.Fprintf(w, "# TYPE %s gauge\n%s{model_name=\"m\"} %g\n", fleet.VLLMWaitingMetric, fleet.VLLMWaitingMetric, per)
@@ -174,6 +190,69 @@ func TestAutoscalingOnLocalFleet(t *testing.T) {
 		// and its tick may drift by about as much.
 		if held := time.Since(fell); held < window-2*interval {
 			t.Fatalf("scaled down %s after the load fell, within the %s window", held, window)
+		}
+	})
+
+	t.Run("minReplicas 0: idle to zero servers, routing kept; a request brings them back", func(t *testing.T) {
+		const idle = 6 * time.Second
+		setLoad(0)
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+			s.Spec.Autoscaling.MinReplicas = ptr.To[int32](0)
+			s.Spec.Autoscaling.IdleWindowSeconds = ptr.To(int32(idle.Seconds()))
+		})
+		began := time.Now()
+		framework.Eventually(t, idle+2*time.Minute, "zero servers", running(0, 0))
+		if took := time.Since(began); took < idle {
+			t.Fatalf("at zero %s after the load stopped, within the %s idle window", took, idle)
+		}
+		if a := getService(ctx, t, hub, key).Status.Autoscaling; a.Reason != fleet.ScaleReasonIdle || a.IdleSince == nil {
+			t.Errorf("autoscaling at zero: %+v, want reason Idle with idleSince", a)
+		}
+		for _, name := range []string{"gke-west", "gke-east"} {
+			m := lf.Member(name).Client
+			var pods corev1.PodList
+			if err := m.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingLabels(render.ModelLabels(svc))); err != nil {
+				t.Fatal(err)
+			}
+			if len(pods.Items) > 0 {
+				// kwok deletes them at once; the controller manager may lag a moment.
+				framework.Eventually(t, 30*time.Second, name+" model-server pods gone", func() error {
+					if err := m.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingLabels(render.ModelLabels(svc))); err != nil || len(pods.Items) > 0 {
+						return fmt.Errorf("%d model-server pods (%v)", len(pods.Items), err)
+					}
+					return nil
+				})
+			}
+			if err := m.Get(ctx, key, &infv1.InferencePool{}); err != nil {
+				t.Errorf("%s: the InferencePool went with the servers: %v", name, err)
+			}
+			var epp appsv1.Deployment
+			if err := m.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: render.EndpointPickerName(svc)}, &epp); err != nil || ptr.Deref(epp.Spec.Replicas, 0) < 1 {
+				t.Errorf("%s: the endpoint picker went with the servers: %v", name, err)
+			} else if !slices.Contains(epp.Spec.Template.Spec.Containers[0].Args, "--metrics-endpoint-auth=false") {
+				t.Errorf("%s: the endpoint picker's metrics keep their auth, which the hub cannot pass: %q", name, epp.Spec.Template.Spec.Containers[0].Args)
+			}
+		}
+		var routes gatewayv1.HTTPRouteList
+		if err := hub.List(ctx, &routes, client.InNamespace(key.Namespace)); err != nil || len(routes.Items) == 0 {
+			t.Errorf("the config cluster's routes went with the servers (%d, %v)", len(routes.Items), err)
+		}
+
+		asked := time.Now()
+		requests.Add(1) // a client's request, refused by a picker with no endpoint
+		setLoad(20)     // and the queue it joins: 20 waiting
+		framework.Eventually(t, 30*time.Second, "one server back", func() error {
+			a := getService(ctx, t, hub, key).Status.Autoscaling
+			if a == nil || a.DesiredReplicas == 0 {
+				return fmt.Errorf("autoscaling %+v, want back from zero", a)
+			}
+			return nil
+		})
+		// The first server reads 20 waiting: 4 servers, ready in both members.
+		framework.Eventually(t, time.Minute, "4 ready servers after zero", running(4, 0))
+		t.Logf("4 servers ready %s after the first request", time.Since(asked).Round(100*time.Millisecond))
+		if n := scaled(); !slices.ContainsFunc(n, func(s string) bool { return strings.HasPrefix(s, "fleet total 0 -> 1") }) {
+			t.Errorf("no Scaled event from zero: %q", n)
 		}
 	})
 

@@ -35,6 +35,10 @@ const (
 	ScaleReasonTooFew        = "TooFewReplicas"
 	ScaleReasonTooMany       = "TooManyReplicas"
 	ScaleReasonScaleDisabled = "ScalingDisabled"
+	// ScaleReasonIdle: scaled to zero, or staying there, with minReplicas 0.
+	ScaleReasonIdle = "Idle"
+	// ScaleReasonActivated: back from zero on a request an endpoint picker received.
+	ScaleReasonActivated = "Activated"
 )
 
 // ScaleSignal is one metric as the model servers report it, with its target.
@@ -80,6 +84,8 @@ type ScaleEvent struct {
 type ScaleHistory struct {
 	Recommendations []ScaleRecommendation
 	Events          []ScaleEvent
+	// IdleSince is when every read since has been idle (zero while busy or unknown).
+	IdleSince time.Time
 }
 
 // ScaleInput is everything one decision depends on.
@@ -92,6 +98,12 @@ type ScaleInput struct {
 	// Behavior is the HPA's; nil fields take the HPA's defaults (DefaultScaleBehavior).
 	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior
 	History  ScaleHistory
+	// Activity is what this read saw of the service's demand; it matters with Min 0 only
+	// (nil: unknown, which never lets the fleet go to zero or come back).
+	Activity *Activity
+	// IdleWindow, with Min 0, is how long Activity must stay idle before the total goes to
+	// zero.
+	IdleWindow time.Duration
 }
 
 // ScaleDecision is the autoscaler's answer.
@@ -166,8 +178,17 @@ func tolerance(r autoscalingv2.HPAScalingRules) float64 {
 	return r.Tolerance.AsApproximateFloat64()
 }
 
-// Autoscale decides the fleet total.
+// Autoscale decides the fleet total. With Min 0, the servers' signals scale it no lower
+// than one server; it goes to zero only after IdleWindow of idle reads, and comes back to
+// one on the first request an endpoint picker receives.
 func Autoscale(in ScaleInput) ScaleDecision {
+	if in.Min > 0 {
+		return autoscale(in)
+	}
+	return scaleToZero(in)
+}
+
+func autoscale(in ScaleInput) ScaleDecision {
 	up, down := withDefaults(in.Behavior)
 	recommended, reason, msg := recommend(in.Current, in.Signals, tolerance(up), tolerance(down))
 	out := ScaleDecision{Recommended: recommended, Reason: reason, Message: msg}

@@ -59,9 +59,9 @@ func TestAutoscale(t *testing.T) {
 		{name: "idle, raised to minReplicas",
 			in:      ScaleInput{Current: 4, Min: 2, Max: 10, Signals: []ScaleSignal{waiting(5, 0, 0, 0, 0)}, Behavior: quickDown},
 			desired: 2, reason: ScaleReasonTooFew, recorded: true},
-		{name: "idle with minReplicas 0: down to zero",
+		{name: "idle with minReplicas 0: the signals alone keep one server (only the idle window empties the fleet)",
 			in:      ScaleInput{Current: 4, Min: 0, Max: 10, Signals: []ScaleSignal{waiting(5, 0, 0, 0, 0)}, Behavior: quickDown},
-			desired: 0, reason: ScaleReasonDown, recorded: true},
+			desired: 1, reason: ScaleReasonTooFew, recorded: true},
 		{name: "servers without data count at the target when going down",
 			// Without them: ceil(0.2 * 2) = 1. With them: (1+1+5+5)/4 = 3 per server, ceil(0.6 * 4) = 3.
 			in: ScaleInput{Current: 4, Min: 1, Max: 10, Behavior: quickDown,

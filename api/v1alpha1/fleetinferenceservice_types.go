@@ -159,6 +159,14 @@ func (s *FleetInferenceService) Total() int32 {
 	return s.Spec.Replicas
 }
 
+// ScalesToZero: the autoscaler may take the fleet to zero servers (minReplicas 0).
+func (s *FleetInferenceServiceSpec) ScalesToZero() bool {
+	return s.Autoscaling != nil && s.Autoscaling.MinReplicas != nil && *s.Autoscaling.MinReplicas == 0
+}
+
+// DefaultIdleWindowSeconds is autoscaling.idleWindowSeconds when unset.
+const DefaultIdleWindowSeconds = 300
+
 // FleetInferenceServiceSpec is what the user asks the fleet to serve.
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'Regional' || !has(self.gateway.className) || !self.gateway.className.endsWith('-mc')",message="gateway.mode Regional routes to the InferencePool in its own cluster; gateway.className names a multi-cluster class (-mc), which routes to an imported pool: use a regional class (gke-l7-regional-external-managed, gke-l7-rilb) or gateway.mode MultiCluster"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.mode) || self.gateway.mode != 'MultiCluster' || !has(self.gateway.className) || !(self.gateway.className in ['gke-l7-regional-external-managed', 'gke-l7-rilb'])",message="gateway.mode MultiCluster routes to an imported pool with an address per region; gateway.className is a regional class, which can program neither: use a multi-cluster class (-mc) or gateway.mode Regional"
@@ -233,14 +241,27 @@ type FleetInferenceServiceSpec struct {
 // average to the target; the largest total any metric asks for; the behavior's
 // stabilization windows and step limits; then [minReplicas, maxReplicas].
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.idleWindowSeconds) || (has(self.minReplicas) && self.minReplicas == 0)",message="autoscaling.idleWindowSeconds is the wait before scaling to zero: it needs autoscaling.minReplicas 0"
 type AutoscalingSpec struct {
-	// MinReplicas is the fewest replicas across the fleet (default 1). It is at least 1:
-	// with no server left, no signal would bring one back.
-	// +kubebuilder:validation:Minimum=1
+	// MinReplicas is the fewest replicas across the fleet (default 1). 0 lets the fleet
+	// scale to zero once it has been idle for idleWindowSeconds: the model servers go, the
+	// InferencePool, endpoint picker and routes stay, and the first request an endpoint
+	// picker receives brings one server back (clients get 503 until it is Ready). To see
+	// that request the hub reads the endpoint pickers' request counters through each
+	// member's API server, so with 0 their metrics endpoint is rendered without auth.
+	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10000
 	// +kubebuilder:default=1
 	// +optional
 	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// IdleWindowSeconds, with minReplicas 0, is how long no model server may report a
+	// running or waiting request, and no endpoint picker receive one, before the fleet
+	// scales to zero (default 300, KEDA's cooldownPeriod).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	IdleWindowSeconds *int32 `json:"idleWindowSeconds,omitempty"`
 
 	// MaxReplicas is the most replicas across the fleet.
 	// +kubebuilder:validation:Minimum=1
@@ -1059,7 +1080,8 @@ type AutoscalingStatus struct {
 	RecommendedReplicas int32 `json:"recommendedReplicas"`
 	// Reason is what settled desiredReplicas: ScaledUp, ScaledDown, WithinTolerance,
 	// NoMetrics, Stabilizing, ScaleUpLimit, ScaleDownLimit, TooFewReplicas,
-	// TooManyReplicas or ScalingDisabled.
+	// TooManyReplicas, ScalingDisabled, Idle (at zero, or gone there) or Activated (back
+	// from zero on a request).
 	Reason string `json:"reason"`
 	// Message says it with the numbers.
 	// +optional
@@ -1072,6 +1094,10 @@ type AutoscalingStatus struct {
 	// LastScaleTime is when it last changed the total.
 	// +optional
 	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// IdleSince, with minReplicas 0, is since when no server has had a request and no
+	// endpoint picker received one; idleWindowSeconds after it the fleet goes to zero.
+	// +optional
+	IdleSince *metav1.Time `json:"idleSince,omitempty"`
 }
 
 // AutoscalingMetricStatus is one signal as last read.

@@ -127,8 +127,16 @@ func validateAutoscaling(spec *FleetInferenceServiceSpec, p *field.Path) field.E
 	var errs field.ErrorList
 	ap := p.Child("autoscaling")
 	lo := ptr.Deref(a.MinReplicas, 1)
-	if lo < 1 {
-		errs = append(errs, field.Invalid(ap.Child("minReplicas"), lo, "must be at least 1: with no server left, no signal would bring one back"))
+	if lo < 0 {
+		errs = append(errs, field.Invalid(ap.Child("minReplicas"), lo, "must not be negative"))
+	}
+	if w := a.IdleWindowSeconds; w != nil {
+		if lo != 0 {
+			errs = append(errs, field.Invalid(ap.Child("idleWindowSeconds"), *w, "is the wait before scaling to zero: it needs autoscaling.minReplicas 0"))
+		}
+		if *w < 0 || *w > 86400 {
+			errs = append(errs, field.Invalid(ap.Child("idleWindowSeconds"), *w, "must be 0..86400"))
+		}
 	}
 	if a.MaxReplicas < 1 {
 		errs = append(errs, field.Invalid(ap.Child("maxReplicas"), a.MaxReplicas, "must be at least 1"))

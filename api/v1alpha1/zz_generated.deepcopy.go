@@ -95,6 +95,11 @@ func (in *AutoscalingSpec) DeepCopyInto(out *AutoscalingSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.IdleWindowSeconds != nil {
+		in, out := &in.IdleWindowSeconds, &out.IdleWindowSeconds
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Metrics != nil {
 		in, out := &in.Metrics, &out.Metrics
 		*out = make([]AutoscalingMetric, len(*in))
@@ -131,6 +136,10 @@ func (in *AutoscalingStatus) DeepCopyInto(out *AutoscalingStatus) {
 	}
 	if in.LastScaleTime != nil {
 		in, out := &in.LastScaleTime, &out.LastScaleTime
+		*out = (*in).DeepCopy()
+	}
+	if in.IdleSince != nil {
+		in, out := &in.IdleSince, &out.IdleSince
 		*out = (*in).DeepCopy()
 	}
 }

@@ -112,6 +112,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -416,6 +417,14 @@ func eppChartLabels(name string) map[string]string {
 
 // eppSelectorLabels are the chart's "gateway-api-inference-extension.selectorLabels" in
 // inferencepool mode: the Deployment's selector and the Service's.
+// EndpointPickerSelector selects the endpoint picker's pods in a member.
+func EndpointPickerSelector(svc *v1alpha1.FleetInferenceService) labels.Selector {
+	return labels.SelectorFromSet(eppSelectorLabels(EndpointPickerName(svc)))
+}
+
+// EndpointPickerMetricsPort is the port of the endpoint picker's /metrics.
+const EndpointPickerMetricsPort = eppMetricsPort
+
 func eppSelectorLabels(name string) map[string]string {
 	return map[string]string{eppSelectorLabel: name}
 }
@@ -453,8 +462,13 @@ func eppDeployment(svc *v1alpha1.FleetInferenceService, name string, replicas in
 	args = append(args,
 		"--v", "1", // values.yaml inferenceExtension.flags (a single key, so no ordering question)
 		"--tracing=false",
-		// monitoring.prometheus.auth.enabled is true: no --metrics-endpoint-auth=false.
 	)
+	if svc.Spec.ScalesToZero() {
+		// monitoring.prometheus.auth.enabled false: the hub reads the picker's request
+		// counters through the member's pods/proxy, which does not pass its token on, to
+		// see the first request at zero servers.
+		args = append(args, "--metrics-endpoint-auth=false")
+	}
 
 	liveness, readiness := "inference-extension", "inference-extension"
 	if ha {

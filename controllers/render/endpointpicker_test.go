@@ -58,6 +58,10 @@ var eppCases = []struct {
 	{name: "gke-monitoring", mutate: func(s *v1alpha1.FleetInferenceService) {
 		s.Spec.EndpointPicker.Monitoring = &v1alpha1.EndpointPickerMonitoring{GKE: true}
 	}},
+	{name: "scale-to-zero", mutate: func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: new(int32), MaxReplicas: 8,
+			Metrics: []v1alpha1.AutoscalingMetric{{Type: v1alpha1.MetricKVCacheUtilization, AverageUtilization: new(int32(70))}}}
+	}},
 }
 
 func TestEndpointPickerGolden(t *testing.T) {
@@ -152,6 +156,11 @@ func TestEndpointPickerObjects(t *testing.T) {
 				if i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != pair[1] {
 					t.Errorf("args %q: want %s %s", c.Args, pair[0], pair[1])
 				}
+			}
+			// The hub reads the picker's request counters only to scale from zero, and
+			// cannot pass its token through the pod proxy: auth is off then, and only then.
+			if got := slices.Contains(c.Args, "--metrics-endpoint-auth=false"); got != svc.Spec.ScalesToZero() {
+				t.Errorf("--metrics-endpoint-auth=false present = %v, want %v (scales to zero)", got, svc.Spec.ScalesToZero())
 			}
 			if got := slices.Contains(c.Args, "--ha-enable-leader-election"); got != ha {
 				t.Errorf("--ha-enable-leader-election present = %v, want %v", got, ha)

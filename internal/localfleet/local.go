@@ -51,9 +51,11 @@ type Options struct {
 	// --detach); stop it later with StopFromState. Without it processes die with the caller.
 	Detach bool
 	// ModelServerIP, when set, is the pod IP kwok gives every pod that requests an
-	// accelerator (the model servers): an address of this host where a test or benchmark
-	// serves fake vLLM metrics on the service's model-server port, for the hub to read
-	// through each member's pod proxy. Not loopback: the pod proxy refuses it.
+	// accelerator (the model servers) and every endpoint picker (labelled inferencepool):
+	// an address of this host where a test or benchmark serves fake vLLM metrics on the
+	// service's model-server port, and fake endpoint-picker metrics on its port 9090, for
+	// the hub to read through each member's pod proxy. Not loopback: the pod proxy
+	// refuses it.
 	ModelServerIP string
 }
 
@@ -417,7 +419,8 @@ func kwokStages(modelServerIP string) ([]byte, error) {
 }
 
 // modelServerStage is kwok's pod-ready stage for the pods that request an accelerator (the
-// model servers), but giving them ip: there a test or benchmark serves fake vLLM metrics,
+// model servers) and the endpoint pickers, but giving them ip: there a test or benchmark
+// serves fake vLLM and endpoint-picker metrics,
 // which the hub reads through the member API server's pod proxy as it reads real model
 // servers (the proxy refuses loopback addresses, so ip is one of the host's). Its weight
 // makes kwok pick it over pod-ready (weight 0) for those pods; other pods keep pod-ready.
@@ -451,7 +454,7 @@ func modelServerStage(ip string) ([]byte, error) {
 	}
 	next["statusTemplate"] = tmpl[:from] + fmt.Sprintf("podIP: %q\npodIPs:\n- ip: %q\n", ip, ip) + tmpl[to:]
 	selector["matchExpressions"] = append(exprs, map[string]any{
-		"key":      `[.spec.containers.[] | .resources.limits // {} | has("nvidia.com/gpu") or has("google.com/tpu")] | any`,
+		"key":      `([.spec.containers.[] | .resources.limits // {} | has("nvidia.com/gpu") or has("google.com/tpu")] | any) or (.metadata.labels // {} | has("inferencepool"))`,
 		"operator": "In",
 		"values":   []any{"true"},
 	})

@@ -414,14 +414,14 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, 
 }
 
 // TestModelServerStage: the model servers' stage is kwok's pod-ready for accelerator pods
-// at the given address, and only a usable address is taken.
+// and endpoint pickers at the given address, and only a usable address is taken.
 func TestModelServerStage(t *testing.T) {
 	raw, err := modelServerStage("10.1.2.6")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := string(raw)
-	for _, want := range []string{"name: pod-ready-model-server", "weight: 1", `podIP: "10.1.2.6"`, `- ip: "10.1.2.6"`, `has("nvidia.com/gpu")`, `has("google.com/tpu")`, "phase: Running", "initContainerStatuses"} {
+	for _, want := range []string{"name: pod-ready-model-server", "weight: 1", `podIP: "10.1.2.6"`, `- ip: "10.1.2.6"`, `has("nvidia.com/gpu")`, `has("google.com/tpu")`, `has("inferencepool")`, "phase: Running", "initContainerStatuses"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stage lacks %q:\n%s", want, got)
 		}

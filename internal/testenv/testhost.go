@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,7 +60,14 @@ func TestHost(t testing.TB) *Host {
 // ends. A listening socket stays in the namespace it was made in.
 func (h *Host) Listen(t testing.TB) net.Listener {
 	t.Helper()
-	l, err := h.listen()
+	return h.ListenPort(t, 0)
+}
+
+// ListenPort is Listen on a given port (0: any free one), for a server that stands in for
+// a pod on a port its manifest fixes.
+func (h *Host) ListenPort(t testing.TB, port int) net.Listener {
+	t.Helper()
+	l, err := h.listen(port)
 	if err != nil {
 		t.Fatalf("listening on test host %s: %v", h.Name, err)
 	}
@@ -67,7 +75,7 @@ func (h *Host) Listen(t testing.TB) net.Listener {
 	return l
 }
 
-func (h *Host) listen() (net.Listener, error) {
+func (h *Host) listen(port int) (net.Listener, error) {
 	runtime.LockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
@@ -85,7 +93,7 @@ func (h *Host) listen() (net.Listener, error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("entering the namespace: %w", err)
 	}
-	l, lerr := net.Listen("tcp", net.JoinHostPort(h.IP, "0"))
+	l, lerr := net.Listen("tcp", net.JoinHostPort(h.IP, strconv.Itoa(port)))
 	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 		// The thread stays locked, so the runtime ends it with its goroutine.
 		if lerr == nil {
