@@ -19,9 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
+	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -42,7 +44,8 @@ import (
 // waits out the scale-down window. With minReplicas 0, an idle fleet goes to zero servers
 // after its idle window, keeping the pool, endpoint pickers and routes, and the first
 // request an endpoint picker reports brings servers back. Without autoscaling, kubectl
-// scale sets the total through the scale subresource.
+// scale sets the total through the scale subresource; a member's own HPA, run by its
+// controller manager, scales its Deployment and the hub leaves the replicas to it.
 func TestAutoscalingOnLocalFleet(t *testing.T) {
 	const interval = 2 * time.Second
 	const window = 10 * time.Second
@@ -279,5 +282,54 @@ func TestAutoscalingOnLocalFleet(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("a member's own HPA scales its Deployment, and the hub leaves the replicas to it", func(t *testing.T) {
+		west := lf.Member("gke-west").Client
+		// The member's HPA controller holds the Deployment within the HPA's bounds (the
+		// member has no metrics API, so the bounds are all it goes by).
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: key.Name},
+				MinReplicas:    ptr.To[int32](5), MaxReplicas: 5,
+				Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+					Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](80)}}}},
+			},
+		}
+		if err := west.Create(ctx, hpa); err != nil {
+			t.Fatal(err)
+		}
+		scaledByHPA := func() error {
+			d, err := modelDeployment(ctx, west, key)
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != 5 || d.Status.ReadyReplicas != 5 {
+				return fmt.Errorf("gke-west runs %d ready of %d, want the HPA's 5", d.Status.ReadyReplicas, *d.Spec.Replicas)
+			}
+			got := getService(ctx, t, hub, key)
+			for _, c := range got.Status.Clusters {
+				if c.Name == "gke-west" {
+					if c.ScaledBy != "HorizontalPodAutoscaler/"+key.Name || c.DesiredReplicas != 5 || c.ObservedGeneration != got.Generation {
+						return fmt.Errorf("gke-west's entry: scaledBy %q, %d desired (generation %d of %d), want the HPA's 5", c.ScaledBy, c.DesiredReplicas, c.ObservedGeneration, got.Generation)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no entry for gke-west")
+		}
+		framework.Eventually(t, time.Minute, "gke-west at the HPA's 5", scaledByHPA)
+		// A spec change makes the hub apply everything again; the replicas stay the HPA's.
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+			s.Spec.Objectives = append(s.Spec.Objectives, v1alpha1.Objective{Name: "hpa-check"})
+		})
+		framework.Eventually(t, 30*time.Second, "the new objective in gke-west", func() error {
+			return west.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: "hpa-check"}, &infv1alpha2.InferenceObjective{})
+		})
+		framework.Eventually(t, 30*time.Second, "gke-west still at the HPA's 5 after the hub applied again", scaledByHPA)
+		if east, err := modelDeployment(ctx, lf.Member("gke-east").Client, key); err != nil || *east.Spec.Replicas != 3 {
+			t.Errorf("gke-east, without an HPA, keeps its share of 3: %v %v", east.Spec.Replicas, err)
+		}
 	})
 }

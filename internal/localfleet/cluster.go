@@ -57,11 +57,12 @@ type Cluster struct {
 }
 
 // memberControllers are the kube-controller-manager controllers a member runs: enough for
-// Deployments to roll out, nodes to be watched, namespaces to get their default ServiceAccount
-// and NoExecute taints to evict. No token controller: pods run without tokens.
+// Deployments to roll out, nodes to be watched, namespaces to get their default ServiceAccount,
+// NoExecute taints to evict and a member's own HorizontalPodAutoscalers to scale (within
+// their bounds: a member has no metrics API). No token controller: pods run without tokens.
 var memberControllers = []string{
 	"deployment", "replicaset", "statefulset", "nodelifecycle", "garbagecollector", "namespace", "podgc",
-	"serviceaccount", "taint-eviction-controller",
+	"serviceaccount", "taint-eviction-controller", "horizontalpodautoscaling",
 }
 
 // RESTConfig returns an admin config for the cluster. It stays valid across StopAPIServer /
