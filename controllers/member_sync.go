@@ -234,8 +234,17 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		// The failure is in the cluster's entry; retry with the workqueue's backoff.
 		return reconcile.Result{}, fmt.Errorf("%s not in sync: %w", name, res.err)
 	}
+	if res.capacity.unschedulable > 0 {
+		// Nothing the hub watches changes while pods wait for nodes: read again soon, to
+		// see the cluster autoscaler's verdict on them (and the pods scheduled) before
+		// spillover.after runs out.
+		return reconcile.Result{RequeueAfter: min(r.Resync, capacityRecheck)}, nil
+	}
 	return reconcile.Result{RequeueAfter: r.Resync}, nil
 }
+
+// capacityRecheck is how often a cluster with unschedulable model-server pods is read.
+const capacityRecheck = 10 * time.Second
 
 // reachability is the monitor's view of a cluster; known is false without a monitor or
 // before its first probe.

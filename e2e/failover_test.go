@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
+	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
@@ -82,8 +84,9 @@ func expectPlaced(ctx context.Context, t *testing.T, hub client.Client, key clie
 }
 
 // TestRegionFailover runs the failover acceptance on three members: a region drill end to
-// end, a member losing its GPU nodes while its API is up (its replicas spill to the
-// others and return with the nodes), a flapping member that moves
+// end, a member losing its GPU nodes while a cluster-autoscaler scale-up is under way (its
+// replicas wait for the nodes past spillover.after), a member losing its GPU nodes while its
+// API is up (its replicas spill to the others and return with the nodes), a flapping member that moves
 // nothing more than once, and a member's API server killed (share redistributed within
 // unhealthyAfter + 15s, nothing deleted, failback after failbackAfter). The kill comes last:
 // a member whose API server was restarted here is slow to start new kwok pods.
@@ -154,6 +157,79 @@ func TestRegionFailover(t *testing.T) {
 			t.Errorf("cordon left behind: %v %+v", full.Annotations, got["gke-central"])
 		}
 	})
+	t.Run("GPU nodes lost while a scale-up is under way: the replicas wait for it", func(t *testing.T) {
+		const after = 30 * time.Second
+		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+			s.Spec.Placement.Spillover.After = &metav1.Duration{Duration: after}
+		})
+		defer framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+			s.Spec.Placement.Spillover.After = &metav1.Duration{Duration: spillAfter}
+		})
+		east := lf.Member("gke-east")
+		removed, err := east.Faults.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: "nvidia-h100-80gb"})
+		if err != nil || len(removed) == 0 {
+			t.Fatalf("remove nodes: %v %v", removed, err)
+		}
+		gone := time.Now()
+		// As the cluster autoscaler does: TriggeredScaleUp on each model-server pod it
+		// makes room for.
+		noted := map[string]bool{}
+		framework.Eventually(t, time.Minute, "east's model-server pods pending, each with a TriggeredScaleUp", func() error {
+			var pods corev1.PodList
+			if err := east.Client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingLabels(render.ModelLabels(svc))); err != nil {
+				return err
+			}
+			pending := 0
+			for _, p := range pods.Items {
+				if p.Spec.NodeName != "" || p.DeletionTimestamp != nil {
+					continue
+				}
+				pending++
+				if noted[p.Name] {
+					continue
+				}
+				now := metav1.Now()
+				ev := &corev1.Event{
+					ObjectMeta:     metav1.ObjectMeta{Name: p.Name + ".scaleup", Namespace: p.Namespace},
+					InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID},
+					Reason:         "TriggeredScaleUp", Type: corev1.EventTypeNormal,
+					Message:        "pod triggered scale-up: [{https://www.googleapis.com/compute/v1/projects/p/zones/us-east4-a/instanceGroups/h100-pool 0->2 (max: 4)}]",
+					Source:         corev1.EventSource{Component: "cluster-autoscaler"},
+					FirstTimestamp: now, LastTimestamp: now, Count: 1,
+				}
+				if err := east.Client.Create(ctx, ev); err != nil {
+					return err
+				}
+				noted[p.Name] = true
+			}
+			if pending < 2 {
+				return fmt.Errorf("%d model-server pods pending, want 2", pending)
+			}
+			return nil
+		})
+		framework.Eventually(t, 30*time.Second, "east's entry says a scale-up is under way", func() error {
+			got, _ := shares(ctx, t, hub, key)
+			if e := got["gke-east"]; e.ScaleUp != v1alpha1.ScaleUpTriggered || e.UnschedulableReplicas < 2 {
+				return fmt.Errorf("east's entry: scaleUp %q, %d unschedulable", e.ScaleUp, e.UnschedulableReplicas)
+			}
+			return nil
+		})
+		// Past spillover.after, the replicas still wait for the nodes.
+		time.Sleep(time.Until(gone.Add(after + 10*time.Second)))
+		full := getService(ctx, t, hub, key)
+		for _, name := range []string{"gke-west", "gke-east", "gke-central"} {
+			if d, _ := full.Status.Placement.Decision(name); d.Replicas != 2 || d.Spilled != 0 || d.Borrowed != 0 {
+				t.Errorf("%s's decision %+v while the scale-up is under way: want its 2, nothing spilled or borrowed", name, d)
+			}
+		}
+		// The scale-up brings the nodes: the pods run there, and nothing moved.
+		if err := east.Faults.RestoreNodes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		expectShares(ctx, t, hub, key, time.Minute, "east's replicas on the new nodes",
+			map[string]int32{"gke-west": 2, "gke-east": 2, "gke-central": 2})
+	})
+
 	t.Run("GPU nodes lost while the API is up: the replicas spill, and return", func(t *testing.T) {
 		east := lf.Member("gke-east").Faults
 		removed, err := east.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: "nvidia-h100-80gb"})
