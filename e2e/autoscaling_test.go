@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
@@ -169,15 +170,18 @@ func TestAutoscalingOnLocalFleet(t *testing.T) {
 		})
 	})
 
-	t.Run("a signal within the tolerance changes nothing", func(t *testing.T) {
+	t.Run("a signal that wanders within the tolerance for 5 minutes changes nothing", func(t *testing.T) {
 		framework.Eventually(t, 20*time.Second, "4 servers read", running(4, 4))
 		before := len(scaled())
-		// Within 9 % of the target (5 per server on 4 servers) either way, for ten reads.
-		for i := range 10 {
-			setLoad([]float64{21.8, 18.2}[i%2])
+		// Up to 9 % off the target (5 per server on 4 servers) either way, a new value at
+		// every read, for 5 minutes: longer than the scale-down window, and the HPA's
+		// default one.
+		rng := rand.New(rand.NewPCG(1, 2))
+		for end, i := time.Now().Add(5*time.Minute), 1; time.Now().Before(end); i++ {
+			setLoad(20 * (1 + 0.09*(2*rng.Float64()-1)))
 			time.Sleep(interval)
 			if err := running(4, 0)(); err != nil {
-				t.Fatalf("after %d noisy reads: %v", i+1, err)
+				t.Fatalf("after %d noisy reads: %v", i, err)
 			}
 		}
 		if after := scaled(); len(after) != before {
