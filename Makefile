@@ -46,9 +46,18 @@ build: ## Build the hub manager and fleetctl into bin/.
 ##@ Test
 
 .PHONY: test
-test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet.
+test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet, then a bounded fuzz run.
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# Each target also runs its seeds and committed corpus (testdata/fuzz) in every go test.
+FUZZ_TIME ?= 45s
+
+.PHONY: fuzz
+fuzz: bins ## Fuzz API validation and the renderers against a real API server, FUZZ_TIME each.
+	go test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZ_TIME) -parallel 1 ./api/v1alpha1
+	go test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZ_TIME) -parallel 1 ./controllers/render
 
 # The default run (fleets of 2, 4 and 8 members, 2 runs each, a 5-minute steady-state window)
 # takes an hour or more on 2 cores; the committed results (2 and 4 members, -window=2m) took

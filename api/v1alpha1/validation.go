@@ -42,8 +42,17 @@ func (s *FleetInferenceService) Validate() error {
 	for i, o := range s.Spec.Objectives {
 		errs = append(errs, listKey(spec.Child("objectives").Index(i).Child("name"), o.Name, subdomainKey, names)...)
 	}
-	if s.Spec.Replicas < 0 {
-		errs = append(errs, field.Invalid(spec.Child("replicas"), s.Spec.Replicas, "must not be negative"))
+	if r := s.Spec.Replicas; r < 0 || r > 10000 {
+		errs = append(errs, field.Invalid(spec.Child("replicas"), r, "must be 0..10000"))
+	}
+	// 0 is unset in Go, and defaults to 1 as the API server's default does.
+	if r := s.Spec.EndpointPicker.Replicas; r < 0 || r > 10 {
+		errs = append(errs, field.Invalid(spec.Child("endpointPicker", "replicas"), r, "must be 1..10"))
+	}
+	switch s.Spec.DeletionPolicy {
+	case DeletionDelete, DeletionOrphan:
+	default:
+		errs = append(errs, field.NotSupported(spec.Child("deletionPolicy"), s.Spec.DeletionPolicy, []DeletionPolicy{DeletionDelete, DeletionOrphan}))
 	}
 	errs = append(errs, validateAutoscaling(&s.Spec, spec)...)
 	errs = append(errs, validatePlacement(&s.Spec.Placement, spec.Child("placement"))...)

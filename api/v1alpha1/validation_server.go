@@ -20,6 +20,12 @@ func validateServer(spec *FleetInferenceServiceSpec, p *field.Path) field.ErrorL
 	srv := p.Child("model", "server")
 	errs := validateCommand(spec.Model.Server.Command, srv.Child("command"))
 	errs = append(errs, validateStartupTimeout(spec.Model.Server.StartupTimeout, srv.Child("startupTimeout"))...)
+	if ref := spec.Model.Server.HuggingFaceTokenSecretRef; ref != nil && ref.Name == "" {
+		errs = append(errs, field.Required(srv.Child("huggingFaceTokenSecretRef", "name"), "the Secret holding the token"))
+	}
+	if port := spec.Model.Server.Port; port < 0 || port > 65535 {
+		errs = append(errs, field.Invalid(srv.Child("port"), port, "must be 1..65535"))
+	}
 	for i, c := range spec.Placement.Clusters {
 		if c.Overrides == nil {
 			continue
