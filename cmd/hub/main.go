@@ -27,6 +27,9 @@ func main() {
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader so that only one hub replica reconciles at a time.")
 	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", fleet.RegistrationNamespace, "Namespace of the leader-election Lease.")
+	flag.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a replica waits after the leader's last renewal before it takes over.")
+	flag.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leading (less than the lease duration).")
+	flag.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often replicas try to acquire or renew the Lease.")
 	flag.StringVar(&o.ClusterNamespace, "cluster-namespace", fleet.RegistrationNamespace,
 		"Namespace of the kubeconfig Secrets that register member clusters (label "+fleet.KubeconfigLabel+"=true).")
 	flag.DurationVar(&o.MemberTimeout, "member-timeout", 15*time.Second, "Bound on one member's sync, so a slow member never holds the others.")

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -35,6 +36,10 @@ type HubOptions struct {
 	ProbeAddr        string
 	LeaderElect      bool
 	LeaderElectionNS string
+	// LeaseDuration, RenewDeadline and RetryPeriod are leader election's (15s, 10s and
+	// 2s when zero): a replica takes over at most LeaseDuration after the leader stops
+	// renewing.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// ClusterNamespace holds the kubeconfig Secrets that register members.
 	ClusterNamespace string
 	// MemberTimeout bounds the work on one member (controllers.DefaultMemberTimeout when zero).
@@ -161,7 +166,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err != nil {
 		return nil, err
 	}
-	renew := 10 * time.Second
+	lease, renew, retry := cmp.Or(o.LeaseDuration, 15*time.Second), cmp.Or(o.RenewDeadline, 10*time.Second), cmp.Or(o.RetryPeriod, 2*time.Second)
 	mgr, err := mcmanager.New(cfg, providers, manager.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -169,8 +174,13 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "inferfleet-hub",
 		LeaderElectionNamespace: o.LeaderElectionNS,
+		LeaseDuration:           &lease,
 		RenewDeadline:           &renew,
-		Controller:              config.Controller{SkipNameValidation: &o.SeveralPerProcess},
+		RetryPeriod:             &retry,
+		// A leader that stops (SIGTERM) gives the Lease up at once; one that is killed
+		// holds it for LeaseDuration.
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
