@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,8 +17,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
@@ -274,6 +277,72 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 			got := getService(ctx, t, hub, key)
 			if st := clusterStatus(got, "gke-west"); !st.Reachable || st.Health != v1alpha1.Healthy || st.ReadyReplicas != 4 {
 				return fmt.Errorf("gke-west status after the rotation %+v", st)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a broken credential: the member's status says what is wrong, the other member carries on", func(t *testing.T) {
+		rotate := func(kc []byte) {
+			t.Helper()
+			framework.Eventually(t, 10*time.Second, "rotate the registration", func() error {
+				s, err := registration(ctx, hub, "gke-west")
+				if err != nil {
+					return err
+				}
+				s.Data[fleet.KubeconfigKey] = kc
+				return hub.Update(ctx, s)
+			})
+		}
+		now := time.Now()
+		expired, err := west.Local.IssueKubeconfigValid(user, nil, now.Add(-48*time.Hour), now.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		good, err := clientcmd.Load(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range good.AuthInfos {
+			a.ClientCertificateData, a.ClientKeyData, a.Token = nil, nil, "revoked-token"
+		}
+		revoked, err := clientcmd.Write(*good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name, want string
+			kubeconfig []byte
+		}{
+			{"expired", `client certificate of "` + user + `" expired at`, expired},
+			{"refused", "refuses its credentials (401 Unauthorized)", revoked},
+			{"not a kubeconfig", "invalid kubeconfig", []byte("apiVersion: v1\nkind: Config\nclusters: {not: a list}\n")},
+		} {
+			rotate(tc.kubeconfig)
+			framework.Eventually(t, 45*time.Second, "gke-west's entry says the credential is "+tc.name, func() error {
+				st := clusterStatus(getService(ctx, t, hub, key), "gke-west")
+				if st.Reachable || !strings.Contains(st.Message, tc.want) {
+					return fmt.Errorf("gke-west: reachable %v, message %q, want %q", st.Reachable, st.Message, tc.want)
+				}
+				return nil
+			})
+			// The hub still serves the other member: a change reaches it.
+			objective := "after-" + strings.ReplaceAll(tc.name, " ", "-")
+			framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
+				s.Spec.Objectives = append(s.Spec.Objectives, v1alpha1.Objective{Name: objective})
+			})
+			framework.Eventually(t, 30*time.Second, "the new objective in gke-east", func() error {
+				return lf.Members["gke-east"].Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: objective}, &infv1alpha2.InferenceObjective{})
+			})
+		}
+		// Nothing was deleted in gke-west meanwhile, and the working credential brings it back.
+		if _, err := modelDeployment(ctx, west.Client, key); err != nil {
+			t.Fatalf("gke-west's model Deployment while its credential was broken: %v", err)
+		}
+		rotate(kc)
+		framework.Eventually(t, time.Minute, "gke-west back", func() error {
+			if st := clusterStatus(getService(ctx, t, hub, key), "gke-west"); !st.Reachable {
+				return fmt.Errorf("gke-west status %+v", st)
 			}
 			return nil
 		})

@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -58,6 +61,9 @@ func Collectors() []prometheus.Collector { return []prometheus.Collector{cluster
 type Monitor struct {
 	Clusters ClusterGetter
 	Registry ClusterLister
+	// Kubeconfigs, when set, gives each registration's kubeconfig, so that a cluster the
+	// hub cannot connect to, or whose API server refuses it, says why (DiagnoseKubeconfig).
+	Kubeconfigs KubeconfigGetter
 	// Hub, when set, receives every change as annotations on the cluster's registration
 	// Secret in Namespace: reconcilers watching registrations act at once, and people see
 	// it with kubectl.
@@ -156,7 +162,7 @@ func (m *Monitor) probeAll(ctx context.Context) {
 func (m *Monitor) probe(ctx context.Context, name string) (bool, string) {
 	cl, err := m.Clusters.GetCluster(ctx, multicluster.ClusterName(name))
 	if err != nil {
-		return false, notConnected + err.Error()
+		return false, notConnected + m.diagnose(ctx, name, err.Error())
 	}
 	rc, err := m.client(name, cl.GetConfig())
 	if err != nil {
@@ -165,9 +171,29 @@ func (m *Monitor) probe(ctx context.Context, name string) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, m.Timeout)
 	defer cancel()
 	if err := rc.Get().AbsPath("/readyz").Do(ctx).Error(); err != nil {
+		var unknownCA x509.UnknownAuthorityError
+		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) || errors.As(err, &unknownCA) {
+			return false, "readyz: " + m.diagnose(ctx, name, err.Error())
+		}
 		return false, "readyz: " + err.Error()
 	}
 	return true, ""
+}
+
+// diagnose is what DiagnoseKubeconfig finds wrong with a cluster's registered kubeconfig,
+// or otherwise the error seen.
+func (m *Monitor) diagnose(ctx context.Context, name, seen string) string {
+	if m.Kubeconfigs == nil {
+		return seen
+	}
+	raw, err := m.Kubeconfigs.Kubeconfig(ctx, name)
+	if err != nil || len(raw) == 0 {
+		return seen
+	}
+	if why := DiagnoseKubeconfig(ctx, raw, m.Now(), m.Timeout); why != "" {
+		return why
+	}
+	return seen
 }
 
 // client caches one REST client per cluster config (a rotated kubeconfig is a new config).

@@ -149,8 +149,10 @@ func sign(tmpl *x509.Certificate, key *ecdsa.PrivateKey, parent *x509.Certificat
 		return nil, err
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = time.Now().Add(-time.Hour) // tolerate small clock skew
-	tmpl.NotAfter = time.Now().Add(certValidity)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour) // tolerate small clock skew
+		tmpl.NotAfter = time.Now().Add(certValidity)
+	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
@@ -212,6 +214,12 @@ func readPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 // signed by the cluster's CA: another identity for the same cluster, as a credential
 // rotation produces. Grant it what it needs with RBAC; the certificate is not stored.
 func (c *Cluster) IssueKubeconfig(user string, groups []string) ([]byte, error) {
+	return c.IssueKubeconfigValid(user, groups, time.Time{}, time.Time{})
+}
+
+// IssueKubeconfigValid is IssueKubeconfig with a certificate valid from notBefore to
+// notAfter (the usual validity when notAfter is zero): an expired credential, say.
+func (c *Cluster) IssueKubeconfigValid(user string, groups []string, notBefore, notAfter time.Time) ([]byte, error) {
 	if c.pki == nil {
 		return nil, fmt.Errorf("%s is attached: its CA is not this fleet's", c.Name)
 	}
@@ -236,6 +244,7 @@ func (c *Cluster) IssueKubeconfig(user string, groups []string) ([]byte, error) 
 		Subject:     pkix.Name{CommonName: user, Organization: groups},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		NotBefore:   notBefore, NotAfter: notAfter,
 	}, key, ca, caKey)
 	if err != nil {
 		return nil, err

@@ -197,6 +197,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	}
 	registry := &fleet.Registry{Reader: local.GetClient(), Namespace: o.ClusterNamespace}
 	monitor := fleet.NewMonitor(mgr, registry)
+	monitor.Kubeconfigs = registry
 	// Changes land on the registration Secrets, which the reconcilers watch.
 	monitor.Hub, monitor.Namespace = local.GetClient(), o.ClusterNamespace
 	if o.ProbeInterval > 0 {
