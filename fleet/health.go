@@ -170,7 +170,9 @@ func (m *Monitor) probe(ctx context.Context, name string) (bool, string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.Timeout)
 	defer cancel()
-	if err := rc.Get().AbsPath("/readyz").Do(ctx).Error(); err != nil {
+	// No retries: a 429 with Retry-After would be retried until the probe times out, and
+	// the reason would say timeout instead of what the server answered.
+	if err := rc.Get().AbsPath("/readyz").MaxRetries(0).Do(ctx).Error(); err != nil {
 		var unknownCA x509.UnknownAuthorityError
 		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) || errors.As(err, &unknownCA) {
 			return false, "readyz: " + m.diagnose(ctx, name, err.Error())

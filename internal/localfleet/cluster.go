@@ -16,6 +16,7 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -221,17 +222,7 @@ func (c *Cluster) startControlPlane(ctx context.Context, began time.Time) error 
 	}
 
 	c.opMu.Lock()
-	_, err = c.launch(Etcd, []string{
-		"--name=" + c.Name,
-		"--data-dir=" + filepath.Join(c.dir, "etcd"),
-		"--listen-client-urls=" + localURL("http", c.etcdPort),
-		"--advertise-client-urls=" + localURL("http", c.etcdPort),
-		"--listen-peer-urls=" + localURL("http", c.etcdPeerPort),
-		"--initial-advertise-peer-urls=" + localURL("http", c.etcdPeerPort),
-		"--initial-cluster=" + c.Name + "=" + localURL("http", c.etcdPeerPort),
-		"--unsafe-no-fsync=true", // throwaway data: speed over durability
-		"--log-level=warn",
-	})
+	_, err = c.launch(Etcd, c.etcdArgs())
 	if err != nil {
 		c.opMu.Unlock()
 		return fmt.Errorf("start %s etcd: %w", c.Name, err)
@@ -243,6 +234,51 @@ func (c *Cluster) startControlPlane(ctx context.Context, began time.Time) error 
 	}
 	c.logf("%s: kube-apiserver ready at %s (%s)", c.Name, c.Server, time.Since(began).Round(10*time.Millisecond))
 	return nil
+}
+
+func (c *Cluster) etcdArgs() []string {
+	return []string{
+		"--name=" + c.Name,
+		"--data-dir=" + filepath.Join(c.dir, "etcd"),
+		"--listen-client-urls=" + localURL("http", c.etcdPort),
+		"--advertise-client-urls=" + localURL("http", c.etcdPort),
+		"--listen-peer-urls=" + localURL("http", c.etcdPeerPort),
+		"--initial-advertise-peer-urls=" + localURL("http", c.etcdPeerPort),
+		"--initial-cluster=" + c.Name + "=" + localURL("http", c.etcdPeerPort),
+		"--unsafe-no-fsync=true", // throwaway data: speed over durability
+		"--log-level=warn",
+	}
+}
+
+// RestartEtcd kills the cluster's etcd (SIGKILL) and starts it again on the same data and
+// ports, as a crashed etcd comes back; the API server keeps running, loses its watches to
+// etcd and re-establishes them. It waits until the API server is ready again.
+func (c *Cluster) RestartEtcd(ctx context.Context) error {
+	if c.attached {
+		return fmt.Errorf("%s is attached: its etcd is not a process of this fleet", c.Name)
+	}
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if p := c.proc(Etcd); p != nil && !p.exited() {
+		if err := p.signal(syscall.SIGKILL, 30*time.Second); err != nil {
+			return fmt.Errorf("stop %s etcd: %w", c.Name, err)
+		}
+	}
+	if _, err := c.launch(Etcd, c.etcdArgs()); err != nil {
+		return fmt.Errorf("start %s etcd: %w", c.Name, err)
+	}
+	cs, err := kubernetes.NewForConfig(c.restConfig)
+	if err != nil {
+		return err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: the API server is not ready after the etcd restart: %w", c.Name, err)
+	}
+	c.logf("%s: etcd restarted", c.Name)
+	return c.fleet.writeState()
 }
 
 func (c *Cluster) startMemberComponents(ctx context.Context) error {
