@@ -127,8 +127,46 @@ func (m *Monitor) everConnected(name string) bool {
 // Start probes until ctx ends. It implements manager.Runnable.
 func (m *Monitor) Start(ctx context.Context) error {
 	m.started = m.Now()
+	m.resume(ctx)
 	wait.NonSlidingUntilWithContext(ctx, m.probeAll, m.Interval)
 	return nil
+}
+
+// resume takes up what an earlier hub recorded on the registration Secrets: a cluster it
+// saw unreachable stays so from the time it was first seen failing, and is not given the
+// connect grace of a cluster not heard of yet. A hub restarted during an outage thus fails
+// over when the outage is unhealthyAfter old, not unhealthyAfter after the restart.
+func (m *Monitor) resume(ctx context.Context) {
+	if m.Hub == nil {
+		return
+	}
+	var secrets corev1.SecretList
+	if err := m.Hub.List(ctx, &secrets, client.InNamespace(m.Namespace)); err != nil {
+		log.FromContext(ctx).Error(err, "health monitor: read the recorded reachability")
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range secrets.Items {
+		a := s.Annotations
+		if !IsRegistration(s.Labels) || a[AnnotationReachable] != "false" {
+			continue
+		}
+		since, err := time.Parse(time.RFC3339, a[AnnotationReachableSince])
+		if err != nil {
+			continue
+		}
+		m.state[s.Name] = Reachability{Reachable: false, Since: since, Reason: a[AnnotationReachReason]}
+		m.failures[s.Name] = failureRun{count: m.FailureThreshold, first: since}
+	}
+}
+
+// knownDown: the cluster is recorded unreachable (by this hub, or an earlier one).
+func (m *Monitor) knownDown(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.state[name]
+	return ok && !r.Reachable
 }
 
 // NeedLeaderElection: only the leader acts on health.
@@ -146,7 +184,7 @@ func (m *Monitor) probeAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			ok, reason := m.probe(ctx, c.Name)
-			if !ok && strings.HasPrefix(reason, notConnected) && !m.everConnected(c.Name) && m.Now().Sub(m.started) < m.ConnectGrace {
+			if !ok && strings.HasPrefix(reason, notConnected) && !m.everConnected(c.Name) && m.Now().Sub(m.started) < m.ConnectGrace && !m.knownDown(c.Name) {
 				// Just started (a restarted hub, say): the provider has not connected yet.
 				// Unknown is not unreachable; recording it would move replicas for nothing.
 				return
@@ -257,7 +295,7 @@ func (m *Monitor) record(name string, reachable bool, reason string) {
 	clusterHealth.WithLabelValues(name).Set(v)
 	if changed {
 		log.Log.WithName("health").Info("member reachability changed", "cluster", name, "reachable", reachable, "reason", reason)
-		m.publish(name, reachable, reason)
+		m.publish(name, reachable, since, reason)
 		select {
 		case m.changes <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
 		default: // a reconcile of everything is already pending
@@ -273,7 +311,7 @@ const (
 )
 
 // publish records a reachability change on the cluster's registration Secret.
-func (m *Monitor) publish(name string, reachable bool, reason string) {
+func (m *Monitor) publish(name string, reachable bool, since time.Time, reason string) {
 	if m.Hub == nil {
 		return
 	}
@@ -282,7 +320,7 @@ func (m *Monitor) publish(name string, reachable bool, reason string) {
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
 		AnnotationReachable:      strconv.FormatBool(reachable),
-		AnnotationReachableSince: m.Now().UTC().Format(time.RFC3339),
+		AnnotationReachableSince: since.UTC().Format(time.RFC3339),
 		AnnotationReachReason:    reason,
 	}}})
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.Namespace}}

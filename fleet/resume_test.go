@@ -1,0 +1,67 @@
+package fleet_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	"github.com/inferfleet/inferfleet/api/scheme"
+	"github.com/inferfleet/inferfleet/fleet"
+)
+
+// notConnected is a provider that has connected to no cluster (a hub that just started).
+type notConnected struct{}
+
+func (notConnected) GetCluster(context.Context, multicluster.ClusterName) (cluster.Cluster, error) {
+	return nil, multicluster.ErrClusterNotFound
+}
+
+type listed []fleet.Cluster
+
+func (l listed) List(context.Context) ([]fleet.Cluster, error) { return l, nil }
+
+// TestMonitorResumesRecordedOutage: a hub that starts while a member it recorded as
+// unreachable is still not connected takes the outage up from the recorded time, without
+// the connect grace a cluster not heard of gets; a cluster with nothing recorded gets the
+// grace (unknown, not unreachable).
+func TestMonitorResumesRecordedOutage(t *testing.T) {
+	lost := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Second)
+	reg := func(name string, annotations map[string]string) *corev1.Secret {
+		s := fleet.RegistrationSecret(name, fleet.RegistrationNamespace, "r", []byte("kubeconfig"), nil)
+		s.Annotations = annotations
+		return s
+	}
+	hub := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(
+		reg("west", map[string]string{fleet.AnnotationReachable: "false", fleet.AnnotationReachableSince: lost.Format(time.RFC3339), fleet.AnnotationReachReason: "readyz: context deadline exceeded"}),
+		reg("east", nil),
+	).Build()
+	m := fleet.NewMonitor(notConnected{}, listed{{Name: "west"}, {Name: "east"}})
+	m.Hub, m.Namespace, m.Interval = hub, fleet.RegistrationNamespace, 20*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Start(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+
+	r, ok := m.Get("west")
+	if !ok || r.Reachable || !r.Since.Equal(lost) {
+		t.Errorf("west after the restart: %+v (known %v), want unreachable since the recorded %s", r, ok, lost)
+	}
+	if _, ok := m.Get("east"); ok {
+		t.Errorf("east, with nothing recorded and not connected yet, has a state within the connect grace")
+	}
+	s := &corev1.Secret{}
+	if err := hub.Get(context.Background(), client.ObjectKey{Namespace: fleet.RegistrationNamespace, Name: "west"}, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Annotations[fleet.AnnotationReachableSince]; got != lost.Format(time.RFC3339) {
+		t.Errorf("recorded since %q, want the outage's start %s kept", got, lost.Format(time.RFC3339))
+	}
+}
