@@ -247,14 +247,18 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, 10*time.Second, "rotate the registration", func() error {
-		s, err := registration(ctx, hub, "gke-west")
-		if err != nil {
-			return err
-		}
-		s.Data[fleet.KubeconfigKey] = kc
-		return hub.Update(ctx, s)
-	})
+	rotate := func(t *testing.T, kc []byte) {
+		t.Helper()
+		framework.Eventually(t, 10*time.Second, "rotate the registration", func() error {
+			s, err := registration(ctx, hub, "gke-west")
+			if err != nil {
+				return err
+			}
+			s.Data[fleet.KubeconfigKey] = kc
+			return hub.Update(ctx, s)
+		})
+	}
+	rotate(t, kc)
 
 	t.Run("a spec change reaches the member through the new credential", func(t *testing.T) {
 		framework.UpdateService(t, hub, key, func(s *v1alpha1.FleetInferenceService) {
@@ -283,17 +287,6 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 	})
 
 	t.Run("a broken credential: the member's status says what is wrong, the other member carries on", func(t *testing.T) {
-		rotate := func(kc []byte) {
-			t.Helper()
-			framework.Eventually(t, 10*time.Second, "rotate the registration", func() error {
-				s, err := registration(ctx, hub, "gke-west")
-				if err != nil {
-					return err
-				}
-				s.Data[fleet.KubeconfigKey] = kc
-				return hub.Update(ctx, s)
-			})
-		}
 		now := time.Now()
 		expired, err := west.Local.IssueKubeconfigValid(user, nil, now.Add(-48*time.Hour), now.Add(-time.Hour))
 		if err != nil {
@@ -318,7 +311,7 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 			{"refused", "refuses its credentials (401 Unauthorized)", revoked},
 			{"not a kubeconfig", "invalid kubeconfig", []byte("apiVersion: v1\nkind: Config\nclusters: {not: a list}\n")},
 		} {
-			rotate(tc.kubeconfig)
+			rotate(t, tc.kubeconfig)
 			framework.Eventually(t, 45*time.Second, "gke-west's entry says the credential is "+tc.name, func() error {
 				st := clusterStatus(getService(ctx, t, hub, key), "gke-west")
 				if st.Reachable || !strings.Contains(st.Message, tc.want) {
@@ -339,7 +332,7 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 		if _, err := modelDeployment(ctx, west.Client, key); err != nil {
 			t.Fatalf("gke-west's model Deployment while its credential was broken: %v", err)
 		}
-		rotate(kc)
+		rotate(t, kc)
 		framework.Eventually(t, time.Minute, "gke-west back", func() error {
 			if st := clusterStatus(getService(ctx, t, hub, key), "gke-west"); !st.Reachable {
 				return fmt.Errorf("gke-west status %+v", st)

@@ -2,7 +2,6 @@ package render
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/internal/fuzzspec"
-	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // FuzzRender renders every service built from fuzz input (internal/fuzzspec) that passes
@@ -23,27 +21,15 @@ import (
 // render, without panicking, to objects the API server accepts as they are (strict field
 // validation).
 func FuzzRender(f *testing.F) {
-	base, err := fuzzspec.Base(testenv.Root())
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range fuzzspec.Seeds() {
-		f.Add(s)
-	}
-	env := testenv.ForFuzz(f, testenv.CRDs())
+	base, env := fuzzspec.Start(f)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, input []byte) {
 		u := fuzzspec.Object(base, input)
-		raw, err := json.Marshal(u.Object)
+		svc, err := fuzzspec.Decode(u.Object)
 		if err != nil {
-			t.Fatal(err)
-		}
-		svc := &v1alpha1.FleetInferenceService{}
-		if err := json.Unmarshal(raw, svc); err != nil {
 			return
 		}
 		svc.UID = "00000000-0000-0000-0000-000000000001"
-		v1alpha1.SetDefaults(svc)
 		if svc.Validate() != nil {
 			return
 		}

@@ -6,12 +6,17 @@
 package fuzzspec
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // BaseSample is the base object: the two-region tutorial's sample.
@@ -155,4 +160,32 @@ func deepCopyValue(v any) any {
 	default:
 		return v
 	}
+}
+
+// Start prepares a fuzz target: the base object, every seed added, and a real API server
+// with the project's CRDs (testenv.ForFuzz).
+func Start(f *testing.F) (map[string]any, *testenv.Env) {
+	f.Helper()
+	base, err := Base(testenv.Root())
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range Seeds() {
+		f.Add(s)
+	}
+	return base, testenv.ForFuzz(f, testenv.CRDs())
+}
+
+// Decode reads an object as the hub does (JSON into the typed service) and defaults it.
+func Decode(obj map[string]any) (*v1alpha1.FleetInferenceService, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := json.Unmarshal(raw, svc); err != nil {
+		return nil, err
+	}
+	v1alpha1.SetDefaults(svc)
+	return svc, nil
 }
