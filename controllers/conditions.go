@@ -33,6 +33,7 @@ const (
 	ReasonAsExpected      = "AsExpected"
 	ReasonCleanedUp       = "CleanedUp"
 	ReasonCleanupBlocked  = "CleanupBlocked"
+	ReasonDeleting        = "Deleting"
 	ReasonConnecting      = "Connecting"
 
 	// Reasons of the FailingOver condition and its events.

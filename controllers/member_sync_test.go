@@ -642,6 +642,27 @@ func TestFailoverOnMemberLoss(t *testing.T) {
 	if moves != 1 {
 		t.Errorf("want exactly one failover event, got %d", moves)
 	}
+
+	// Deleted while east is down: the deletion waits for east, and the status says so
+	// instead of the Ready it had.
+	if err := hub.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "Ready names what the deletion waits for", func() error {
+		got := &v1alpha1.FleetInferenceService{}
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status == metav1.ConditionTrue || c.Reason != controllers.ReasonDeleting ||
+			!strings.Contains(c.Message, "east (unreachable") || strings.Contains(c.Message, "west") {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		if e, _ := got.Status.Cluster("east"); e.Reachable || e.Health != v1alpha1.Unreachable {
+			return fmt.Errorf("east's entry while deleting %+v", e)
+		}
+		return nil
+	})
 }
 
 // TestOrphanDeletionPolicy deletes a service whose deletionPolicy is Orphan: the service

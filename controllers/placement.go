@@ -147,6 +147,28 @@ func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceServ
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
+// markUnreachable records in a cluster's entry what the monitor sees of it, so that a
+// service being deleted does not show a lost member as it was.
+func (r *Placement) markUnreachable(svc *v1alpha1.FleetInferenceService, name string, reach fleet.Reachability) {
+	for i := range svc.Status.Clusters {
+		e := &svc.Status.Clusters[i]
+		if e.Name != name || (!e.Reachable && e.Health == v1alpha1.Unreachable) {
+			continue
+		}
+		e.Reachable, e.Health = false, v1alpha1.Unreachable
+		e.HealthSince = &metav1.Time{Time: reach.Since.Truncate(time.Second)}
+		e.HealthReason = reach.Reason
+	}
+}
+
+// reachOf is the monitor's view of one cluster (known is false without a monitor).
+func (r *Placement) reachOf(name string) (fleet.Reachability, bool) {
+	if r.Monitor == nil {
+		return fleet.Reachability{}, false
+	}
+	return r.Monitor.Get(name)
+}
+
 func (r *Placement) reach() fleet.Reachabilities {
 	if r.Monitor == nil {
 		return nil
@@ -194,12 +216,16 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 		return reconcile.Result{}, nil
 	}
 	before := svc.Status.DeepCopy()
-	if taken := r.Reports.merge(svc); taken != nil {
-		// The members' cleanup, for users to see while they wait.
+	taken := r.Reports.merge(svc)
+	// The members' cleanup, for users to see while they wait.
+	write := func() error {
 		if err := writeStatus(ctx, r.Hub, svc, before); err != nil {
-			return reconcile.Result{}, client.IgnoreNotFound(err)
+			return err
 		}
-		r.Reports.written(svc.UID, taken)
+		if taken != nil {
+			r.Reports.written(svc.UID, taken)
+		}
+		return nil
 	}
 	if svc.Spec.DeletionPolicy != v1alpha1.DeletionOrphan {
 		all, err := r.Registry.List(ctx)
@@ -209,21 +235,38 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 		var waiting, blocked []string
 		for _, c := range all {
 			e, ok := svc.Status.Cluster(c.Name)
-			switch {
-			case ok && e.Reason == ReasonCleanedUp:
-			case ok && e.Reason == ReasonCleanupBlocked:
-				blocked = append(blocked, c.Name+": "+e.Message)
-			default:
-				waiting = append(waiting, c.Name)
+			if ok && e.Reason == ReasonCleanedUp {
+				continue
 			}
+			why := c.Name
+			if reach, known := r.reachOf(c.Name); known && !reach.Reachable {
+				why += " (unreachable: " + reach.Reason + ")"
+				if ok {
+					r.markUnreachable(svc, c.Name, reach)
+				}
+			}
+			if ok && e.Reason == ReasonCleanupBlocked {
+				blocked = append(blocked, c.Name+": "+e.Message)
+			}
+			waiting = append(waiting, why)
 		}
 		if len(blocked) > 0 {
 			serviceEvent(r.Recorder, svc, corev1.EventTypeWarning, ReasonCleanupBlocked, "Cleanup", "waiting for members to clean up (set spec.deletionPolicy: Orphan to skip): %s", strings.Join(blocked, "; "))
 		}
-		if len(blocked)+len(waiting) > 0 {
+		if len(waiting) > 0 {
+			// Whatever ran before, the service is going: Ready says what it waits for.
+			setCondition(svc, r.Now(), v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonDeleting,
+				"being deleted: waiting for its objects to be removed from "+strings.Join(waiting, ", ")+
+					" (the hub never deletes in a member it cannot reach; set spec.deletionPolicy: Orphan to leave them)")
+			if err := write(); err != nil {
+				return reconcile.Result{}, client.IgnoreNotFound(err)
+			}
 			// Member sync's entries wake this up; the requeue is a safety net.
 			return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
 		}
+	}
+	if err := write(); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	patch := client.MergeFrom(svc.DeepCopy())
 	controllerutil.RemoveFinalizer(svc, Finalizer)
