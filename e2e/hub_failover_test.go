@@ -32,6 +32,69 @@ type hubProcess struct {
 	log  string
 }
 
+// buildHub builds the hub binary (cmd/hub) into a temporary folder.
+func buildHub(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hub")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/hub")
+	build.Dir = framework.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/hub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startHub runs the hub binary against the config cluster of kubeconfig, logging to
+// dir/name.log (printed when the test fails), until the test ends.
+func startHub(t *testing.T, bin, dir, name, kubeconfig string, args ...string) *hubProcess {
+	t.Helper()
+	h := &hubProcess{name: name, log: filepath.Join(dir, name+".log")}
+	f, err := os.Create(h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cmd = exec.Command(bin, append([]string{"--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--probe-interval", "1s", "--member-timeout", "3s"}, args...)...)
+	h.cmd.Stdout, h.cmd.Stderr = f, f
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = h.cmd.Process.Kill()
+		_ = h.cmd.Wait()
+		_ = f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(h.log)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("--- %s log (tail)\n%s", name, b)
+		}
+	})
+	return h
+}
+
+// failoverEvents counts the FailingOver events of a service, repeats included.
+func failoverEvents(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey) int {
+	t.Helper()
+	var evs eventsv1.EventList
+	if err := hub.List(ctx, &evs, client.InNamespace(key.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs.Items {
+		if e.Regarding.Name == key.Name && e.Reason == controllers.ReasonFailingOver {
+			if e.Series != nil {
+				n += int(e.Series.Count)
+			} else {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // leads says whether the replica's log says it acquired the Lease.
 func (h *hubProcess) leads() bool {
 	b, _ := os.ReadFile(h.log)
@@ -57,41 +120,11 @@ func TestHubFailover(t *testing.T) {
 	ctx := context.Background()
 	hub := lf.Hub.Client
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hub")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/hub")
-	build.Dir = framework.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/hub: %v\n%s", err, out)
-	}
+	bin, dir := buildHub(t), t.TempDir()
 	start := func(name string) *hubProcess {
-		h := &hubProcess{name: name, log: filepath.Join(dir, name+".log")}
-		f, err := os.Create(h.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.cmd = exec.Command(bin, "--kubeconfig", lf.Hub.KubeconfigPath, "--leader-elect",
+		return startHub(t, bin, dir, name, lf.Hub.KubeconfigPath, "--leader-elect",
 			"--leader-elect-lease-duration", lease.String(), "--leader-elect-renew-deadline", renew.String(),
-			"--leader-elect-retry-period", retry.String(),
-			"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-			"--probe-interval", "1s", "--member-timeout", "3s")
-		h.cmd.Stdout, h.cmd.Stderr = f, f
-		if err := h.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = h.cmd.Process.Kill()
-			_ = h.cmd.Wait()
-			_ = f.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(h.log)
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("--- %s log (tail)\n%s", name, b)
-			}
-		})
-		return h
+			"--leader-elect-retry-period", retry.String())
 	}
 	replicas := []*hubProcess{start("hub-a"), start("hub-b")}
 	var leader, follower *hubProcess
@@ -180,20 +213,7 @@ func TestHubFailover(t *testing.T) {
 	}
 	// Settle, then count: one failover, one change to the survivor, nothing deleted.
 	time.Sleep(5 * time.Second)
-	var evs eventsv1.EventList
-	if err := hub.List(ctx, &evs, client.InNamespace(key.Namespace)); err != nil {
-		t.Fatal(err)
-	}
-	failovers := 0
-	for _, e := range evs.Items {
-		if e.Regarding.Name == key.Name && e.Reason == controllers.ReasonFailingOver {
-			n := 1
-			if e.Series != nil {
-				n = int(e.Series.Count)
-			}
-			failovers += n
-		}
-	}
+	failovers := failoverEvents(ctx, t, hub, key)
 	if failovers != 1 {
 		t.Errorf("%d FailingOver events, want exactly one", failovers)
 	}

@@ -106,6 +106,28 @@ func (c *Cluster) StopAPIServer(sig os.Signal) error {
 	return c.fleet.writeState()
 }
 
+// HangAPIServer stops the kube-apiserver in its tracks (SIGSTOP): connections open and
+// nothing answers, as a partitioned or wedged region does. ResumeAPIServer lets it go on.
+func (c *Cluster) HangAPIServer() error { return c.signalAPIServer(syscall.SIGSTOP) }
+
+// ResumeAPIServer resumes a hung kube-apiserver (SIGCONT).
+func (c *Cluster) ResumeAPIServer() error { return c.signalAPIServer(syscall.SIGCONT) }
+
+func (c *Cluster) signalAPIServer(sig syscall.Signal) error {
+	if c.attached {
+		return fmt.Errorf("%s is attached: its API server is not a process of this fleet", c.Name)
+	}
+	p := c.proc(KubeAPIServer)
+	if p == nil || p.exited() {
+		return fmt.Errorf("%s: kube-apiserver is not running", c.Name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%s kube-apiserver: %v: %w", c.Name, sig, err)
+	}
+	c.logf("%s: kube-apiserver sent %v", c.Name, sig)
+	return nil
+}
+
 // StartAPIServer starts the kube-apiserver again on the same port, against the same etcd and
 // with the same certificates, and waits until it is ready.
 func (c *Cluster) StartAPIServer(ctx context.Context) error {
