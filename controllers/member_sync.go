@@ -723,7 +723,10 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 	}
 	others := &unstructured.UnstructuredList{}
 	others.SetGroupVersionKind(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DeploymentList"})
-	if err := c.List(ctx, others, client.InNamespace(svc.Namespace), client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
+	// Read live: services deleted together each delete their own objects before they
+	// look, so the last to look sees the others gone; a cache may still hold them, and
+	// then none would delete the namespace.
+	if err := cl.GetAPIReader().List(ctx, others, client.InNamespace(svc.Namespace), client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
 		return deleted, fmt.Errorf("%s: %w", name, err)
 	}
 	for _, o := range others.Items {

@@ -75,6 +75,26 @@ func startHub(t *testing.T, bin, dir, name, kubeconfig string, args ...string) *
 	return h
 }
 
+// createFailoverService runs the two-region sample as name, failing over after
+// unhealthyAfter and not back within the test, and waits until each member runs its 3.
+func createFailoverService(ctx context.Context, t *testing.T, hub client.Client, name string, unhealthyAfter time.Duration) client.ObjectKey {
+	t.Helper()
+	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
+	svc.Name = name
+	svc.Spec.Model.Server.HuggingFaceTokenSecretRef = nil
+	svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
+		Policy:         v1alpha1.FailoverRedistribute,
+		UnhealthyAfter: &metav1.Duration{Duration: unhealthyAfter},
+		FailbackAfter:  &metav1.Duration{Duration: time.Hour},
+	}
+	if err := hub.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(svc)
+	expectShares(ctx, t, hub, key, time.Minute, "3 ready in each member", map[string]int32{"gke-west": 3, "gke-east": 3})
+	return key
+}
+
 // failoverEvents counts the FailingOver events of a service, repeats included.
 func failoverEvents(ctx context.Context, t *testing.T, hub client.Client, key client.ObjectKey) int {
 	t.Helper()
@@ -154,19 +174,7 @@ func TestHubFailover(t *testing.T) {
 	}
 	first := holder()
 
-	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
-	svc.Name = "hub-failover"
-	svc.Spec.Model.Server.HuggingFaceTokenSecretRef = nil
-	svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
-		Policy:         v1alpha1.FailoverRedistribute,
-		UnhealthyAfter: &metav1.Duration{Duration: unhealthyAfter},
-		FailbackAfter:  &metav1.Duration{Duration: time.Hour},
-	}
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(svc)
-	expectShares(ctx, t, hub, key, time.Minute, "3 ready in each member", map[string]int32{"gke-west": 3, "gke-east": 3})
+	key := createFailoverService(ctx, t, hub, "hub-failover", unhealthyAfter)
 
 	west := lf.Member("gke-west").Client
 	dep, err := modelDeployment(ctx, west, key)

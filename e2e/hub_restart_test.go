@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
@@ -32,19 +28,7 @@ func TestHubRestartDuringOutage(t *testing.T) {
 	bin, dir := buildHub(t), t.TempDir()
 	first := startHub(t, bin, dir, "hub-first", lf.Hub.KubeconfigPath)
 
-	svc := loadSample(t, "fleet_v1alpha1_two-region-h100.yaml")
-	svc.Name = "restart"
-	svc.Spec.Model.Server.HuggingFaceTokenSecretRef = nil
-	svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
-		Policy:         v1alpha1.FailoverRedistribute,
-		UnhealthyAfter: &metav1.Duration{Duration: unhealthyAfter},
-		FailbackAfter:  &metav1.Duration{Duration: time.Hour},
-	}
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(svc)
-	expectShares(ctx, t, hub, key, time.Minute, "3 ready in each member", map[string]int32{"gke-west": 3, "gke-east": 3})
+	key := createFailoverService(ctx, t, hub, "restart", unhealthyAfter)
 
 	east := lf.Member("gke-east").Local
 	if err := east.HangAPIServer(); err != nil {
