@@ -65,7 +65,7 @@ func TestDiagnoseKubeconfig(t *testing.T) {
 		{"working", "", kubeconfig(func(*rest.Config) {})},
 		{"not a kubeconfig", "invalid kubeconfig", []byte("apiVersion: v1\nkind: Config\nclusters: {not: a list}\n")},
 		{"no current context", "invalid kubeconfig", []byte("apiVersion: v1\nkind: Config\n")},
-		{"expired client certificate", `client certificate of "hub" expired at ` + now.Add(-24*time.Hour).UTC().Format(time.RFC3339)[:10],
+		{"expired client certificate", `client certificate of "hub" expired at ` + now.Add(-24 * time.Hour).UTC().Format(time.RFC3339)[:10],
 			kubeconfig(func(c *rest.Config) { c.CertData, c.KeyData = expiredCert, expiredKey })},
 		{"client certificate not valid yet", `client certificate of "hub" is not valid before`,
 			kubeconfig(func(c *rest.Config) { c.CertData, c.KeyData = futureCert, futureKey })},
