@@ -714,30 +714,16 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 		return deleted, fmt.Errorf("%s: %w", name, err)
 	}
 	r.pruned.Delete(string(svc.UID) + "/" + name)
-	ns := &corev1.Namespace{}
-	if err := c.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns); err != nil {
-		return deleted, client.IgnoreNotFound(err)
-	}
-	if ns.Annotations[render.AnnotationCreatedNamespace] != "true" || !ns.DeletionTimestamp.IsZero() {
-		return deleted, nil
-	}
-	others := &unstructured.UnstructuredList{}
-	others.SetGroupVersionKind(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DeploymentList"})
-	// Read live: services deleted together each delete their own objects before they
-	// look, so the last to look sees the others gone; a cache may still hold them, and
-	// then none would delete the namespace.
-	if err := cl.GetAPIReader().List(ctx, others, client.InNamespace(svc.Namespace), client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
+	released, err := releaseNamespace(ctx, c, cl.GetAPIReader(), svc.Namespace, func(o *unstructured.Unstructured) bool {
+		return o.GetLabels()[render.LabelService] == svc.Name && o.GetLabels()[render.LabelRole] != render.RoleConfig
+	})
+	if err != nil {
 		return deleted, fmt.Errorf("%s: %w", name, err)
 	}
-	for _, o := range others.Items {
-		if o.GetDeletionTimestamp() == nil && o.GetLabels()[render.LabelService] != svc.Name {
-			return deleted, nil
-		}
+	if released {
+		deleted = append(deleted, "Namespace "+svc.Namespace)
 	}
-	if err := c.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
-		return deleted, fmt.Errorf("%s: delete namespace: %w", name, err)
-	}
-	return append(deleted, "Namespace "+svc.Namespace), nil
+	return deleted, nil
 }
 
 // SetupWithManager watches, for requests per (service, member): services in the hub

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,7 +103,28 @@ func (r *RouteSync) sync(ctx context.Context, svc *v1alpha1.FleetInferenceServic
 		summarizeReady(svc, r.Now())
 		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
 	}
-	applyErr := r.release(ctx, svc, at)
+	if recordedGatewayCluster(svc) != at {
+		if err := r.release(ctx, svc, at); err != nil {
+			err = fmt.Errorf("remove routes from %s: %w", clusterLabel(recordedGatewayCluster(svc)), err)
+			setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonConfigApplyFailed, err.Error())
+			summarizeReady(svc, r.Now())
+			if werr := writeStatus(ctx, r.Hub, svc, before); werr != nil {
+				return reconcile.Result{}, werr
+			}
+			r.event(svc, corev1.EventTypeWarning, ReasonConfigApplyFailed, "Route", "%v", err)
+			return reconcile.Result{}, err
+		}
+		// Record where the routes go before anything is written there: should this write
+		// lose a race, nothing was applied, and the retry starts from the same record.
+		// Written after, a spec change could move the service away before the record
+		// landed, and leave the objects behind. The rest of the status (observed
+		// generation included) is written once the routes are.
+		if err := r.Hub.Status().Update(ctx, svc); err != nil {
+			return reconcile.Result{}, fmt.Errorf("record the routes' cluster: %w", err)
+		}
+		before = svc.Status.DeepCopy()
+	}
+	var applyErr error
 	var tgt gatewayTarget
 	if applyErr == nil {
 		tgt, applyErr = r.target(ctx, at)
@@ -153,6 +175,8 @@ type gatewayTarget struct {
 	// name is render.ConfigClusterKey for the config cluster, else the member's name.
 	name string
 	c    client.Client
+	// live reads a member without its cache (nil for the config cluster).
+	live client.Reader
 }
 
 // target returns the client of the cluster named by a gateway cluster name.
@@ -164,7 +188,7 @@ func (r *RouteSync) target(ctx context.Context, name string) (gatewayTarget, err
 	if err != nil {
 		return gatewayTarget{}, fmt.Errorf("member %s, which holds the regional Gateway, is not connected: %w", name, err)
 	}
-	return gatewayTarget{name: name, c: cl.GetClient()}, nil
+	return gatewayTarget{name: name, c: cl.GetClient(), live: cl.GetAPIReader()}, nil
 }
 
 // gatewayClusterOf places svc in the fleet and names the cluster that holds its Gateway.
@@ -192,12 +216,8 @@ func recordedGatewayCluster(svc *v1alpha1.FleetInferenceService) string {
 // (the service changed mode or its regional member), and shrinks or removes the Gateway
 // it shared there.
 func (r *RouteSync) release(ctx context.Context, svc *v1alpha1.FleetInferenceService, at string) error {
-	prev := recordedGatewayCluster(svc)
-	if prev == at {
-		return nil
-	}
-	if err := r.releaseFrom(ctx, svc, prev); err != nil {
-		return fmt.Errorf("remove routes from %s: %w", clusterLabel(prev), err)
+	if err := r.releaseFrom(ctx, svc, recordedGatewayCluster(svc)); err != nil {
+		return err
 	}
 	svc.Status.Gateway = &v1alpha1.GatewayStatus{Cluster: at}
 	return nil
@@ -231,6 +251,14 @@ func (r *RouteSync) releaseFrom(ctx context.Context, svc *v1alpha1.FleetInferenc
 	}
 	if err := r.applyGateway(ctx, tgt.c, in); err != nil && !IsConflict(err) {
 		return err
+	}
+	if tgt.live != nil {
+		// The member's namespace may have outlived the service's model servers only
+		// because of the Gateway's body-based router, which is gone once no service on
+		// the Gateway routes on the body.
+		if _, err := releaseNamespace(ctx, tgt.c, tgt.live, svc.Namespace, func(*unstructured.Unstructured) bool { return false }); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -238,5 +239,67 @@ func TestRouteSyncBodyBasedRouterInConfigCluster(t *testing.T) {
 		}
 		_, err := getGateway(ctx, hub, v1alpha1.DefaultGatewayName)
 		return err
+	})
+}
+
+// TestRegionalNamespaceRelease covers the namespace the hub creates in a member that holds
+// both a service's model servers and its regional Gateway's body-based router: member sync
+// and route sync each remove their part in their own time, and whichever finishes last
+// deletes the namespace, when the service moves away and when it is deleted.
+func TestRegionalNamespaceRelease(t *testing.T) {
+	f := startFleet(t, "west", "east")
+	ctx := context.Background()
+	hub, west, east := f.hub.Client, f.members["west"].Client, f.members["east"].Client
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := regionalService("alpha", "west", true)
+	s.Namespace = "serving"
+	if err := hub.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	routerIn := func(c client.Client) error {
+		d := &appsv1.Deployment{}
+		return c.Get(ctx, client.ObjectKey{Namespace: "serving", Name: render.BodyBasedRouterName("inference-gateway")}, d)
+	}
+	released := func(c client.Client) error {
+		ns := &corev1.Namespace{}
+		if err := c.Get(ctx, client.ObjectKey{Name: "serving"}, ns); err == nil && ns.DeletionTimestamp.IsZero() {
+			var ds appsv1.DeploymentList
+			if err := c.List(ctx, &ds, client.InNamespace("serving")); err != nil {
+				return err
+			}
+			var names []string
+			for _, d := range ds.Items {
+				names = append(names, d.Name)
+			}
+			return fmt.Errorf("namespace serving still active (created by hub: %q), with Deployments %v", ns.Annotations[render.AnnotationCreatedNamespace], names)
+		} else if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, "model servers and router in west", func() error {
+		if err := west.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "alpha"}, &appsv1.Deployment{}); err != nil {
+			return err
+		}
+		return routerIn(west)
+	})
+
+	framework.UpdateService(t, hub, client.ObjectKeyFromObject(s), func(s *v1alpha1.FleetInferenceService) {
+		s.Spec.Placement.Clusters = []v1alpha1.ClusterPlacement{{Name: "east"}}
+	})
+	eventually(t, 30*time.Second, "west's namespace released after the move", func() error {
+		if err := routerIn(east); err != nil {
+			return fmt.Errorf("router in east: %w", err)
+		}
+		return released(west)
+	})
+
+	if err := hub.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "east's namespace released after the deletion", func() error {
+		return released(east)
 	})
 }
