@@ -2,12 +2,20 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/internal/localfleet"
 )
@@ -16,7 +24,9 @@ import (
 // nothing answers), kills the hub (its own process) 6s later and starts it again: the
 // restarted hub takes the outage up from when the first hub recorded it, so the share
 // moves within unhealthyAfter + 5s of the hang, not of the restart, and the failover
-// happens once.
+// happens once. The restarted hub keeps the hung member registered (no drop and re-add
+// loop), and a service deleted meanwhile says what its deletion waits for, then goes once
+// the member answers.
 func TestHubRestartDuringOutage(t *testing.T) {
 	const unhealthyAfter = 10 * time.Second
 	lf := framework.StartLocalFleet(t, []localfleet.ClusterSpec{
@@ -53,15 +63,66 @@ func TestHubRestartDuringOutage(t *testing.T) {
 	if n := failoverEvents(ctx, t, hub, key); n != 1 {
 		t.Errorf("%d FailingOver events, want one", n)
 	}
-	// How often the restarted hub's kubeconfig provider engaged and removed the hung member
-	// (multicluster-runtime's provider removes a cluster whose engagement fails, and
-	// engages it again): logged, the failover above does not wait on it.
-	b, _ := os.ReadFile(second.log)
-	removed := 0
+
+	// The restarted hub keeps the hung member registered while it does not answer: its
+	// provider does not drop it and add it again on every failed engagement.
+	time.Sleep(20 * time.Second)
+	if n := removals(t, second.log, "gke-east"); n > 1 {
+		t.Errorf("the restarted hub's provider removed gke-east %d times in the %s it hung, want at most one", n, time.Since(hung).Round(time.Second))
+	}
+
+	// Deleted while the member hangs: the deletion waits for it and the status says so.
+	svc := &v1alpha1.FleetInferenceService{}
+	if err := hub.Get(ctx, key, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "Ready names the hung member", func() error {
+		if err := hub.Get(ctx, key, svc); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status == metav1.ConditionTrue || !strings.Contains(c.Message, "gke-east") {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second)
+	if err := hub.Get(ctx, key, svc); err != nil {
+		t.Fatalf("the service went while gke-east hung: %v", err)
+	}
+	if err := east.ResumeAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 2*time.Minute, "deletion completes once gke-east answers", func() error {
+		if err := hub.Get(ctx, key, svc); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("service still there (%v)", err)
+		}
+		d := &appsv1.Deployment{}
+		if err := lf.Member("gke-east").Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, d); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("gke-east's Deployment: %v", err)
+		}
+		return nil
+	})
+	if n := removals(t, second.log, "gke-east"); n > 1 {
+		t.Errorf("the restarted hub's provider removed gke-east %d times, want at most one", n)
+	}
+}
+
+// removals counts the kubeconfig provider's removals of a cluster in a hub's log.
+func removals(t *testing.T, logFile, cluster string) int {
+	t.Helper()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "Removing cluster") && strings.Contains(line, `"gke-east"`) {
-			removed++
+		if strings.Contains(line, "Removing cluster") && strings.Contains(line, `"`+cluster+`"`) {
+			n++
 		}
 	}
-	t.Logf("the restarted hub's provider removed gke-east %d times in the %s it hung", removed, time.Since(hung).Round(time.Second))
+	return n
 }

@@ -514,11 +514,10 @@ func (p *Provider) engage(ctx context.Context, aware multicluster.Aware, m Membe
 		return fmt.Errorf("cache of cluster %s did not sync within %s", name, cacheSyncTimeout)
 	}
 	p.setCluster(name, activeCluster{member: m, cluster: cl, cancel: cancel, hash: hash})
-	if err := aware.Engage(clusterCtx, name, cl); err != nil {
-		p.removeCluster(name)
-		return fmt.Errorf("engage cluster %s: %w", name, err)
-	}
-	p.log.Info("engaged cluster", "cluster", name, "region", m.Region, "host", cfg.Host)
+	// Engaged in the background: a member that does not answer now stays registered, and
+	// the health monitor judges it, instead of being dropped and re-created every poll.
+	fleet.EngageInBackground(clusterCtx, aware, name, cl, p.log)
+	p.log.Info("added cluster", "cluster", name, "region", m.Region, "host", cfg.Host)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
@@ -185,7 +186,9 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}
-	if err := provider.SetupWithManager(ctx, mgr); err != nil {
+	// The provider drops a cluster whose engagement fails and adds it again, in a loop
+	// while a member hangs; engaged in the background, it stays registered.
+	if err := provider.SetupWithManager(ctx, fleet.BackgroundEngage{Manager: mgr, Log: log.Log.WithName("kubeconfig-provider")}); err != nil {
 		return nil, fmt.Errorf("cluster discovery: %w", err)
 	}
 	local := mgr.GetLocalManager()
