@@ -2,11 +2,16 @@ package fleet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
@@ -38,7 +43,13 @@ func EngageInBackground(ctx context.Context, aware multicluster.Aware, name mult
 	go func() {
 		delay := b.Duration
 		for failures := 0; ; failures++ {
-			err := aware.Engage(ctx, name, cl)
+			var err error
+			if cl != nil {
+				err = answers(ctx, cl.GetConfig())
+			}
+			if err == nil {
+				err = aware.Engage(ctx, name, cl)
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -64,6 +75,28 @@ func EngageInBackground(ctx context.Context, aware multicluster.Aware, name mult
 			delay = min(time.Duration(float64(delay)*b.Factor), b.Cap)
 		}
 	}()
+}
+
+// EngageProbeTimeout bounds the request that checks a member answers before it is engaged.
+var EngageProbeTimeout = 2 * time.Second
+
+// answers checks that the cluster's API server answers at all (any HTTP answer will do)
+// before it is engaged: engaging takes each controller's lock while the informers ask for
+// the API's groups, so a member that hangs would hold up every other member's engagement
+// for as long as its requests take to time out.
+func answers(ctx context.Context, cfg *rest.Config) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = EngageProbeTimeout
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	err = dc.RESTClient().Get().AbsPath("/readyz").MaxRetries(0).Do(ctx).Error()
+	var status apierrors.APIStatus
+	if err == nil || errors.As(err, &status) {
+		return nil
+	}
+	return fmt.Errorf("the API server does not answer: %w", err)
 }
 
 // BackgroundEngage is a manager whose Engage engages in the background

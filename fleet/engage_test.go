@@ -3,12 +3,15 @@ package fleet
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 )
@@ -89,4 +92,32 @@ func failuresOf(t *testing.T, cluster string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestAnswers: a member is engaged only once its API server answers something, even a
+// refusal; one that accepts connections and answers nothing is not.
+func TestAnswers(t *testing.T) {
+	saved := EngageProbeTimeout
+	EngageProbeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { EngageProbeTimeout = saved })
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	t.Cleanup(func() { close(release); hung.Close() })
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`))
+	}))
+	t.Cleanup(forbidden.Close)
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	t.Cleanup(ok.Close)
+	ctx := context.Background()
+	if err := answers(ctx, &rest.Config{Host: hung.URL}); err == nil {
+		t.Error("a server that answers nothing counts as answering")
+	}
+	for name, url := range map[string]string{"ok": ok.URL, "forbidden": forbidden.URL} {
+		if err := answers(ctx, &rest.Config{Host: url}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -53,7 +53,9 @@ var clusterHealth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 }, []string{"cluster"})
 
 // Collectors are the monitor's metrics, for registration with the manager's registry.
-func Collectors() []prometheus.Collector { return []prometheus.Collector{clusterHealth, engageFailures} }
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{clusterHealth, engageFailures}
+}
 
 // Monitor probes every registered member's API server (/readyz, short timeout) on an
 // interval, keeps each one's reachability with the time it last changed, and announces
