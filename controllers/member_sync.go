@@ -297,11 +297,14 @@ func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.Clust
 	}
 	h := fleet.HealthOf(st.Reachable, res.capacity.unschedulable > 0)
 	since := r.Now()
-	switch {
-	case had && h == prev.Health && prev.HealthSince != nil:
+	if had && h == prev.Health && prev.HealthSince != nil {
 		since = prev.HealthSince.Time
-	case h == v1alpha1.Unreachable:
-		if reach, known := r.reachability(st.Name); known && !reach.Reachable {
+	}
+	if h == v1alpha1.Unreachable {
+		// The loss dates from the first sign of it, whoever saw it first: a failed sync
+		// here, or the monitor's first failed probe (which a restarted hub takes up from
+		// the registration).
+		if reach, known := r.reachability(st.Name); known && !reach.Reachable && reach.Since.Before(since) {
 			since = reach.Since
 		}
 	}

@@ -130,6 +130,7 @@ func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceServ
 	plan := fleet.Decide(desired, p, obs, now)
 	prev := svc.Status.Placement
 	svc.Status.Placement = fleet.Record(svc, p, plan, obs, prev, now)
+	r.showUnreachable(svc)
 	failoverCondition(svc, now)
 	rollup(svc, now)
 	summarizeReady(svc, now)
@@ -148,16 +149,46 @@ func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceServ
 }
 
 // markUnreachable records in a cluster's entry what the monitor sees of it, so that a
-// service being deleted does not show a lost member as it was.
+// lost member is not shown as it was (while the service runs, or is being deleted). An
+// entry already unreachable keeps its reason and date, unless the monitor saw the loss
+// earlier.
 func (r *Placement) markUnreachable(svc *v1alpha1.FleetInferenceService, name string, reach fleet.Reachability) {
+	since := metav1.NewTime(reach.Since.Truncate(time.Second))
 	for i := range svc.Status.Clusters {
 		e := &svc.Status.Clusters[i]
-		if e.Name != name || (!e.Reachable && e.Health == v1alpha1.Unreachable) {
+		if e.Name != name {
+			continue
+		}
+		if !e.Reachable && e.Health == v1alpha1.Unreachable {
+			if e.HealthSince != nil && since.Before(e.HealthSince) {
+				e.HealthSince = &since
+			}
 			continue
 		}
 		e.Reachable, e.Health = false, v1alpha1.Unreachable
-		e.HealthSince = &metav1.Time{Time: reach.Since.Truncate(time.Second)}
+		e.HealthSince = &since
 		e.HealthReason = reach.Reason
+	}
+}
+
+// showUnreachable makes the entries of the members the monitor cannot reach say so at
+// once, with the share the decision now gives them. Member sync's own report on such a
+// member waits on its requests to it timing out (a hung API server answers nothing).
+func (r *Placement) showUnreachable(svc *v1alpha1.FleetInferenceService) {
+	if svc.Status.Placement == nil {
+		return
+	}
+	for _, d := range svc.Status.Placement.Clusters {
+		reach, known := r.reachOf(d.Name)
+		if !known || reach.Reachable {
+			continue
+		}
+		r.markUnreachable(svc, d.Name, reach)
+		for i := range svc.Status.Clusters {
+			if e := &svc.Status.Clusters[i]; e.Name == d.Name {
+				e.DesiredReplicas, e.FailedOver = d.Replicas, d.FailedOver()
+			}
+		}
 	}
 }
 

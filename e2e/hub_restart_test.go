@@ -56,6 +56,9 @@ func TestHubRestartDuringOutage(t *testing.T) {
 	expectPlaced(ctx, t, hub, key, unhealthyAfter+time.Minute, "gke-east's share moved",
 		map[string]int32{"gke-west": 6, "gke-east": 0})
 	moved := time.Since(hung)
+	if got, _ := shares(ctx, t, hub, key); got["gke-east"].Reachable || got["gke-east"].Health != v1alpha1.Unreachable || !got["gke-east"].FailedOver {
+		t.Errorf("gke-east's entry when its share moved: %+v, want unreachable and failed over", got["gke-east"])
+	}
 	t.Logf("share moved %s after the hang", moved.Round(100*time.Millisecond))
 	if moved > unhealthyAfter+5*time.Second {
 		t.Errorf("share moved %s after the hang, beyond unhealthyAfter (%s) + 5s", moved.Round(100*time.Millisecond), unhealthyAfter)

@@ -69,6 +69,16 @@ func TestObserve(t *testing.T) {
 			"b": {Health: v1alpha1.Unreachable, Since: t0.Add(time.Second)},
 			"c": {Cordoned: true},
 		},
+	}, {
+		name: "an entry a failed sync marked unreachable takes the monitor's earlier date",
+		svc: func(s *v1alpha1.FleetInferenceService) {
+			s.Status.Clusters = []v1alpha1.ClusterStatus{{Name: "a", Health: v1alpha1.Unreachable, HealthSince: at(time.Minute)}}
+		},
+		reach: fakeReach{"a": {Reachable: false, Since: t0.Add(10 * time.Second)}},
+		want: map[string]Observed{
+			"a": {Health: v1alpha1.Unreachable, Since: t0.Add(10 * time.Second)},
+			"b": {}, "c": {Cordoned: true},
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

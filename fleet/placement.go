@@ -439,7 +439,9 @@ func Observe(svc *v1alpha1.FleetInferenceService, selected []Cluster, reach Reac
 			o.Since = st.HealthSince.Time
 		}
 		if reach != nil {
-			if r, known := reach.Get(c.Name); known && !r.Reachable && o.Health != v1alpha1.Unreachable {
+			// An entry already Unreachable keeps its date unless the monitor saw the loss
+			// earlier: every path to "unreachable" dates it from the first sign.
+			if r, known := reach.Get(c.Name); known && !r.Reachable && (o.Health != v1alpha1.Unreachable || r.Since.Before(o.Since)) {
 				o.Health, o.Since = v1alpha1.Unreachable, r.Since
 			}
 		}
