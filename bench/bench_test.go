@@ -77,6 +77,19 @@ func TestSmoke(t *testing.T) {
 	if fo.Placed.P50 < 5 || fo.FailbackPlaced.P50 < 5 || fo.Ready.P50 < fo.Placed.P50 {
 		t.Errorf("failover faster than its timers allow: %+v", fo)
 	}
+	hr := f.HubRestart
+	if hr == nil || hr.Services != 2 || hr.Victim != "member-1" || len(hr.Incomplete) > 0 || hr.HubRestartedAfter != 3 {
+		t.Fatalf("hub restart %+v", hr)
+	}
+	positive("restart failover placed", hr.Placed, 2)
+	positive("restart failover ready", hr.Ready, 2)
+	positive("restart failback placed", hr.FailbackPlaced, 2)
+	positive("restart failback ready", hr.FailbackReady, 2)
+	// The restarted hub takes the outage up from the hang: the share moves within
+	// unhealthyAfter + 5s of it, not of the restart (nor after a connect grace).
+	if hr.Placed.P50 < 5 || hr.Placed.Max > 10 || hr.Ready.P50 < hr.Placed.P50 {
+		t.Errorf("failover across a hub restart: %+v", hr)
+	}
 	sp := f.Spillover
 	if sp == nil || sp.Services != 2 || sp.Victim != "member-1" || len(sp.Incomplete) > 0 {
 		t.Fatalf("spillover %+v", sp)
@@ -131,7 +144,7 @@ func TestSmoke(t *testing.T) {
 		}
 		f.Close()
 	}
-	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "## Steady state", "## Footprint", "propagation.png"} {
+	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "| hung, hub restarted at 3s |", "## Steady state", "## Footprint", "propagation.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

@@ -184,14 +184,17 @@ type fleetBench struct {
 	members int
 	window  bool // this fleet measures the steady-state window
 
-	lf       *framework.LocalFleet
-	hub      client.Client
-	names    []string
-	template *v1alpha1.FleetInferenceService
-	token    *corev1.Secret
-	kinds    []schema.GroupVersionKind
-	perSvc   int // objects one service has in one member
-	baseline memory
+	lf  *framework.LocalFleet
+	hub client.Client
+	// hubOptions started the hub, and stopHub ends it (restartHub starts it again).
+	hubOptions app.HubOptions
+	stopHub    func()
+	names      []string
+	template   *v1alpha1.FleetInferenceService
+	token      *corev1.Secret
+	kinds      []schema.GroupVersionKind
+	perSvc     int // objects one service has in one member
+	baseline   memory
 	// vllm is the fake vLLM every model server's address leads to.
 	vllm *fakeVLLM
 }
@@ -236,7 +239,8 @@ func (b *fleetBench) run() FleetResult {
 	if b.baseline, err = measureMemory(); err != nil {
 		t.Fatal(err)
 	}
-	b.lf.RunHub(t, app.HubOptions{SyncsPerMember: o.SyncsPerMember, KVCacheInterval: o.ReadInterval})
+	b.hubOptions = app.HubOptions{SyncsPerMember: o.SyncsPerMember, KVCacheInterval: o.ReadInterval}
+	b.stopHub = b.lf.StartHub(t, b.hubOptions)
 	b.hub = b.lf.Hub.Client
 	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace, Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}}, Data: map[string][]byte{"token": []byte("hf_bench")}}
 	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {
@@ -283,6 +287,7 @@ func (b *fleetBench) run() FleetResult {
 	// Failovers come last: a member whose API server was restarted is slower to start new
 	// pods, which would skew later propagation runs.
 	out.Failover = medianFailover(eachRun(b, b.failover))
+	out.HubRestart = medianFailover(eachRun(b, b.hubRestart))
 	out.Spillover = medianSpillover(eachRun(b, b.spillover))
 	out.LoadStep = medianLoadStep(eachRun(b, b.loadStep))
 	return out
@@ -639,6 +644,63 @@ func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 	res.FailbackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, again, &res.Incomplete)))
 	res.FailbackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, again, &res.Incomplete)))
 	b.logf("run %d: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
+		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
+	b.deleteAll(obs, keys)
+	return res
+}
+
+// hubRestart is failover with the hub restarted during the outage: a member's
+// kube-apiserver hangs (SIGSTOP: connections open, nothing answers), the hub is stopped
+// 0.6 unhealthyAfter later (6 s of 10) and started again at once, and the times run from the hang, so the
+// restarted hub is measured against the outage, not its own start. SIGCONT ends the
+// outage for the failback. Victims go from the first member on (failover takes the last).
+func (b *fleetBench) hubRestart(obs *observer, run int) FailoverResult {
+	victim := b.names[run%len(b.names)]
+	share := int32(b.o.ReplicasPerMember)
+	total := share * int32(b.members)
+	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-restart", run+1), func(svc *v1alpha1.FleetInferenceService) {
+		svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
+			Policy:         v1alpha1.FailoverRedistribute,
+			UnhealthyAfter: &metav1.Duration{Duration: b.o.UnhealthyAfter},
+			FailbackAfter:  &metav1.Duration{Duration: b.o.FailbackAfter},
+		}
+	})
+
+	placed := obs.await("share placed elsewhere", keys, movedOff(victim, total, false))
+	ready := obs.await("share ready elsewhere", keys, movedOff(victim, total, true))
+	member := b.lf.Members[victim].Local
+	hubRestartAfter := b.o.UnhealthyAfter * 6 / 10
+	b.logf("run %d: SIGSTOP %s's kube-apiserver with %d services, restart the hub %s later", run+1, victim, len(keys), hubRestartAfter)
+	hung := time.Now()
+	if err := member.HangAPIServer(); err != nil {
+		b.t.Fatal(err)
+	}
+	time.Sleep(hubRestartAfter)
+	b.stopHub()
+	b.logf("run %d: hub stopped %s after the hang", run+1, time.Since(hung).Round(100*time.Millisecond))
+	b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
+	from := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		from[k] = hung
+	}
+	res := FailoverResult{Services: len(keys), Victim: victim, HubRestartedAfter: hubRestartAfter.Seconds()}
+	away, again := b.o.UnhealthyAfter+2*time.Minute, b.o.FailbackAfter+2*time.Minute
+	res.Placed = summarize(latencies(from, b.waitOrNote(obs, placed, away, &res.Incomplete)))
+	res.Ready = summarize(latencies(from, b.waitOrNote(obs, ready, away, &res.Incomplete)))
+
+	backPlaced := obs.await("share placed back", keys, shareOn(victim, share))
+	backReady := obs.await("spread and ready again", keys, shares(even, true, ""))
+	resumed := time.Now()
+	if err := member.ResumeAPIServer(); err != nil {
+		b.t.Fatal(err)
+	}
+	back := map[client.ObjectKey]time.Time{}
+	for _, k := range keys {
+		back[k] = resumed
+	}
+	res.FailbackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, again, &res.Incomplete)))
+	res.FailbackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, again, &res.Incomplete)))
+	b.logf("run %d: hub restarted: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
 		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
 	b.deleteAll(obs, keys)
 	return res

@@ -395,11 +395,16 @@ func movedOff(victim string, total int32, ready bool) func(*observer, client.Obj
 		if svc == nil {
 			return false
 		}
+		// The victim's entry is its member sync's last report, which waits on the member
+		// (a hung one answers nothing until the request times out): the decision says
+		// when the hub moved the share.
+		d, ok := svc.Status.Placement.Decision(victim)
+		if !ok || !d.FailedOver() || d.Replicas != 0 {
+			return false
+		}
 		var placed int32
-		lost := false
 		for _, c := range svc.Status.Clusters {
 			if c.Name == victim {
-				lost = c.FailedOver && c.DesiredReplicas == 0
 				continue
 			}
 			if c.FailedOver || (ready && c.ReadyReplicas < c.DesiredReplicas) {
@@ -407,7 +412,7 @@ func movedOff(victim string, total int32, ready bool) func(*observer, client.Obj
 			}
 			placed += c.DesiredReplicas
 		}
-		return lost && placed == total
+		return placed == total
 	}
 }
 

@@ -61,10 +61,13 @@ type FleetResult struct {
 	Propagation []PropagationResult `json:"propagation"`
 	Update      []UpdateResult      `json:"update"`
 	Failover    *FailoverResult     `json:"failover,omitempty"`
-	Spillover   *SpilloverResult    `json:"spillover,omitempty"`
-	LoadStep    *LoadStepResult     `json:"loadStep,omitempty"`
-	SteadyState *SteadyState        `json:"steadyState,omitempty"`
-	Footprint   *Footprint          `json:"footprint,omitempty"`
+	// HubRestart is Failover with the member hung instead of killed and the hub restarted
+	// during the outage.
+	HubRestart  *FailoverResult  `json:"hubRestart,omitempty"`
+	Spillover   *SpilloverResult `json:"spillover,omitempty"`
+	LoadStep    *LoadStepResult  `json:"loadStep,omitempty"`
+	SteadyState *SteadyState     `json:"steadyState,omitempty"`
+	Footprint   *Footprint       `json:"footprint,omitempty"`
 }
 
 // Summary is the distribution of per-service latencies in seconds.
@@ -103,12 +106,14 @@ type UpdateResult struct {
 // then from its restart until the share is back (FailbackPlaced) and ready (FailbackReady).
 // Placed includes the services' unhealthyAfter and FailbackPlaced their failbackAfter.
 type FailoverResult struct {
-	Services       int     `json:"services"`
-	Victim         string  `json:"victim"`
-	Placed         Summary `json:"placedSeconds"`
-	Ready          Summary `json:"readySeconds"`
-	FailbackPlaced Summary `json:"failbackPlacedSeconds"`
-	FailbackReady  Summary `json:"failbackReadySeconds"`
+	Services int    `json:"services"`
+	Victim   string `json:"victim"`
+	// HubRestartedAfter, when set, is how long after the outage began the hub restarted.
+	HubRestartedAfter float64 `json:"hubRestartedAfterSeconds,omitempty"`
+	Placed            Summary `json:"placedSeconds"`
+	Ready             Summary `json:"readySeconds"`
+	FailbackPlaced    Summary `json:"failbackPlacedSeconds"`
+	FailbackReady     Summary `json:"failbackReadySeconds"`
 	// Incomplete says which milestones some services did not reach in time; the
 	// summaries then cover only those that did (see each Summary's N).
 	Incomplete []string         `json:"incomplete,omitempty"`
@@ -272,17 +277,26 @@ func victimsOf[R any](runs []R, victim func(R) string, incomplete func(R) []stri
 	return strings.Join(victims, ","), notes
 }
 
+// outage names the failover case for results.md.
+func (x *FailoverResult) outage() string {
+	if x.HubRestartedAfter > 0 {
+		return fmt.Sprintf("hung, hub restarted at %gs", x.HubRestartedAfter)
+	}
+	return "killed"
+}
+
 func medianFailover(runs []FailoverResult) *FailoverResult {
 	victims, notes := victimsOf(runs, func(r FailoverResult) string { return r.Victim }, func(r FailoverResult) []string { return r.Incomplete })
 	return &FailoverResult{
-		Services:       runs[0].Services,
-		Victim:         victims,
-		Incomplete:     notes,
-		Placed:         medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
-		Ready:          medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
-		FailbackPlaced: medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackPlaced }),
-		FailbackReady:  medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackReady }),
-		Runs:           runs,
+		Services:          runs[0].Services,
+		Victim:            victims,
+		HubRestartedAfter: runs[0].HubRestartedAfter,
+		Incomplete:        notes,
+		Placed:            medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
+		Ready:             medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
+		FailbackPlaced:    medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackPlaced }),
+		FailbackReady:     medianSummary(runs, func(r FailoverResult) Summary { return r.FailbackReady }),
+		Runs:              runs,
 	}
 }
 
@@ -407,21 +421,29 @@ func (r *Results) Markdown() []byte {
 		}
 	}
 
-	fmt.Fprintf(&b, "\n## Failover: one member's kube-apiserver SIGKILLed (unhealthyAfter %gs, failbackAfter %gs)\n\n",
+	fmt.Fprintf(&b, "\n## Failover: one member's kube-apiserver lost (unhealthyAfter %gs, failbackAfter %gs)\n\n",
 		o.UnhealthyAfterSeconds, o.FailbackAfterSeconds)
-	b.WriteString("| members | services | placed elsewhere p50 | p99 | ready elsewhere p50 | p99 | failback placed p50 | p99 | failback ready p50 | p99 |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("Killed: SIGKILL, restarted for the failback. Hung, hub restarted: SIGSTOP, the hub stopped and started again a few seconds later, SIGCONT for the failback; times run from the hang.\n\n")
+	b.WriteString("| members | services | outage | placed elsewhere p50 | p99 | ready elsewhere p50 | p99 | failback placed p50 | p99 | failback ready p50 | p99 |\n")
+	b.WriteString("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	failovers := func(f FleetResult) []*FailoverResult { return []*FailoverResult{f.Failover, f.HubRestart} }
 	for _, f := range r.Fleets {
-		if x := f.Failover; x != nil {
-			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Members, x.Services,
+		for _, x := range failovers(f) {
+			if x == nil {
+				continue
+			}
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Members, x.Services, x.outage(),
 				secs(x.Placed.P50), secs(x.Placed.P99), secs(x.Ready.P50), secs(x.Ready.P99),
 				secs(x.FailbackPlaced.P50), secs(x.FailbackPlaced.P99), secs(x.FailbackReady.P50), secs(x.FailbackReady.P99))
 		}
 	}
 	for _, f := range r.Fleets {
-		if x := f.Failover; x != nil {
+		for _, x := range failovers(f) {
+			if x == nil {
+				continue
+			}
 			for _, n := range x.Incomplete {
-				fmt.Fprintf(&b, "\n%d members, incomplete: %s\n", f.Members, n)
+				fmt.Fprintf(&b, "\n%d members, %s, incomplete: %s\n", f.Members, x.outage(), n)
 			}
 		}
 	}

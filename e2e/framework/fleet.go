@@ -194,13 +194,19 @@ var setLogger sync.Once
 // RunHub starts the hub manager in-process against the fleet's hub until the test ends.
 func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 	t.Helper()
+	lf.StartHub(t, o)
+}
+
+// StartHub is RunHub that also returns a stop, which ends the hub and waits for it. A hub
+// started again after a stop is a restarted hub: it knows only what the clusters hold.
+func (lf *LocalFleet) StartHub(t testing.TB, o app.HubOptions) (stop func()) {
+	t.Helper()
 	setLogger.Do(func() { ctrl.SetLogger(zap.New(zap.WriteTo(hubLog), zap.UseDevMode(true))) })
-	logFile, err := os.Create(filepath.Join(lf.Fleet.Dir, "logs", "hub-manager.log"))
+	logFile, err := os.OpenFile(filepath.Join(lf.Fleet.Dir, "logs", "hub-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hubLog.set(logFile)
-	t.Cleanup(func() { hubLog.set(nil); logFile.Close() })
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = "0" // off; a test that scrapes passes a free address
 	}
@@ -215,6 +221,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 	mgr, err := app.NewHub(ctx, lf.Fleet.Hub.RESTConfig(), o)
 	if err != nil {
 		cancel()
+		logFile.Close()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -222,7 +229,17 @@ func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 		defer close(done)
 		ManagerStopped(t, "hub manager", mgr.Start(ctx))
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			hubLog.set(nil)
+			logFile.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 type testWriter struct{ t testing.TB }
