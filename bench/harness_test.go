@@ -603,62 +603,57 @@ func (b *fleetBench) spreadServices(obs *observer, prefix string, set func(*v1al
 // takes another victim, from the last member back: a member's controllers can stay behind
 // after a second restart of its API server (see localfleet.Cluster.StartAPIServer).
 func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
-	ctx := context.Background()
 	victim := b.names[len(b.names)-1-run%len(b.names)]
-	share := int32(b.o.ReplicasPerMember)
-	total := share * int32(b.members)
-	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-failover", run+1), func(svc *v1alpha1.FleetInferenceService) {
-		svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
-			Policy:         v1alpha1.FailoverRedistribute,
-			UnhealthyAfter: &metav1.Duration{Duration: b.o.UnhealthyAfter},
-			FailbackAfter:  &metav1.Duration{Duration: b.o.FailbackAfter},
-		}
+	member := b.lf.Members[victim].Local
+	return b.outage(obs, run, outage{
+		name: "failover", victim: victim, what: "SIGKILL " + victim + "'s kube-apiserver",
+		begin: func() error { return member.StopAPIServer(syscall.SIGKILL) },
+		end:   func() error { return member.StartAPIServer(context.Background()) },
 	})
-
-	placed := obs.await("share placed elsewhere", keys, movedOff(victim, total, false))
-	ready := obs.await("share ready elsewhere", keys, movedOff(victim, total, true))
-	b.logf("run %d: SIGKILL %s's kube-apiserver with %d services", run+1, victim, len(keys))
-	killed := time.Now()
-	if err := b.lf.Members[victim].Local.StopAPIServer(syscall.SIGKILL); err != nil {
-		b.t.Fatal(err)
-	}
-	kill := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		kill[k] = killed
-	}
-	res := FailoverResult{Services: len(keys), Victim: victim}
-	away, again := b.o.UnhealthyAfter+2*time.Minute, b.o.FailbackAfter+2*time.Minute
-	res.Placed = summarize(latencies(kill, b.waitOrNote(obs, placed, away, &res.Incomplete)))
-	res.Ready = summarize(latencies(kill, b.waitOrNote(obs, ready, away, &res.Incomplete)))
-
-	backPlaced := obs.await("share placed back", keys, shareOn(victim, share))
-	backReady := obs.await("spread and ready again", keys, shares(even, true, ""))
-	restarted := time.Now()
-	if err := b.lf.Members[victim].Local.StartAPIServer(ctx); err != nil {
-		b.t.Fatal(err)
-	}
-	back := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		back[k] = restarted
-	}
-	res.FailbackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, again, &res.Incomplete)))
-	res.FailbackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, again, &res.Incomplete)))
-	b.logf("run %d: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
-		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
-	b.deleteAll(obs, keys)
-	return res
 }
 
 // hubRestart is failover with the hub restarted during the outage: a member's
 // kube-apiserver hangs (SIGSTOP: connections open, nothing answers), the hub is stopped
-// 0.6 unhealthyAfter later (6 s of 10) and started again at once, and the times run from the hang, so the
-// restarted hub is measured against the outage, not its own start. SIGCONT ends the
-// outage for the failback. Victims go from the first member on (failover takes the last).
+// 0.6 unhealthyAfter later (6 s of 10) and started again at once, and the times run from
+// the hang, so the restarted hub is measured against the outage, not its own start.
+// SIGCONT ends the outage for the failback. Victims go from the first member on (failover
+// takes the last).
 func (b *fleetBench) hubRestart(obs *observer, run int) FailoverResult {
 	victim := b.names[run%len(b.names)]
+	member := b.lf.Members[victim].Local
+	after := b.o.UnhealthyAfter * 6 / 10
+	return b.outage(obs, run, outage{
+		name: "restart", victim: victim, what: fmt.Sprintf("SIGSTOP %s's kube-apiserver, restart the hub %s later", victim, after),
+		begin: func() error {
+			if err := member.HangAPIServer(); err != nil {
+				return err
+			}
+			time.Sleep(after)
+			b.stopHub()
+			b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
+			return nil
+		},
+		end:          member.ResumeAPIServer,
+		restartAfter: after,
+	})
+}
+
+// outage is one way to lose a member: begin starts the outage (and returns once the
+// measured scenario is under way), end ends it.
+type outage struct {
+	name, victim, what string
+	begin, end         func() error
+	// restartAfter, when set, is when begin restarted the hub.
+	restartAfter time.Duration
+}
+
+// outage runs FailoverServices services with failover on every member, begins the outage
+// and measures, per service and from that moment, the time until the victim's share is
+// placed on the others and ready there; then ends it and measures the failback likewise.
+func (b *fleetBench) outage(obs *observer, run int, o outage) FailoverResult {
 	share := int32(b.o.ReplicasPerMember)
 	total := share * int32(b.members)
-	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-restart", run+1), func(svc *v1alpha1.FleetInferenceService) {
+	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-%s", run+1, o.name), func(svc *v1alpha1.FleetInferenceService) {
 		svc.Spec.Placement.Failover = v1alpha1.FailoverSpec{
 			Policy:         v1alpha1.FailoverRedistribute,
 			UnhealthyAfter: &metav1.Duration{Duration: b.o.UnhealthyAfter},
@@ -666,44 +661,39 @@ func (b *fleetBench) hubRestart(obs *observer, run int) FailoverResult {
 		}
 	})
 
-	placed := obs.await("share placed elsewhere", keys, movedOff(victim, total, false))
-	ready := obs.await("share ready elsewhere", keys, movedOff(victim, total, true))
-	member := b.lf.Members[victim].Local
-	hubRestartAfter := b.o.UnhealthyAfter * 6 / 10
-	b.logf("run %d: SIGSTOP %s's kube-apiserver with %d services, restart the hub %s later", run+1, victim, len(keys), hubRestartAfter)
-	hung := time.Now()
-	if err := member.HangAPIServer(); err != nil {
+	placed := obs.await("share placed elsewhere", keys, movedOff(o.victim, total, false))
+	ready := obs.await("share ready elsewhere", keys, movedOff(o.victim, total, true))
+	b.logf("run %d: %s with %d services", run+1, o.what, len(keys))
+	began := time.Now()
+	if err := o.begin(); err != nil {
 		b.t.Fatal(err)
 	}
-	time.Sleep(hubRestartAfter)
-	b.stopHub()
-	b.logf("run %d: hub stopped %s after the hang", run+1, time.Since(hung).Round(100*time.Millisecond))
-	b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
-	from := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		from[k] = hung
-	}
-	res := FailoverResult{Services: len(keys), Victim: victim, HubRestartedAfter: hubRestartAfter.Seconds()}
+	res := FailoverResult{Services: len(keys), Victim: o.victim, HubRestartedAfter: o.restartAfter.Seconds()}
 	away, again := b.o.UnhealthyAfter+2*time.Minute, b.o.FailbackAfter+2*time.Minute
-	res.Placed = summarize(latencies(from, b.waitOrNote(obs, placed, away, &res.Incomplete)))
-	res.Ready = summarize(latencies(from, b.waitOrNote(obs, ready, away, &res.Incomplete)))
+	res.Placed = summarize(latencies(since(keys, began), b.waitOrNote(obs, placed, away, &res.Incomplete)))
+	res.Ready = summarize(latencies(since(keys, began), b.waitOrNote(obs, ready, away, &res.Incomplete)))
 
-	backPlaced := obs.await("share placed back", keys, shareOn(victim, share))
+	backPlaced := obs.await("share placed back", keys, shareOn(o.victim, share))
 	backReady := obs.await("spread and ready again", keys, shares(even, true, ""))
-	resumed := time.Now()
-	if err := member.ResumeAPIServer(); err != nil {
+	ended := time.Now()
+	if err := o.end(); err != nil {
 		b.t.Fatal(err)
 	}
-	back := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		back[k] = resumed
-	}
-	res.FailbackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, again, &res.Incomplete)))
-	res.FailbackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, again, &res.Incomplete)))
-	b.logf("run %d: hub restarted: failover placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
-		run+1, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
+	res.FailbackPlaced = summarize(latencies(since(keys, ended), b.waitOrNote(obs, backPlaced, again, &res.Incomplete)))
+	res.FailbackReady = summarize(latencies(since(keys, ended), b.waitOrNote(obs, backReady, again, &res.Incomplete)))
+	b.logf("run %d: %s: placed p50 %.2fs, ready p50 %.2fs; failback placed p50 %.2fs, ready p50 %.2fs",
+		run+1, o.name, res.Placed.P50, res.Ready.P50, res.FailbackPlaced.P50, res.FailbackReady.P50)
 	b.deleteAll(obs, keys)
 	return res
+}
+
+// since gives every key the same start.
+func since(keys []client.ObjectKey, t time.Time) map[client.ObjectKey]time.Time {
+	out := make(map[client.ObjectKey]time.Time, len(keys))
+	for _, k := range keys {
+		out[k] = t
+	}
+	return out
 }
 
 // spillover runs FailoverServices services on every member, deletes a member's GPU nodes
@@ -728,10 +718,7 @@ func (b *fleetBench) spillover(obs *observer, run int) SpilloverResult {
 	if removed, err := member.RemoveNodes(ctx, map[string]string{localfleet.LabelGKEAccelerator: b.template.Spec.Model.Accelerator.Type}); err != nil || len(removed) == 0 {
 		b.t.Fatalf("remove %s's GPU nodes: %v %v", victim, removed, err)
 	}
-	lost := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		lost[k] = removedAt
-	}
+	lost := since(keys, removedAt)
 	res := SpilloverResult{Services: len(keys), Victim: victim}
 	away := b.o.SpillAfter + 2*time.Minute
 	res.Placed = summarize(latencies(lost, b.waitOrNote(obs, placed, away, &res.Incomplete)))
@@ -743,10 +730,7 @@ func (b *fleetBench) spillover(obs *observer, run int) SpilloverResult {
 	if err := member.RestoreNodes(ctx); err != nil {
 		b.t.Fatal(err)
 	}
-	back := map[client.ObjectKey]time.Time{}
-	for _, k := range keys {
-		back[k] = restoredAt
-	}
+	back := since(keys, restoredAt)
 	res.BackPlaced = summarize(latencies(back, b.waitOrNote(obs, backPlaced, 2*time.Minute, &res.Incomplete)))
 	res.BackReady = summarize(latencies(back, b.waitOrNote(obs, backReady, 2*time.Minute, &res.Incomplete)))
 	b.logf("run %d: spilled placed p50 %.2fs, ready p50 %.2fs; back placed p50 %.2fs, ready p50 %.2fs",
