@@ -750,59 +750,78 @@ func TestTokenSecretNeedsLabel(t *testing.T) {
 	})
 }
 
-// TestMemberWithoutCRD: a member that lacks the InferenceObjective CRD gets a status entry
-// naming the kind and what to install, and syncs once the CRD is back.
+// TestMemberWithoutCRD: a member that lacks the InferenceObjective or the InferencePool CRD
+// gets a status entry naming the kind and what to install, and syncs once the CRD is back.
 func TestMemberWithoutCRD(t *testing.T) {
-	f := startFleet(t, "west")
-	ctx := context.Background()
-	hub, west := f.hub.Client, f.members["west"]
-	crd := &unstructured.Unstructured{}
-	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-	crdKey := client.ObjectKey{Name: "inferenceobjectives.inference.networking.x-k8s.io"}
-	if err := west.Client.Get(ctx, crdKey, crd); err != nil {
-		t.Fatal(err)
-	}
-	if err := west.Client.Delete(ctx, crd); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "the CRD gone", func() error {
-		if err := west.Client.Get(ctx, crdKey, crd.DeepCopy()); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there: %v", err)
-		}
-		return nil
-	})
-	createToken(ctx, t, hub)
-	svc := twoRegionService("west")
-	if err := hub.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(svc)
-	eventually(t, 20*time.Second, "west names the missing kind", func() error {
-		got := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(ctx, key, got); err != nil {
-			return err
-		}
-		e, _ := got.Status.Cluster("west")
-		if e.Reason != controllers.ReasonSyncFailed || !strings.Contains(e.Message, "does not serve InferenceObjective (inference.networking.x-k8s.io/v1alpha2)") ||
-			!strings.Contains(e.Message, "install its CRD") {
-			return fmt.Errorf("west %+v, want SyncFailed naming InferenceObjective and its CRD", e)
-		}
-		return nil
-	})
+	for _, tc := range []struct {
+		kind, crd, served string
+		// synced reads the object of that kind once west is in sync.
+		synced func(context.Context, client.Client) error
+	}{
+		{"InferenceObjective", "inferenceobjectives.inference.networking.x-k8s.io", "InferenceObjective (inference.networking.x-k8s.io/v1alpha2)",
+			func(ctx context.Context, c client.Client) error {
+				return c.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, &infv1alpha2.InferenceObjective{})
+			}},
+		// Member sync watches InferencePools: the engaged member's watch fails meanwhile.
+		{"InferencePool", "inferencepools.inference.networking.k8s.io", "InferencePool (inference.networking.k8s.io/v1)",
+			func(ctx context.Context, c client.Client) error {
+				return c.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama"}, &infv1.InferencePool{})
+			}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			f := startFleet(t, "west")
+			ctx := context.Background()
+			hub, west := f.hub.Client, f.members["west"]
+			crd := &unstructured.Unstructured{}
+			crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+			crdKey := client.ObjectKey{Name: tc.crd}
+			if err := west.Client.Get(ctx, crdKey, crd); err != nil {
+				t.Fatal(err)
+			}
+			if err := west.Client.Delete(ctx, crd); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "the CRD gone", func() error {
+				if err := west.Client.Get(ctx, crdKey, crd.DeepCopy()); !apierrors.IsNotFound(err) {
+					return fmt.Errorf("still there: %v", err)
+				}
+				return nil
+			})
+			createToken(ctx, t, hub)
+			svc := twoRegionService("west")
+			if err := hub.Create(ctx, svc); err != nil {
+				t.Fatal(err)
+			}
+			key := client.ObjectKeyFromObject(svc)
+			eventually(t, 30*time.Second, "west names the missing kind", func() error {
+				got := &v1alpha1.FleetInferenceService{}
+				if err := hub.Get(ctx, key, got); err != nil {
+					return err
+				}
+				e, _ := got.Status.Cluster("west")
+				if e.Reason != controllers.ReasonSyncFailed || !strings.Contains(e.Message, "does not serve "+tc.served) ||
+					!strings.Contains(e.Message, "install its CRD") {
+					return fmt.Errorf("west %+v, want SyncFailed naming %s and its CRD", e, tc.kind)
+				}
+				return nil
+			})
 
-	back := &unstructured.Unstructured{Object: map[string]any{"apiVersion": crd.GetAPIVersion(), "kind": crd.GetKind(),
-		"metadata": map[string]any{"name": crd.GetName()}, "spec": crd.Object["spec"]}}
-	if err := west.Client.Create(ctx, back); err != nil {
-		t.Fatal(err)
+			back := &unstructured.Unstructured{Object: map[string]any{"apiVersion": crd.GetAPIVersion(), "kind": crd.GetKind(),
+				"metadata": map[string]any{"name": crd.GetName()}, "spec": crd.Object["spec"]}}
+			back.SetAnnotations(crd.GetAnnotations()) // api-approved.kubernetes.io, for k8s.io groups
+			if err := west.Client.Create(ctx, back); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 60*time.Second, "west synced once the CRD is back", func() error {
+				got := &v1alpha1.FleetInferenceService{}
+				if err := hub.Get(ctx, key, got); err != nil {
+					return err
+				}
+				if e, _ := got.Status.Cluster("west"); e.Reason == controllers.ReasonSyncFailed {
+					return fmt.Errorf("west %+v", e)
+				}
+				return tc.synced(ctx, west.Client)
+			})
+		})
 	}
-	eventually(t, 60*time.Second, "west synced once the CRD is back", func() error {
-		got := &v1alpha1.FleetInferenceService{}
-		if err := hub.Get(ctx, key, got); err != nil {
-			return err
-		}
-		if e, _ := got.Status.Cluster("west"); e.Reason == controllers.ReasonSyncFailed {
-			return fmt.Errorf("west %+v", e)
-		}
-		return west.Client.Get(ctx, client.ObjectKey{Namespace: "serving", Name: "food-review"}, &infv1alpha2.InferenceObjective{})
-	})
 }
