@@ -103,28 +103,22 @@ func (r *RouteSync) sync(ctx context.Context, svc *v1alpha1.FleetInferenceServic
 		summarizeReady(svc, r.Now())
 		return reconcile.Result{}, writeStatus(ctx, r.Hub, svc, before)
 	}
-	if recordedGatewayCluster(svc) != at {
-		if err := r.release(ctx, svc, at); err != nil {
-			err = fmt.Errorf("remove routes from %s: %w", clusterLabel(recordedGatewayCluster(svc)), err)
-			setCondition(svc, r.Now(), v1alpha1.ConditionRoutesProgrammed, metav1.ConditionFalse, ReasonConfigApplyFailed, err.Error())
-			summarizeReady(svc, r.Now())
-			if werr := writeStatus(ctx, r.Hub, svc, before); werr != nil {
-				return reconcile.Result{}, werr
-			}
-			r.event(svc, corev1.EventTypeWarning, ReasonConfigApplyFailed, "Route", "%v", err)
-			return reconcile.Result{}, err
-		}
-		// Record where the routes go before anything is written there: should this write
-		// lose a race, nothing was applied, and the retry starts from the same record.
-		// Written after, a spec change could move the service away before the record
-		// landed, and leave the objects behind. The rest of the status (observed
-		// generation included) is written once the routes are.
-		if err := r.Hub.Status().Update(ctx, svc); err != nil {
-			return reconcile.Result{}, fmt.Errorf("record the routes' cluster: %w", err)
-		}
-		before = svc.Status.DeepCopy()
-	}
 	var applyErr error
+	if prev := recordedGatewayCluster(svc); prev != at {
+		if applyErr = r.release(ctx, svc, at); applyErr != nil {
+			applyErr = fmt.Errorf("remove routes from %s: %w", clusterLabel(prev), applyErr)
+		} else {
+			// Record where the routes go before anything is written there: should this
+			// write lose a race, nothing was applied, and the retry starts from the same
+			// record. Written after, a spec change could move the service away before the
+			// record landed, and leave the objects behind. The rest of the status
+			// (observed generation included) is written once the routes are.
+			if err := r.Hub.Status().Update(ctx, svc); err != nil {
+				return reconcile.Result{}, fmt.Errorf("record the routes' cluster: %w", err)
+			}
+			before = svc.Status.DeepCopy()
+		}
+	}
 	var tgt gatewayTarget
 	if applyErr == nil {
 		tgt, applyErr = r.target(ctx, at)
