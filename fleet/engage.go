@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,8 +25,8 @@ var engageFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 }, []string{"cluster"})
 
 // EngageBackoff is how engagement is retried, for as long as the cluster is registered:
-// from 1 s, doubling, to 30 s (Steps is not used).
-var EngageBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Cap: 30 * time.Second}
+// from 1 s, doubling, to 30 s, then every 30 s (its DelayFunc keeps the cap once reached).
+var EngageBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 30 * time.Second}
 
 // EngageInBackground engages cl with aware (the hub's controllers start watching it) in
 // the background and retries with EngageBackoff until that succeeds or ctx, the cluster's
@@ -39,10 +40,10 @@ var EngageBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, 
 // health monitor probes it, so an unanswering member is seen as unreachable on the
 // monitor's clock, whatever made the hub (re)connect to it.
 func EngageInBackground(ctx context.Context, aware multicluster.Aware, name multicluster.ClusterName, cl cluster.Cluster, log logr.Logger) {
-	b := EngageBackoff
+	delay := EngageBackoff.DelayFunc()
 	go func() {
-		delay := b.Duration
-		for failures := 0; ; failures++ {
+		failures := 0
+		_ = delay.Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 			var err error
 			if cl != nil {
 				err = answers(ctx, cl.GetConfig())
@@ -50,30 +51,24 @@ func EngageInBackground(ctx context.Context, aware multicluster.Aware, name mult
 			if err == nil {
 				err = aware.Engage(ctx, name, cl)
 			}
-			if ctx.Err() != nil {
-				return
-			}
-			if err == nil {
+			switch {
+			case ctx.Err() != nil:
+				return false, ctx.Err()
+			case err == nil:
 				if failures > 0 {
 					log.Info("engaged cluster after retrying", "cluster", name, "failures", failures)
 				}
-				return
+				return true, nil
 			}
+			failures++
 			engageFailures.WithLabelValues(string(name)).Inc()
-			if failures == 0 {
+			if failures == 1 {
 				log.Error(err, "engaging cluster failed; the cluster stays registered and engagement is retried", "cluster", name)
 			} else {
-				log.V(1).Info("engaging cluster failed again", "cluster", name, "failures", failures+1, "error", err.Error())
+				log.V(1).Info("engaging cluster failed again", "cluster", name, "failures", failures, "error", err.Error())
 			}
-			t := time.NewTimer(wait.Jitter(delay, b.Jitter))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			delay = min(time.Duration(float64(delay)*b.Factor), b.Cap)
-		}
+			return false, nil
+		})
 	}()
 }
 
