@@ -32,6 +32,9 @@ type Reachability struct {
 	Reachable bool
 	// Since is when Reachable last changed (or the monitor first saw the cluster).
 	Since time.Time
+	// Rounded says Since has whole seconds only (recorded by an older hub): the change
+	// came within the second after it.
+	Rounded bool
 	// Reason says why it is unreachable.
 	Reason string
 }
@@ -154,11 +157,12 @@ func (m *Monitor) resume(ctx context.Context) {
 		if !IsRegistration(s.Labels) || a[AnnotationReachable] != "false" {
 			continue
 		}
-		since, err := time.Parse(time.RFC3339, a[AnnotationReachableSince])
+		v := a[AnnotationReachableSince]
+		since, err := time.Parse(time.RFC3339, v)
 		if err != nil {
 			continue
 		}
-		m.state[s.Name] = Reachability{Reachable: false, Since: since, Reason: a[AnnotationReachReason]}
+		m.state[s.Name] = Reachability{Reachable: false, Since: since, Rounded: !strings.Contains(v, "."), Reason: a[AnnotationReachReason]}
 		m.failures[s.Name] = failureRun{count: m.FailureThreshold, first: since}
 	}
 }
@@ -305,6 +309,10 @@ func (m *Monitor) record(name string, reachable bool, reason string) {
 	}
 }
 
+// SinceFormat is RFC 3339 to the millisecond: a restarted hub takes an outage's timers up
+// from it without rounding them a second early.
+const SinceFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // Annotations on a registration Secret with the monitor's last word on the cluster.
 const (
 	AnnotationReachable      = "fleet.inferfleet.dev/reachable"
@@ -322,7 +330,7 @@ func (m *Monitor) publish(name string, reachable bool, since time.Time, reason s
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
 		AnnotationReachable:      strconv.FormatBool(reachable),
-		AnnotationReachableSince: since.UTC().Format(time.RFC3339),
+		AnnotationReachableSince: since.UTC().Format(SinceFormat),
 		AnnotationReachReason:    reason,
 	}}})
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.Namespace}}

@@ -39,8 +39,8 @@ func TestObserve(t *testing.T) {
 			}}
 		},
 		want: map[string]Observed{
-			"a": {Health: v1alpha1.Degraded, Since: t0.Add(time.Minute), FailedOver: true, Desired: 0, Ready: 1},
-			"b": {Health: v1alpha1.Healthy, Since: t0, Desired: 4, Ready: 4},
+			"a": {Health: v1alpha1.Degraded, Since: t0.Add(time.Minute), Rounded: true, FailedOver: true, Desired: 0, Ready: 1},
+			"b": {Health: v1alpha1.Healthy, Since: t0, Rounded: true, Desired: 4, Ready: 4},
 			"c": {Cordoned: true},
 		},
 	}, {
@@ -48,7 +48,7 @@ func TestObserve(t *testing.T) {
 		svc: func(s *v1alpha1.FleetInferenceService) {
 			s.Status.Clusters = []v1alpha1.ClusterStatus{{Name: "a", Health: v1alpha1.Unreachable, HealthSince: at(0), DesiredReplicas: 0, FailedOver: true}, {Name: "b", DesiredReplicas: 4, ReadyReplicas: 2}}
 		},
-		want: map[string]Observed{"a": {Health: v1alpha1.Unreachable, Since: t0, FailedOver: true}, "b": {Desired: 4, Ready: 2}, "c": {Cordoned: true}},
+		want: map[string]Observed{"a": {Health: v1alpha1.Unreachable, Since: t0, Rounded: true, FailedOver: true}, "b": {Desired: 4, Ready: 2}, "c": {Cordoned: true}},
 	}, {
 		name: "the service's cordon annotation",
 		svc: func(s *v1alpha1.FleetInferenceService) {
@@ -66,8 +66,20 @@ func TestObserve(t *testing.T) {
 		reach: fakeReach{"a": {Reachable: false, Since: t0.Add(time.Hour)}, "b": {Reachable: false, Since: t0.Add(time.Hour)}, "c": {Reachable: true}},
 		want: map[string]Observed{
 			"a": {Health: v1alpha1.Unreachable, Since: t0.Add(time.Hour)},
-			"b": {Health: v1alpha1.Unreachable, Since: t0.Add(time.Second)},
+			"b": {Health: v1alpha1.Unreachable, Since: t0.Add(time.Second), Rounded: true},
 			"c": {Cordoned: true},
+		},
+	}, {
+		// Status keeps whole seconds: the monitor's date in the same second is the same loss,
+		// to the nanosecond.
+		name: "the monitor's date refines an entry's in the same second",
+		svc: func(s *v1alpha1.FleetInferenceService) {
+			s.Status.Clusters = []v1alpha1.ClusterStatus{{Name: "a", Health: v1alpha1.Unreachable, HealthSince: at(time.Minute)}}
+		},
+		reach: fakeReach{"a": {Reachable: false, Since: t0.Add(time.Minute + 700*time.Millisecond)}},
+		want: map[string]Observed{
+			"a": {Health: v1alpha1.Unreachable, Since: t0.Add(time.Minute + 700*time.Millisecond)},
+			"b": {}, "c": {Cordoned: true},
 		},
 	}, {
 		name: "an entry a failed sync marked unreachable takes the monitor's earlier date",

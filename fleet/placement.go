@@ -117,8 +117,12 @@ func Place(svc *v1alpha1.FleetInferenceService, all []Cluster) (Placement, error
 
 // Observed is what the hub last recorded about a cluster for one service.
 type Observed struct {
-	Health     v1alpha1.ClusterHealth
-	Since      time.Time
+	Health v1alpha1.ClusterHealth
+	Since  time.Time
+	// Rounded says Since was read from status, which keeps whole seconds: the change came
+	// within the second after it, and timers run from the end of that second so that none
+	// fires early.
+	Rounded    bool
 	FailedOver bool
 	// Desired is the share the hub last gave the cluster, Ready what it reports ready.
 	Desired, Ready int32
@@ -200,7 +204,7 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 		case f.Policy == v1alpha1.FailoverNone:
 			fo = false
 		case o.Health == v1alpha1.Unreachable:
-			if elapsed := now.Sub(o.Since); elapsed >= unhealthyAfter {
+			if elapsed := o.elapsed(now); elapsed >= unhealthyAfter {
 				fo = true
 			} else if !fo {
 				recheck(unhealthyAfter - elapsed)
@@ -210,7 +214,7 @@ func Decide(svc *v1alpha1.FleetInferenceService, p Placement, obs map[string]Obs
 			}
 		case fo:
 			// Healthy again: back only after failbackAfter of continuous health.
-			if elapsed := now.Sub(o.Since); elapsed >= failbackAfter {
+			if elapsed := o.elapsed(now); elapsed >= failbackAfter {
 				fo = false
 			} else {
 				recheck(failbackAfter - elapsed)
@@ -363,6 +367,15 @@ func (plan *Plan) spill(so v1alpha1.SpilloverSpec, p Placement, obs map[string]O
 	}
 }
 
+// elapsed is how long the cluster has been in its health at least.
+func (o Observed) elapsed(now time.Time) time.Duration {
+	d := now.Sub(o.Since)
+	if o.Rounded {
+		d -= time.Second
+	}
+	return d
+}
+
 // spillWait is how long unschedulable replicas wait before they spill.
 func spillWait(o Observed, after, timeout time.Duration, now time.Time) time.Duration {
 	switch o.ScaleUp {
@@ -374,7 +387,7 @@ func spillWait(o Observed, after, timeout time.Duration, now time.Time) time.Dur
 	if o.Since.IsZero() {
 		return after
 	}
-	return after - now.Sub(o.Since)
+	return after - o.elapsed(now)
 }
 
 // spillWhy says why a cluster's replicas spilled.
@@ -436,13 +449,14 @@ func Observe(svc *v1alpha1.FleetInferenceService, selected []Cluster, reach Reac
 			o.Desired, o.FailedOver = st.DesiredReplicas, st.FailedOver
 		}
 		if st.HealthSince != nil {
-			o.Since = st.HealthSince.Time
+			o.Since, o.Rounded = st.HealthSince.Time, true
 		}
 		if reach != nil {
 			// An entry already Unreachable keeps its date unless the monitor saw the loss
-			// earlier: every path to "unreachable" dates it from the first sign.
-			if r, known := reach.Get(c.Name); known && !r.Reachable && (o.Health != v1alpha1.Unreachable || r.Since.Before(o.Since)) {
-				o.Health, o.Since = v1alpha1.Unreachable, r.Since
+			// earlier (or in the same second, to the nanosecond): every path to
+			// "unreachable" dates it from the first sign.
+			if r, known := reach.Get(c.Name); known && !r.Reachable && (o.Health != v1alpha1.Unreachable || r.Since.Before(o.Since.Add(time.Second))) {
+				o.Health, o.Since, o.Rounded = v1alpha1.Unreachable, r.Since, r.Rounded
 			}
 		}
 		out[c.Name] = o

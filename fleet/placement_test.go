@@ -114,6 +114,40 @@ func TestDecideFailoverAndFailback(t *testing.T) {
 	}
 }
 
+// A date read from status keeps whole seconds: the change came up to a second after it, so
+// every timer runs from the end of that second and none fires before its time.
+func TestDecideRoundedSinceNeverEarly(t *testing.T) {
+	svc := failoverService(30*time.Second, 2*time.Minute, v1alpha1.ClusterPlacement{Name: "a"}, v1alpha1.ClusterPlacement{Name: "b"})
+	svc.Spec.Placement.Spillover = v1alpha1.SpilloverSpec{Policy: v1alpha1.SpilloverSpill, After: &metav1.Duration{Duration: 20 * time.Second}}
+	p, _ := Place(svc, three[:2])
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	healthy := Observed{Health: v1alpha1.Healthy, Since: t0.Add(-time.Hour), Desired: 3, Ready: 3}
+	for _, tc := range []struct {
+		name  string
+		a     Observed
+		at    time.Duration // after t0
+		moved bool
+		// recheck, when the share has not moved, is when to look again.
+		recheck time.Duration
+	}{
+		{name: "unreachable, exact date", a: Observed{Health: v1alpha1.Unreachable, Since: t0, Desired: 3}, at: 30 * time.Second, moved: true},
+		{name: "unreachable, rounded date", a: Observed{Health: v1alpha1.Unreachable, Since: t0, Rounded: true, Desired: 3}, at: 30 * time.Second, recheck: time.Second},
+		{name: "unreachable, rounded date, a second on", a: Observed{Health: v1alpha1.Unreachable, Since: t0, Rounded: true, Desired: 3}, at: 31 * time.Second, moved: true},
+		{name: "unschedulable, rounded date", a: Observed{Health: v1alpha1.Degraded, Since: t0, Rounded: true, Desired: 3, Ready: 1, Scheduled: 1, Unschedulable: 2}, at: 20 * time.Second, recheck: time.Second},
+		{name: "unschedulable, rounded date, a second on", a: Observed{Health: v1alpha1.Degraded, Since: t0, Rounded: true, Desired: 3, Ready: 1, Scheduled: 1, Unschedulable: 2}, at: 21 * time.Second, moved: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := Decide(svc, p, map[string]Observed{"a": tc.a, "b": healthy}, t0.Add(tc.at))
+			if moved := plan.Shares["b"] > 3; moved != tc.moved {
+				t.Fatalf("moved %v, want %v: shares %v reasons %v", moved, tc.moved, plan.Shares, plan.Reasons)
+			}
+			if !tc.moved && plan.RecheckAfter != tc.recheck {
+				t.Errorf("recheck after %s, want %s", plan.RecheckAfter, tc.recheck)
+			}
+		})
+	}
+}
+
 func TestDecideFlappingMovesOnce(t *testing.T) {
 	svc := failoverService(10*time.Second, 30*time.Second, v1alpha1.ClusterPlacement{Name: "a"}, v1alpha1.ClusterPlacement{Name: "b"}, v1alpha1.ClusterPlacement{Name: "c"})
 	p, _ := Place(svc, three)

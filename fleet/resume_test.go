@@ -32,6 +32,7 @@ func (l listed) List(context.Context) ([]fleet.Cluster, error) { return l, nil }
 // grace (unknown, not unreachable).
 func TestMonitorResumesRecordedOutage(t *testing.T) {
 	lost := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Second)
+	lostMs := lost.Add(-1234 * time.Millisecond)
 	reg := func(name string, annotations map[string]string) *corev1.Secret {
 		s := fleet.RegistrationSecret(name, fleet.RegistrationNamespace, "r", []byte("kubeconfig"), nil)
 		s.Annotations = annotations
@@ -39,9 +40,11 @@ func TestMonitorResumesRecordedOutage(t *testing.T) {
 	}
 	hub := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(
 		reg("west", map[string]string{fleet.AnnotationReachable: "false", fleet.AnnotationReachableSince: lost.Format(time.RFC3339), fleet.AnnotationReachReason: "readyz: context deadline exceeded"}),
+		// A hub of this version records the millisecond.
+		reg("north", map[string]string{fleet.AnnotationReachable: "false", fleet.AnnotationReachableSince: lostMs.Format(fleet.SinceFormat), fleet.AnnotationReachReason: "readyz: context deadline exceeded"}),
 		reg("east", nil),
 	).Build()
-	m := fleet.NewMonitor(notConnected{}, listed{{Name: "west"}, {Name: "east"}})
+	m := fleet.NewMonitor(notConnected{}, listed{{Name: "west"}, {Name: "north"}, {Name: "east"}})
 	m.Hub, m.Namespace, m.Interval = hub, fleet.RegistrationNamespace, 20*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -51,8 +54,13 @@ func TestMonitorResumesRecordedOutage(t *testing.T) {
 	<-done
 
 	r, ok := m.Get("west")
-	if !ok || r.Reachable || !r.Since.Equal(lost) {
-		t.Errorf("west after the restart: %+v (known %v), want unreachable since the recorded %s", r, ok, lost)
+	// Whole seconds (an older hub's record) are marked so, for timers to run from the end
+	// of that second.
+	if !ok || r.Reachable || !r.Since.Equal(lost) || !r.Rounded {
+		t.Errorf("west after the restart: %+v (known %v), want unreachable since the recorded %s, rounded", r, ok, lost)
+	}
+	if r, ok := m.Get("north"); !ok || r.Reachable || !r.Since.Equal(lostMs) || r.Rounded {
+		t.Errorf("north after the restart: %+v (known %v), want unreachable since the recorded %s to the millisecond", r, ok, lostMs)
 	}
 	if _, ok := m.Get("east"); ok {
 		t.Errorf("east, with nothing recorded and not connected yet, has a state within the connect grace")
