@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -605,7 +606,7 @@ func (b *fleetBench) spreadServices(obs *observer, prefix string, set func(*v1al
 func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 	victim := b.names[len(b.names)-1-run%len(b.names)]
 	member := b.lf.Members[victim].Local
-	return b.outage(obs, run, outage{
+	return b.outage(obs, run, &outage{
 		name: "failover", victim: victim, what: "SIGKILL " + victim + "'s kube-apiserver",
 		begin: func() error { return member.StopAPIServer(syscall.SIGKILL) },
 		end:   func() error { return member.StartAPIServer(context.Background()) },
@@ -614,28 +615,50 @@ func (b *fleetBench) failover(obs *observer, run int) FailoverResult {
 
 // hubRestart is failover with the hub restarted during the outage: a member's
 // kube-apiserver hangs (SIGSTOP: connections open, nothing answers), the hub is stopped
-// 0.6 unhealthyAfter later (6 s of 10) and started again at once, and the times run from
+// as soon as it has recorded the loss on the member's registration (its health monitor
+// needs two failed probes, 2 to 6 s) and started again at once, and the times run from
 // the hang, so the restarted hub is measured against the outage, not its own start.
 // SIGCONT ends the outage for the failback. Victims go from the first member on (failover
 // takes the last).
 func (b *fleetBench) hubRestart(obs *observer, run int) FailoverResult {
 	victim := b.names[run%len(b.names)]
 	member := b.lf.Members[victim].Local
-	after := b.o.UnhealthyAfter * 6 / 10
-	return b.outage(obs, run, outage{
-		name: "restart", victim: victim, what: fmt.Sprintf("SIGSTOP %s's kube-apiserver, restart the hub %s later", victim, after),
-		begin: func() error {
-			if err := member.HangAPIServer(); err != nil {
-				return err
-			}
-			time.Sleep(after)
-			b.stopHub()
-			b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
-			return nil
-		},
-		end:          member.ResumeAPIServer,
-		restartAfter: after,
+	var hung time.Time
+	o := outage{
+		name: "restart", victim: victim, what: fmt.Sprintf("SIGSTOP %s's kube-apiserver, restart the hub once it has recorded that", victim),
+		end: member.ResumeAPIServer,
+	}
+	o.begin = func() error {
+		if err := member.HangAPIServer(); err != nil {
+			return err
+		}
+		hung = time.Now()
+		if err := b.recordedUnreachable(victim, b.o.UnhealthyAfter); err != nil {
+			return err
+		}
+		o.restartAfter = time.Since(hung).Round(100 * time.Millisecond)
+		b.stopHub()
+		b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
+		return nil
+	}
+	return b.outage(obs, run, &o)
+}
+
+// recordedUnreachable waits until the hub has recorded a member unreachable on its
+// registration Secret, which is what a restarted hub takes the outage up from.
+func (b *fleetBench) recordedUnreachable(member string, within time.Duration) error {
+	key := client.ObjectKey{Namespace: fleet.RegistrationNamespace, Name: member}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, within, true, func(ctx context.Context) (bool, error) {
+		s := &corev1.Secret{}
+		if err := b.hub.Get(ctx, key, s); err != nil {
+			return false, nil
+		}
+		return s.Annotations[fleet.AnnotationReachable] == "false", nil
 	})
+	if err != nil {
+		return fmt.Errorf("the hub had not recorded %s unreachable on its registration %s within %s: %w", member, key, within, err)
+	}
+	return nil
 }
 
 // outage is one way to lose a member: begin starts the outage (and returns once the
@@ -643,14 +666,14 @@ func (b *fleetBench) hubRestart(obs *observer, run int) FailoverResult {
 type outage struct {
 	name, victim, what string
 	begin, end         func() error
-	// restartAfter, when set, is when begin restarted the hub.
+	// restartAfter, once begin has set it, is when begin restarted the hub.
 	restartAfter time.Duration
 }
 
 // outage runs FailoverServices services with failover on every member, begins the outage
 // and measures, per service and from that moment, the time until the victim's share is
 // placed on the others and ready there; then ends it and measures the failback likewise.
-func (b *fleetBench) outage(obs *observer, run int, o outage) FailoverResult {
+func (b *fleetBench) outage(obs *observer, run int, o *outage) FailoverResult {
 	share := int32(b.o.ReplicasPerMember)
 	total := share * int32(b.members)
 	keys, even := b.spreadServices(obs, fmt.Sprintf("bench-r%d-%s", run+1, o.name), func(svc *v1alpha1.FleetInferenceService) {

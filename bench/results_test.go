@@ -108,7 +108,8 @@ type UpdateResult struct {
 type FailoverResult struct {
 	Services int    `json:"services"`
 	Victim   string `json:"victim"`
-	// HubRestartedAfter, when set, is how long after the outage began the hub restarted.
+	// HubRestartedAfter, when set, is how long after the outage began the hub restarted
+	// (once it had recorded the loss).
 	HubRestartedAfter float64 `json:"hubRestartedAfterSeconds,omitempty"`
 	Placed            Summary `json:"placedSeconds"`
 	Ready             Summary `json:"readySeconds"`
@@ -280,7 +281,7 @@ func victimsOf[R any](runs []R, victim func(R) string, incomplete func(R) []stri
 // outage names the failover case for results.md.
 func (x *FailoverResult) outage() string {
 	if x.HubRestartedAfter > 0 {
-		return fmt.Sprintf("hung, hub restarted at %gs", x.HubRestartedAfter)
+		return fmt.Sprintf("hung, hub restarted at %.1fs", x.HubRestartedAfter)
 	}
 	return "killed"
 }
@@ -290,7 +291,7 @@ func medianFailover(runs []FailoverResult) *FailoverResult {
 	return &FailoverResult{
 		Services:          runs[0].Services,
 		Victim:            victims,
-		HubRestartedAfter: runs[0].HubRestartedAfter,
+		HubRestartedAfter: medianOf(runs, func(r FailoverResult) float64 { return r.HubRestartedAfter }),
 		Incomplete:        notes,
 		Placed:            medianSummary(runs, func(r FailoverResult) Summary { return r.Placed }),
 		Ready:             medianSummary(runs, func(r FailoverResult) Summary { return r.Ready }),
