@@ -1,5 +1,6 @@
 // runc-capshim is runc for a machine whose capability bounding set lacks some capabilities:
-// it removes those from the container's spec and execs runc (RUNC_CAPSHIM_RUNC, else the
+// it removes those from the container's spec (and raises an oomScoreAdj that only they
+// would allow lowering) and execs runc (RUNC_CAPSHIM_RUNC, else the
 // first runc found in /usr/local/sbin, /usr/sbin, /usr/bin, /usr/local/bin). hack/kind/engine.sh
 // registers it with dockerd only where a privileged container fails without it.
 package main
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/inferfleet/inferfleet/internal/capshim"
@@ -31,7 +34,11 @@ func run() error {
 			return err
 		}
 		if len(drop) > 0 {
-			if err := capshim.Rewrite(files, drop); err != nil {
+			adj := 0
+			if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+				adj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+			if err := capshim.Rewrite(files, capshim.For(drop, adj)); err != nil {
 				return err
 			}
 		}

@@ -3,7 +3,8 @@
 // for every capability, and runc fails with "unable to apply caps: operation not
 // permitted". The shim sits in front of runc as a container runtime (dockerd --add-runtime,
 // or containerd's runc BinaryName), removes from the bundle's config.json (and from an exec's
-// process.json) the capabilities this machine cannot grant, and then execs runc unchanged.
+// process.json) the capabilities this machine cannot grant, keeps oomScoreAdj where it may
+// be set without them, and then execs runc unchanged.
 package capshim
 
 import (
@@ -43,23 +44,52 @@ func Unavailable() ([]string, error) {
 // sets are the capability sets of an OCI process.
 var sets = []string{"bounding", "effective", "inheritable", "permitted", "ambient"}
 
-// Strip removes drop from every capability set of an OCI runtime spec (config.json) or
-// process (process.json, as `runc exec --process` takes it). Every other field is kept. It
-// says whether anything was removed.
-func Strip(doc []byte, drop []string) ([]byte, bool, error) {
+// Fix is what a rewrite changes.
+type Fix struct {
+	// Drop lists the capabilities to remove, in OCI spelling.
+	Drop []string
+	// MinOOMScoreAdj, when set, raises a lower oomScoreAdj to it: without CAP_SYS_RESOURCE a
+	// process cannot lower its oom_score_adj (runc's init then dies with "failed to update
+	// /proc/self/oom_score_adj: Permission denied").
+	MinOOMScoreAdj *int
+}
+
+// For returns the fix for a machine that lacks the capabilities drop, whose processes
+// start at oomScoreAdj.
+func For(drop []string, oomScoreAdj int) Fix {
+	f := Fix{Drop: drop}
+	if slices.Contains(drop, "CAP_SYS_RESOURCE") {
+		f.MinOOMScoreAdj = &oomScoreAdj
+	}
+	return f
+}
+
+// Strip applies fix to an OCI runtime spec (config.json) or process (process.json, as
+// `runc exec --process` takes it): it removes fix.Drop from every capability set and
+// raises oomScoreAdj to fix.MinOOMScoreAdj. Every other field is kept. It says whether
+// anything changed.
+func Strip(doc []byte, fix Fix) ([]byte, bool, error) {
 	var obj map[string]any
 	if err := json.Unmarshal(doc, &obj); err != nil {
 		return nil, false, err
 	}
-	changed := stripCaps(obj["capabilities"], drop)
+	changed := fixProcess(obj, fix)
 	if p, ok := obj["process"].(map[string]any); ok {
-		changed = stripCaps(p["capabilities"], drop) || changed
+		changed = fixProcess(p, fix) || changed
 	}
 	if !changed {
 		return doc, false, nil
 	}
 	out, err := json.Marshal(obj)
 	return out, true, err
+}
+
+func fixProcess(p map[string]any, fix Fix) bool {
+	changed := stripCaps(p["capabilities"], fix.Drop)
+	if adj, ok := p["oomScoreAdj"].(float64); ok && fix.MinOOMScoreAdj != nil && adj < float64(*fix.MinOOMScoreAdj) {
+		p["oomScoreAdj"], changed = *fix.MinOOMScoreAdj, true
+	}
+	return changed
 }
 
 func stripCaps(v any, drop []string) bool {
@@ -128,14 +158,14 @@ func Files(args []string) []string {
 	return nil
 }
 
-// Rewrite strips drop from each file in place.
-func Rewrite(files, drop []string) error {
+// Rewrite applies fix to each file in place.
+func Rewrite(files []string, fix Fix) error {
 	for _, f := range files {
 		doc, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
-		out, changed, err := Strip(doc, drop)
+		out, changed, err := Strip(doc, fix)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}

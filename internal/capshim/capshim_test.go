@@ -13,14 +13,14 @@ import (
 	"github.com/moby/sys/capability"
 )
 
-const spec = `{"ociVersion":"1.2.0","process":{"args":["/sbin/init"],"capabilities":{
+const spec = `{"ociVersion":"1.2.0","process":{"args":["/sbin/init"],"oomScoreAdj":-998,"capabilities":{
  "bounding":["CAP_CHOWN","CAP_SYS_RESOURCE","CAP_SYS_ADMIN"],
  "effective":["CAP_CHOWN","CAP_SYS_RESOURCE"],
  "permitted":["CAP_SYS_RESOURCE","CAP_SYS_ADMIN"]}},
  "root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}]}}`
 
 func TestStripRemovesOnlyTheDroppedCapabilities(t *testing.T) {
-	out, changed, err := Strip([]byte(spec), []string{"CAP_SYS_RESOURCE"})
+	out, changed, err := Strip([]byte(spec), Fix{Drop: []string{"CAP_SYS_RESOURCE"}})
 	if err != nil || !changed {
 		t.Fatalf("Strip: changed=%v err=%v", changed, err)
 	}
@@ -53,11 +53,11 @@ func TestStripRemovesOnlyTheDroppedCapabilities(t *testing.T) {
 
 	// An exec's process.json has the sets at its top level; nothing to drop leaves it as is.
 	proc := `{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_RESOURCE","CAP_KILL"]}}`
-	out, changed, err = Strip([]byte(proc), []string{"CAP_SYS_RESOURCE"})
+	out, changed, err = Strip([]byte(proc), Fix{Drop: []string{"CAP_SYS_RESOURCE"}})
 	if err != nil || !changed || !strings.Contains(string(out), `"bounding":["CAP_KILL"]`) {
 		t.Errorf("process.json: %s changed=%v err=%v", out, changed, err)
 	}
-	out, changed, _ = Strip([]byte(proc), []string{"CAP_BPF"})
+	out, changed, _ = Strip([]byte(proc), For([]string{"CAP_BPF"}, 0))
 	if changed || string(out) != proc {
 		t.Errorf("nothing to drop changed the document: %s", out)
 	}
@@ -116,11 +116,27 @@ func TestRewriteInPlace(t *testing.T) {
 	if err := os.WriteFile(f, []byte(spec), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := Rewrite(Files([]string{"create", "--bundle", dir, "id"}), []string{"CAP_SYS_RESOURCE"}); err != nil {
+	if err := Rewrite(Files([]string{"create", "--bundle", dir, "id"}), For([]string{"CAP_SYS_RESOURCE"}, 0)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(f)
 	if strings.Contains(string(b), "CAP_SYS_RESOURCE") {
 		t.Errorf("config.json still grants CAP_SYS_RESOURCE: %s", b)
+	}
+	// Without CAP_SYS_RESOURCE, runc's init cannot lower oom_score_adj below where it
+	// starts: the spec asks for no lower.
+	if !strings.Contains(string(b), `"oomScoreAdj":0`) {
+		t.Errorf("oomScoreAdj not raised to 0: %s", b)
+	}
+}
+
+func TestOOMScoreAdjKeptWhereTheCapabilityIsThere(t *testing.T) {
+	out, _, err := Strip([]byte(spec), For([]string{"CAP_BPF"}, 0))
+	if err != nil || !strings.Contains(string(out), `"oomScoreAdj":-998`) {
+		t.Errorf("a machine with CAP_SYS_RESOURCE lost the requested oomScoreAdj: %s %v", out, err)
+	}
+	out, _, _ = Strip([]byte(spec), For([]string{"CAP_SYS_RESOURCE"}, -999))
+	if !strings.Contains(string(out), `"oomScoreAdj":-998`) {
+		t.Errorf("an oomScoreAdj above the floor was changed: %s", out)
 	}
 }
