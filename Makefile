@@ -65,8 +65,8 @@ fuzz: bins ## Fuzz API validation and the renderers against a real API server, F
 BENCH_FLAGS ?= -members=2,4,8 -services=1,10,100 -runs=2 -window=5m
 
 .PHONY: e2e-kind
-e2e-kind: ## The shared e2e suites on kind clusters (needs Docker, Podman or nerdctl; not part of `make test`).
-	bash hack/e2e-kind.sh
+e2e-kind: ## The shared e2e suites on kind clusters (installs and removes Docker, builds a node image, where needed; not part of `make test`).
+	bash hack/e2e-kind.sh $(ARGS)
 
 .PHONY: bench
 bench: bins ## Benchmark the hub on the local fleet; writes bench/results.json and bench/results.md.

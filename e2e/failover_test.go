@@ -284,11 +284,11 @@ func TestRegionFailover(t *testing.T) {
 			}
 		}()
 		for i := 0; i < 4; i++ {
-			if err := west.StopAPIServer(syscall.SIGKILL); err != nil {
+			if err := west.HangAPIServer(); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Second)
-			if err := west.StartAPIServer(ctx); err != nil {
+			if err := west.ResumeAPIServer(); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Second)

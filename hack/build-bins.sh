@@ -6,10 +6,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
 mkdir -p "$bin"
 
-KUBE_VERSION=v1.36.3
-ETCD_VERSION=v3.6.16
-KWOK_VERSION=v0.8.0
-HELM_VERSION=v3.19.2 # also in hack/helm/go.mod
+# shellcheck source=hack/versions.sh
+source "$root/hack/versions.sh"
 
 fresh() { # fresh NAME VERSION: is bin/NAME built at VERSION?
   [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]

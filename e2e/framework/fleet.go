@@ -40,10 +40,15 @@ type ClusterProxy struct {
 // Faults are the failures a suite injects into a member, whatever runs it.
 type Faults interface {
 	// StopAPIServer takes the member's API away, as a region loss would (on the local
-	// fleet sig reaches kube-apiserver; kind pauses the control-plane container).
+	// fleet sig reaches kube-apiserver; kind stops the member's node container).
 	StopAPIServer(sig os.Signal) error
 	// StartAPIServer brings it back and waits until it answers.
 	StartAPIServer(ctx context.Context) error
+	// HangAPIServer makes the member's API stop answering with its connections open, as a
+	// partition would (the local fleet stops kube-apiserver with SIGSTOP; kind pauses the
+	// node container). ResumeAPIServer ends that.
+	HangAPIServer() error
+	ResumeAPIServer() error
 	// RemoveNodes deletes the fake nodes matching selector, and their pods.
 	RemoveNodes(ctx context.Context, selector map[string]string) ([]string, error)
 	// RestoreNodes brings them back Ready.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,14 @@ const (
 	DefaultHubImage = "inferfleet/hub:e2e"
 	// KeepKindEnv, when set, keeps the kind clusters after the test for a look.
 	KeepKindEnv = "INFERFLEET_E2E_KEEP_KIND"
+	// NodeImageEnv names the kind node image (`make e2e-kind` sets it to the one it built
+	// where kind's default cannot be pulled); empty: kind's default.
+	NodeImageEnv = "INFERFLEET_KIND_NODE_IMAGE"
+	// CapShimEnv is the path of runc-capshim where privileged containers need it
+	// (hack/kind/engine.sh); the nodes' containerd runs pods through it too.
+	CapShimEnv = "INFERFLEET_KIND_CAPSHIM"
+	// capShimInNode is where the shim is mounted in each node.
+	capShimInNode = "/usr/local/bin/runc-capshim"
 	// realNodeTaint keeps workloads off the kind node: they belong on the kwok nodes.
 	realNodeTaint = "inferfleet.dev/e2e-real-node"
 )
@@ -67,11 +76,35 @@ func ContainerEngine() (string, error) {
 	return "", ErrNoContainerEngine
 }
 
+// KindHost is what kind nodes need from the machine that runs them.
+type KindHost struct {
+	// NodeImage is the node image; empty: kind's default.
+	NodeImage string
+	// CgroupV1 says the engine runs containers on cgroup v1, which kubelets from 1.35 on
+	// refuse unless their configuration says failCgroupV1: false.
+	CgroupV1 bool
+	// CapShim is the path of runc-capshim on this machine, where privileged containers
+	// need it: it is mounted into each node and its containerd runs pods through it.
+	CapShim string
+}
+
+// DetectKindHost reads the node image and shim from the environment (NodeImageEnv,
+// CapShimEnv) and the cgroup version from the engine.
+func DetectKindHost(engine string) (KindHost, error) {
+	h := KindHost{NodeImage: os.Getenv(NodeImageEnv), CapShim: os.Getenv(CapShimEnv)}
+	out, err := exec.Command(engine, "info", "--format", "{{.CgroupVersion}}").Output()
+	if err != nil {
+		return h, fmt.Errorf("%s info: %w", engine, err)
+	}
+	h.CgroupV1 = strings.TrimSpace(string(out)) == "1"
+	return h, nil
+}
+
 // KindConfig is the kind configuration of one cluster: one control-plane node, labelled
 // with the region (the kind discovery source reads it there) and tainted so that the
 // model servers run on the kwok nodes.
-func KindConfig(spec localfleet.ClusterSpec, hub bool) *v1alpha4.Cluster {
-	node := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Labels: map[string]string{}}
+func KindConfig(spec localfleet.ClusterSpec, hub bool, host KindHost) *v1alpha4.Cluster {
+	node := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Labels: map[string]string{}, Image: host.NodeImage}
 	if spec.Region != "" {
 		node.Labels[fleet.RegionLabel] = spec.Region
 	}
@@ -81,11 +114,24 @@ func KindConfig(spec localfleet.ClusterSpec, hub bool) *v1alpha4.Cluster {
 		Nodes:    []v1alpha4.Node{node},
 	}
 	if !hub {
+		// The list replaces kubeadm's default taints: it keeps the control-plane one, which
+		// kind removes after init (and fails where there is none to remove).
 		cfg.KubeadmConfigPatches = []string{fmt.Sprintf(`kind: InitConfiguration
 nodeRegistration:
   taints:
   - {key: %s, value: "true", effect: NoSchedule}
+  - {key: node-role.kubernetes.io/control-plane, effect: NoSchedule}
 `, realNodeTaint)}
+	}
+	if host.CgroupV1 {
+		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, "kind: KubeletConfiguration\nfailCgroupV1: false\n")
+	}
+	if host.CapShim != "" {
+		cfg.Nodes[0].ExtraMounts = append(cfg.Nodes[0].ExtraMounts, v1alpha4.Mount{HostPath: host.CapShim, ContainerPath: capShimInNode, Readonly: true})
+		cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches,
+			`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  BinaryName = "`+capShimInNode+`"
+`)
 	}
 	v1alpha4.SetDefaultsCluster(cfg)
 	return cfg
@@ -110,13 +156,17 @@ func StartKindFleet(t testing.TB, members []localfleet.ClusterSpec) *KindFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
+	host, err := DetectKindHost(engine)
+	if err != nil {
+		t.Fatal(err)
+	}
 	opt, _ := kindcluster.DetectNodeProvider()
 	kf := &KindFleet{engine: engine, provider: kindcluster.NewProvider(opt), names: map[string]string{}}
 	hubSpec := localfleet.ClusterSpec{Name: localfleet.DefaultHubName}
 	specs := append([]localfleet.ClusterSpec{hubSpec}, members...)
 	kubeconfigs := make([][]byte, len(specs))
 	for i, s := range specs {
-		cfg := KindConfig(s, i == 0)
+		cfg := KindConfig(s, i == 0, host)
 		kf.names[s.Name] = cfg.Name
 		_ = kf.provider.Delete(cfg.Name, "") // a leftover of an interrupted run
 		t.Logf("creating kind cluster %s", cfg.Name)
@@ -238,11 +288,11 @@ func (kf *KindFleet) RunHub(t testing.TB, o app.HubOptions) {
 
 // loadImage copies an image from the container engine into every node of a kind cluster.
 func (kf *KindFleet) loadImage(ctx context.Context, image, cluster string) error {
-	var archive bytes.Buffer
+	var archive, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, kf.engine, "save", image)
-	cmd.Stdout = &archive
-	if out, err := cmd.Output(); err != nil {
-		return fmt.Errorf("%s save %s (`make e2e-kind` builds it): %v %s", kf.engine, image, err, out)
+	cmd.Stdout, cmd.Stderr = &archive, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s save %s (`make e2e-kind` builds it): %v %s", kf.engine, image, err, stderr.Bytes())
 	}
 	nodes, err := kf.provider.ListNodes(cluster)
 	if err != nil {
@@ -356,24 +406,51 @@ func setHubContainer(u *unstructured.Unstructured, image string, extraArgs []str
 	return unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers")
 }
 
-// kindFaults break a kind member: its control-plane container is paused (the API server
-// stops answering, as in a lost region) and unpaused; nodes are the attached kwok nodes.
+// kindFaults break a kind member's node container: a hang pauses it (the API server stops
+// answering, connections stay open, as in a partitioned region) and a stop stops it (the
+// node goes down: every process in it, as in a lost zone; starting it boots the node
+// again). Nodes are the attached kwok nodes.
 type kindFaults struct {
 	*localfleet.Cluster
 	engine, container string
 }
 
-func (k *kindFaults) StopAPIServer(os.Signal) error {
-	if out, err := exec.Command(k.engine, "pause", k.container).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s pause %s: %v %s", k.engine, k.container, err, out)
+var _ Faults = &kindFaults{}
+
+func (k *kindFaults) engineDo(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, k.engine, append(args, k.container)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s %s: %v %s", k.engine, strings.Join(args, " "), k.container, err, out)
 	}
 	return nil
 }
 
+// StopAPIServer stops the member's node container, whatever the signal.
+func (k *kindFaults) StopAPIServer(os.Signal) error {
+	return k.engineDo(context.Background(), "stop", "--time", "5")
+}
+
+// StartAPIServer starts the node container again and waits until its API server answers.
 func (k *kindFaults) StartAPIServer(ctx context.Context) error {
-	if out, err := exec.CommandContext(ctx, k.engine, "unpause", k.container).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s unpause %s: %v %s", k.engine, k.container, err, out)
+	if err := k.engineDo(ctx, "start"); err != nil {
+		return err
 	}
+	return k.ready(ctx, "start")
+}
+
+// HangAPIServer pauses the member's node container.
+func (k *kindFaults) HangAPIServer() error { return k.engineDo(context.Background(), "pause") }
+
+// ResumeAPIServer unpauses it and waits until its API server answers.
+func (k *kindFaults) ResumeAPIServer() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := k.engineDo(ctx, "unpause"); err != nil {
+		return err
+	}
+	return k.ready(ctx, "unpause")
+}
+
+func (k *kindFaults) ready(ctx context.Context, after string) error {
 	cs, err := kubernetes.NewForConfig(k.RESTConfig())
 	if err != nil {
 		return err
@@ -384,7 +461,7 @@ func (k *kindFaults) StartAPIServer(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after unpause: %w", k.container, ctx.Err())
+			return fmt.Errorf("%s not ready after %s: %w", k.container, after, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

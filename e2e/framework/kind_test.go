@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
@@ -22,7 +23,7 @@ import (
 )
 
 func TestKindConfig(t *testing.T) {
-	member := KindConfig(localfleet.DefaultMember("gke-west", "europe-west3"), false)
+	member := KindConfig(localfleet.DefaultMember("gke-west", "europe-west3"), false, KindHost{})
 	if member.Name != "inferfleet-e2e-gke-west" || len(member.Nodes) != 1 {
 		t.Fatalf("member config %+v", member)
 	}
@@ -46,17 +47,61 @@ func TestKindConfig(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte(member.KubeadmConfigPatches[0]), &patch); err != nil {
 		t.Fatalf("kubeadm patch is not YAML: %v", err)
 	}
-	if patch.Kind != "InitConfiguration" || len(patch.NodeRegistration.Taints) != 1 || patch.NodeRegistration.Taints[0].Key != realNodeTaint ||
+	if patch.Kind != "InitConfiguration" || len(patch.NodeRegistration.Taints) != 2 || patch.NodeRegistration.Taints[0].Key != realNodeTaint ||
 		patch.NodeRegistration.Taints[0].Effect != "NoSchedule" {
 		t.Errorf("patch %+v: the kind node must be tainted NoSchedule", patch)
+	}
+	// kind removes the control-plane taint after init and fails if it is not there.
+	if cp := patch.NodeRegistration.Taints[1]; cp.Key != "node-role.kubernetes.io/control-plane" || cp.Effect != "NoSchedule" {
+		t.Errorf("patch %+v: the control-plane taint must stay in the list for kind to remove", patch)
 	}
 	raw, err := yaml.Marshal(member)
 	if err != nil || !strings.Contains(string(raw), "apiVersion: kind.x-k8s.io/v1alpha4") {
 		t.Errorf("config YAML %s %v", raw, err)
 	}
-	hub := KindConfig(localfleet.ClusterSpec{Name: "hub"}, true)
+	hub := KindConfig(localfleet.ClusterSpec{Name: "hub"}, true, KindHost{})
 	if hub.Name != "inferfleet-e2e-hub" || len(hub.KubeadmConfigPatches) != 0 || len(hub.Nodes[0].Labels) != 0 {
 		t.Errorf("hub config %+v: untainted, no region", hub)
+	}
+}
+
+// TestKindConfigForHost: what a machine needs reaches every cluster's config: the node
+// image, the kubelet's consent to cgroup v1, and the capability shim for the nodes' pods.
+func TestKindConfigForHost(t *testing.T) {
+	host := KindHost{NodeImage: "inferfleet/kind-node:v1.36.3", CgroupV1: true, CapShim: "/work/bin/runc-capshim"}
+	for _, cfg := range []*v1alpha4.Cluster{
+		KindConfig(localfleet.DefaultMember("gke-west", "europe-west3"), false, host),
+		KindConfig(localfleet.ClusterSpec{Name: "hub"}, true, host),
+	} {
+		n := cfg.Nodes[0]
+		if n.Image != host.NodeImage {
+			t.Errorf("%s: node image %q, want %q", cfg.Name, n.Image, host.NodeImage)
+		}
+		var kubelet struct {
+			Kind         string `json:"kind"`
+			FailCgroupV1 *bool  `json:"failCgroupV1"`
+		}
+		found := false
+		for _, p := range cfg.KubeadmConfigPatches {
+			if err := yaml.Unmarshal([]byte(p), &kubelet); err == nil && kubelet.Kind == "KubeletConfiguration" {
+				found = kubelet.FailCgroupV1 != nil && !*kubelet.FailCgroupV1
+			}
+		}
+		if !found {
+			t.Errorf("%s: no KubeletConfiguration patch with failCgroupV1: false in %q", cfg.Name, cfg.KubeadmConfigPatches)
+		}
+		if len(n.ExtraMounts) != 1 || n.ExtraMounts[0].HostPath != host.CapShim || n.ExtraMounts[0].ContainerPath != capShimInNode || !n.ExtraMounts[0].Readonly {
+			t.Errorf("%s: mounts %+v, want the shim read-only at %s", cfg.Name, n.ExtraMounts, capShimInNode)
+		}
+		if len(cfg.ContainerdConfigPatches) != 1 || !strings.Contains(cfg.ContainerdConfigPatches[0], `runtimes.runc.options]`) ||
+			!strings.Contains(cfg.ContainerdConfigPatches[0], `BinaryName = "`+capShimInNode+`"`) {
+			t.Errorf("%s: containerd patches %q, want runc's BinaryName set to the shim", cfg.Name, cfg.ContainerdConfigPatches)
+		}
+	}
+	// A machine that needs none of it changes nothing: kind's defaults hold.
+	plain := KindConfig(localfleet.ClusterSpec{Name: "hub"}, true, KindHost{})
+	if len(plain.ContainerdConfigPatches) != 0 || len(plain.Nodes[0].ExtraMounts) != 0 || !strings.HasPrefix(plain.Nodes[0].Image, "kindest/node:") {
+		t.Errorf("plain host config %+v", plain)
 	}
 }
 

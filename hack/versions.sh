@@ -1,0 +1,12 @@
+# The versions built into bin/ (hack/build-bins.sh) and into the offline kind node image
+# (hack/kind/node-image.sh); sourced by both.
+KUBE_VERSION=v1.36.3
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.19.2 # also in hack/helm/go.mod
+CONTAINERD_VERSION=v2.3.4 # as in kind's base image (images/base/Dockerfile)
+# The node image's Debian: this machine's own suite (its bin/ commands link against its
+# glibc), else bookworm.
+DEBIAN_SUITE=$( (. /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}") || true)
+DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
