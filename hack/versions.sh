@@ -10,3 +10,14 @@ CONTAINERD_VERSION=v2.3.4 # as in kind's base image (images/base/Dockerfile)
 DEBIAN_SUITE=$( (. /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}") || true)
 DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# kube_ldflags: the -ldflags that stamp Kubernetes commands with their version, as
+# Kubernetes' own build does (hack/lib/version.sh there).
+kube_ldflags() {
+  local minor=${KUBE_VERSION#v1.} pkg f=""
+  minor=${minor%%.*}
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    f+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  echo "${f# }"
+}

@@ -10,7 +10,8 @@
 #     own node files (entrypoint, systemd units, containerd config) from the kind module;
 #   - containerd, ctr and its runc shim, built from containerd's Go module;
 #   - kubelet, kubeadm, kubectl, kube-proxy and the control plane from k8s.io/kubernetes
-#     (hack/kube), etcd and CoreDNS at the versions kubeadm asks for, pause from its C source;
+#     (hack/kube; static, with their version stamped), etcd and CoreDNS at the versions
+#     kubeadm asks for, pause from its C source;
 #   - those as images (registry.k8s.io names, as kubeadm expects them), imported into the
 #     node's containerd, as `kind build node-image` does.
 # Pods get their network from the CNI bridge plugin (one node per cluster: the kind fleet
@@ -64,16 +65,13 @@ trap cleanup EXIT
 fresh() { [ -x "$out/$1" ] && [ "$(cat "$out/.$1.version" 2>/dev/null)" = "$2" ]; }
 stamp() { echo "$2" >"$out/.$1.version"; }
 
-# Kubernetes' own commands, from the module the control plane is built from.
-for c in kubelet kubeadm kube-proxy; do
+# Kubernetes' commands, static and stamped with their version as Kubernetes' own build does.
+for c in kubelet kubeadm kubectl kube-proxy kube-apiserver kube-controller-manager kube-scheduler; do
   if ! fresh "$c" "$KUBE_VERSION"; then
     phase "building $c $KUBE_VERSION"
-    (cd hack/kube && GOFLAGS=-mod=mod go build -o "$out/$c" "k8s.io/kubernetes/cmd/$c")
+    (cd hack/kube && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "$(kube_ldflags)" -o "$out/$c" "k8s.io/kubernetes/cmd/$c")
     stamp "$c" "$KUBE_VERSION"
   fi
-done
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  [ -x "bin/$c" ] || { log "bin/$c is missing: run make bins first"; exit 1; }
 done
 
 # The versions of the images kubeadm pulls, from kubeadm itself.
@@ -140,9 +138,9 @@ component() { # component IMAGE BINARY [ENTRYPOINT]
   docker build -q -t "$1" "$ctx" >/dev/null
   echo "$1" >>"$work/images"
 }
-component "registry.k8s.io/kube-apiserver:$KUBE_VERSION" bin/kube-apiserver
-component "registry.k8s.io/kube-controller-manager:$KUBE_VERSION" bin/kube-controller-manager
-component "registry.k8s.io/kube-scheduler:$KUBE_VERSION" bin/kube-scheduler
+component "registry.k8s.io/kube-apiserver:$KUBE_VERSION" "$out/kube-apiserver"
+component "registry.k8s.io/kube-controller-manager:$KUBE_VERSION" "$out/kube-controller-manager"
+component "registry.k8s.io/kube-scheduler:$KUBE_VERSION" "$out/kube-scheduler"
 component "registry.k8s.io/kube-proxy:$KUBE_VERSION" "$out/kube-proxy"
 component "registry.k8s.io/etcd:$etcd_tag" "$out/etcd"
 component "registry.k8s.io/coredns/coredns:$coredns_tag" "$out/coredns" /usr/local/bin/coredns
@@ -173,7 +171,7 @@ rm -f "$rootfs"/lib/systemd/system/multi-user.target.wants/* "$rootfs"/etc/syste
 echo "ReadKMsg=no" >>"$rootfs/etc/systemd/journald.conf"
 ln -sf /usr/lib/systemd/systemd "$rootfs/sbin/init"
 install -m 0755 "$out/containerd" "$out/ctr" "$out/containerd-shim-runc-v2" "$rootfs/usr/local/bin/"
-install -m 0755 "$out/kubelet" "$out/kubeadm" bin/kubectl "$rootfs/usr/bin/"
+install -m 0755 "$out/kubelet" "$out/kubeadm" "$out/kubectl" "$rootfs/usr/bin/"
 for p in host-local loopback bridge portmap ptp; do cp "$rootfs/usr/lib/cni/$p" "$rootfs/opt/cni/bin/"; done
 chroot "$rootfs" systemctl enable kubelet.service containerd.service undo-mount-hacks.service >/dev/null 2>&1
 chroot "$rootfs" systemctl mask systemd-binfmt.service >/dev/null 2>&1
