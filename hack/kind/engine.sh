@@ -39,6 +39,7 @@ engine_up() {
     dpkg-query -W -f='${Package}\n' | sort | comm -13 "$engine_state/packages.before" - >"$engine_state/packages.installed"
   fi
   [ -e /var/lib/docker ] || touch "$engine_state/new-data-root"
+  [ -e /etc/docker ] || touch "$engine_state/new-etc-docker" # dockerd writes its key.json there
   sysctl -n net.ipv4.ip_forward >"$engine_state/ip_forward" 2>/dev/null || true
   if command -v iptables-save >/dev/null 2>&1; then
     iptables-save >"$engine_state/iptables" 2>/dev/null || true
@@ -101,18 +102,21 @@ engine_restore() {
     dockerd_stop
     engine_log "stopped the dockerd this run started"
     ip link delete docker0 2>/dev/null || true
-    if [ -f "$engine_state/iptables" ]; then
-      iptables-restore <"$engine_state/iptables" 2>/dev/null || true
-    elif command -v iptables >/dev/null 2>&1; then
+    if command -v iptables >/dev/null 2>&1; then
+      # Docker's chains go; the rules there were before (none, when nothing was saved) return.
       local t
       for t in filter nat mangle raw; do iptables -t "$t" -F 2>/dev/null; iptables -t "$t" -X 2>/dev/null; done
       iptables -P FORWARD ACCEPT 2>/dev/null || true
+      if [ -s "$engine_state/iptables" ]; then
+        iptables-restore <"$engine_state/iptables" 2>/dev/null || true
+      fi
     fi
     [ -s "$engine_state/ip_forward" ] && sysctl -qw net.ipv4.ip_forward="$(cat "$engine_state/ip_forward")" || true
   fi
   if [ -f "$engine_state/new-data-root" ]; then
     rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd
   fi
+  [ -f "$engine_state/new-etc-docker" ] && rm -rf /etc/docker
   [ -f "$engine_state/policy-rc.d" ] && rm -f /usr/sbin/policy-rc.d
   if [ -s "$engine_state/packages.installed" ]; then
     engine_log "removing the packages this run installed: $(tr '\n' ' ' <"$engine_state/packages.installed")"
