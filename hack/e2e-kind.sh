@@ -41,7 +41,7 @@ make -s bins
 phase "kind node image"
 node_image=$(hack/kind/node-image.sh)
 export INFERFLEET_KIND_NODE_IMAGE=$node_image
-phase "node image: ${node_image:-the default of kind}"
+echo "e2e-kind: node image: ${node_image:-the default of kind}" >&2
 
 phase "hub image"
 image=${INFERFLEET_HUB_IMAGE:-inferfleet/hub:e2e}

@@ -26,6 +26,8 @@ engine_up() {
   fi
   ENGINE=docker
   engine_state=$(mktemp -d)
+  [ -e /var/lib/docker ] || touch "$engine_state/new-data-root"
+  [ -e /etc/docker ] || touch "$engine_state/new-etc-docker" # the install and dockerd's key.json
   if ! command -v dockerd >/dev/null 2>&1; then
     engine_log "installing Debian's docker.io (removed again when done)"
     dpkg-query -W -f='${Package}\n' | sort >"$engine_state/packages.before"
@@ -38,8 +40,6 @@ engine_up() {
     rm -f /usr/sbin/policy-rc.d "$engine_state/policy-rc.d"
     dpkg-query -W -f='${Package}\n' | sort | comm -13 "$engine_state/packages.before" - >"$engine_state/packages.installed"
   fi
-  [ -e /var/lib/docker ] || touch "$engine_state/new-data-root"
-  [ -e /etc/docker ] || touch "$engine_state/new-etc-docker" # dockerd writes its key.json there
   sysctl -n net.ipv4.ip_forward >"$engine_state/ip_forward" 2>/dev/null || true
   if command -v iptables-save >/dev/null 2>&1; then
     iptables-save >"$engine_state/iptables" 2>/dev/null || true
