@@ -46,10 +46,19 @@ build: ## Build the hub manager and fleetctl into bin/.
 ##@ Test
 
 .PHONY: test
-test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet, then a bounded fuzz run.
+test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet, then a bounded fuzz run and the cross-compilation check.
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+	$(MAKE) cross
+
+# The binaries users run on their own machines build for these platforms too.
+CROSS_PLATFORMS ?= darwin/arm64 linux/arm64
+
+.PHONY: cross
+cross: ## Compile ./cmd/... for CROSS_PLATFORMS (a check: nothing is written).
+	@for p in $(CROSS_PLATFORMS); do echo "go build ./cmd/... for $$p"; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build ./cmd/... || exit 1; done
 
 # Each target also runs its seeds and committed corpus (testdata/fuzz) in every go test.
 FUZZ_TIME ?= 45s

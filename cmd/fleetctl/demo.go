@@ -176,8 +176,7 @@ func startHubProcess(ctx context.Context, f *localfleet.Fleet, errOut io.Writer)
 	cmd := exec.Command(bin, "--metrics-bind-address", metrics, "--health-probe-bind-address", probes)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+f.Hub.KubeconfigPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := localfleet.StartChild(cmd); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start hub: %w", err)
 	}

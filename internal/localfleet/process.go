@@ -26,6 +26,10 @@ type process struct {
 	waitErr   error
 }
 
+// StartChild starts cmd in its own process group as a child that dies with this process
+// where the OS can arrange it (on Linux, SIGKILL when we die; elsewhere Stop ends it).
+func StartChild(cmd *exec.Cmd) error { return spawn(cmd, false) }
+
 // startProcess runs binary with args, appending its output to logPath. detach starts it in a
 // session of its own so it outlives the caller; otherwise it dies with the caller.
 func startProcess(component, binary string, args []string, logPath string, detach bool) (*process, error) {
