@@ -6,7 +6,11 @@ BIN_DIR        := $(CURDIR)/bin
 FLEET_DIR      ?= $(CURDIR)/.fleet
 GO_TEST_FLAGS  ?=
 # Flags of the hub binary, here and in the Dockerfile (a test keeps them equal).
-HUB_BUILD_FLAGS := -trimpath -ldflags=-s
+# The version stamped into the hub and fleetctl: the nearest v* tag (git describe), else
+# v0.0.0-<commit>; -dirty when the tree has changes.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+VERSION_LDFLAGS := -X github.com/inferfleet/inferfleet/internal/version.Version=$(VERSION)
+HUB_BUILD_FLAGS := -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
 export INFERFLEET_BIN_DIR := $(BIN_DIR)
 
@@ -39,9 +43,10 @@ bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, ku
 	bash hack/build-bins.sh
 
 .PHONY: build
-build: ## Build the hub manager and fleetctl into bin/.
+build: ## Build the hub manager and fleetctl into bin/ (and bin/kubectl-fleet, for `kubectl fleet`).
 	CGO_ENABLED=0 go build $(HUB_BUILD_FLAGS) -o $(BIN_DIR)/hub ./cmd/hub
-	go build -o $(BIN_DIR)/fleetctl ./cmd/fleetctl
+	go build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN_DIR)/fleetctl ./cmd/fleetctl
+	ln -sf fleetctl $(BIN_DIR)/kubectl-fleet
 
 ##@ Test
 

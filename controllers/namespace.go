@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,4 +45,31 @@ func releaseNamespace(ctx context.Context, c client.Client, live client.Reader, 
 		return false, fmt.Errorf("delete namespace %s: %w", namespace, err)
 	}
 	return true, nil
+}
+
+// CleanMember deletes from a member every object the hub wrote there for any service (its
+// member objects: label app.kubernetes.io/managed-by=inferfleet-hub and role member), then
+// each namespace the hub created in which nothing of the hub's remains. It is `fleetctl
+// cluster unjoin --cleanup`, run with the member's own credentials once the hub no longer
+// manages it. It returns what it deleted.
+func CleanMember(ctx context.Context, c client.Client) ([]string, error) {
+	sel := client.MatchingLabels{render.LabelManagedBy: render.ManagedBy, render.LabelRole: render.RoleMember}
+	deleted, err := deleteUnkept(ctx, c, sel, metav1.NamespaceAll, memberKinds, clusterScopedKinds, nil, func(client.Object) bool { return true })
+	if err != nil {
+		return deleted, err
+	}
+	var namespaces corev1.NamespaceList
+	if err := c.List(ctx, &namespaces, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
+		return deleted, fmt.Errorf("list namespaces: %w", err)
+	}
+	for _, ns := range namespaces.Items {
+		released, err := releaseNamespace(ctx, c, c, ns.Name, func(*unstructured.Unstructured) bool { return false })
+		if err != nil {
+			return deleted, fmt.Errorf("namespace %s: %w", ns.Name, err)
+		}
+		if released {
+			deleted = append(deleted, "Namespace/"+ns.Name)
+		}
+	}
+	return deleted, nil
 }

@@ -30,6 +30,9 @@ const (
 	// AnnotationCordoned on a registration Secret takes the cluster out of every
 	// service's placement, as a failover would; its value says who cordoned it and why.
 	AnnotationCordoned = "fleet.inferfleet.dev/cordoned"
+	// CordonProperty is the cordon as a ClusterProfile status property: its value says who
+	// cordoned the cluster and why.
+	CordonProperty = "cordoned.fleet.inferfleet.dev"
 )
 
 // IsRegistration reports whether a Secret's labels make it a cluster registration: a

@@ -59,7 +59,7 @@ const (
 // then restores the cluster and waits for failback, and reports both times.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=drill,categories=inferfleet
+// +kubebuilder:resource:shortName={drill,drills},categories=inferfleet
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Recover",type=string,JSONPath=`.status.timeToRecover`

@@ -263,5 +263,5 @@ func waitAndShow(ctx context.Context, out io.Writer, c client.Client, key client
 
 // printStatus prints a service as `fleetctl status` does.
 func printStatus(w io.Writer, svc *v1alpha1.FleetInferenceService) {
-	writeStatusTable(w, []v1alpha1.FleetInferenceService{*svc}, time.Now())
+	writeStatusTable(w, []v1alpha1.FleetInferenceService{*svc}, time.Now(), false)
 }

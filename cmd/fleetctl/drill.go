@@ -24,21 +24,21 @@ import (
 type drillOptions struct {
 	cluster, service, namespace string
 	timeout                     time.Duration
-	hub                         hubFlags
+	hub                         *kubeFlags
 }
 
-func newDrillCmd() *cobra.Command {
+func newDrillCmd(kf *kubeFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drill",
 		Short: "Rehearse failovers on a running fleet",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newDrillRegionCmd())
+	cmd.AddCommand(newDrillRegionCmd(kf))
 	return cmd
 }
 
-func newDrillRegionCmd() *cobra.Command {
-	var o drillOptions
+func newDrillRegionCmd(kf *kubeFlags) *cobra.Command {
+	o := drillOptions{hub: kf}
 	cmd := &cobra.Command{
 		Use:   "region",
 		Short: "Take one cluster (a region) out of placement, wait for recovery and failback, and report the times",
@@ -52,14 +52,17 @@ which removes its cordon.`,
   fleetctl drill region --cluster gke-east --service serving/llama --timeout 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, err := kf.namespace()
+			if err != nil {
+				return err
+			}
+			o.namespace = ns
 			return drillRegion(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, cmd.Flags().Changed("namespace"))
 		},
 	}
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "member cluster to take out (required)")
 	cmd.Flags().StringVar(&o.service, "service", "", "drill only this FleetInferenceService, as NAME or NAMESPACE/NAME")
-	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of the services and the drill")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound of each half of the drill (recovery, then failback)")
-	o.hub.bind(cmd)
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
 }
@@ -95,7 +98,7 @@ func drillRegion(ctx context.Context, out, errOut io.Writer, o drillOptions, nam
 	final, err := runDrill(wait, c, drill, p.progress)
 	switch {
 	case final == nil:
-		return err
+		return o.hub.hubError(err)
 	case errors.Is(err, errDrillFailed), err == nil:
 		writeDrillReport(out, final)
 		return err

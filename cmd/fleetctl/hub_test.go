@@ -51,8 +51,10 @@ func TestHubKubeconfig(t *testing.T) {
 		{kubeconfig: missing, err: "missing"},
 		{kubeconfig: hub, context: "absent", err: "absent"},
 	} {
-		h := hubFlags{kubeconfig: tc.kubeconfig, context: tc.context}
-		cfg, err := h.restConfig()
+		t.Setenv("KUBECONFIG", "")
+		kf := newKubeFlags()
+		*kf.KubeConfig, *kf.Context = tc.kubeconfig, tc.context
+		cfg, err := kf.restConfig()
 		switch {
 		case tc.err != "":
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -67,36 +69,33 @@ func TestHubKubeconfig(t *testing.T) {
 
 	// Without --kubeconfig, $KUBECONFIG's path list.
 	t.Setenv("KUBECONFIG", list(other, hub))
-	if cfg, err := (&hubFlags{}).restConfig(); err != nil || cfg.Host != "https://hub.test" {
+	if cfg, err := newKubeFlags().restConfig(); err != nil || cfg.Host != "https://hub.test" {
 		t.Errorf("$KUBECONFIG path list: %v %v", cfg, err)
 	}
 }
 
-// TestHubFlagsEverywhere: every command that talks to the hub takes the same flags.
+// TestHubFlagsEverywhere: every command that talks to the hub takes kubectl's global
+// flags, the same ones, from the root.
 func TestHubFlagsEverywhere(t *testing.T) {
 	root := newRootCmd()
-	for _, path := range [][]string{{"status"}, {"clusters"}, {"drill", "region"}} {
+	for _, path := range [][]string{{"status"}, {"clusters"}, {"drill", "region"}, {"cluster", "join"}, {"cluster", "unjoin"},
+		{"cluster", "cordon"}, {"cluster", "uncordon"}, {"version"}, {"render"}} {
 		cmd, _, err := root.Find(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, flag := range []string{"kubeconfig", "context"} {
-			f := cmd.Flags().Lookup(flag)
+		for _, flag := range []string{"kubeconfig", "context", "namespace", "as", "request-timeout", "server", "token"} {
+			f := cmd.InheritedFlags().Lookup(flag)
 			if f == nil {
 				t.Errorf("%v has no --%s", path, flag)
 				continue
 			}
-			if want := newHubFlagUsage(flag); f.Usage != want || f.DefValue != "" {
-				t.Errorf("%v --%s: usage %q default %q, want the shared flag", path, flag, f.Usage, f.DefValue)
+			if f != root.PersistentFlags().Lookup(flag) {
+				t.Errorf("%v --%s is not the root's flag", path, flag)
 			}
 		}
 	}
-}
-
-// newHubFlagUsage is the usage of the shared hub flag.
-func newHubFlagUsage(flag string) string {
-	cmd := newRootCmd()
-	var h hubFlags
-	h.bind(cmd)
-	return cmd.Flags().Lookup(flag).Usage
+	if root.PersistentFlags().ShorthandLookup("n") == nil {
+		t.Error("-n is not kubectl's namespace flag")
+	}
 }

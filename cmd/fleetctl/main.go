@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -23,6 +25,13 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(), newDemoCmd(), newDrillCmd(), newStatusCmd(), newClustersCmd())
+	// Installed as kubectl-fleet, kubectl runs it as `kubectl fleet`: help says so.
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl fleet"}
+	}
+	kf := newKubeFlags()
+	kf.addFlags(root.PersistentFlags())
+	root.AddCommand(newUpCmd(), newDownCmd(), newRenderCmd(kf), newDemoCmd(), newDrillCmd(kf), newStatusCmd(kf), newClustersCmd(kf),
+		newVersionCmd(kf), newClusterCmd(kf))
 	return root
 }

@@ -1,18 +1,19 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/cli-runtime/pkg/resource"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -22,71 +23,84 @@ import (
 )
 
 type renderOptions struct {
-	file, clusters, configCluster, output string
+	files                                    resource.FilenameOptions
+	clusters, configCluster, output, cluster string
+	// namespace is given to objects in -f that name none.
+	namespace string
 }
 
-func newRenderCmd() *cobra.Command {
+func newRenderCmd(kf *kubeFlags) *cobra.Command {
 	var o renderOptions
 	cmd := &cobra.Command{
-		Use:   "render -f FIS.yaml --clusters CLUSTERS.yaml",
+		Use:   "render -f FILE|DIR [-R] --clusters CLUSTERS.yaml [--cluster NAME]",
 		Short: "Print what the hub would apply to each cluster, without contacting any",
 		Long: `render prints exactly the objects the hub would apply for the FleetInferenceServices in
--f, per cluster, offline. CLUSTERS.yaml lists the fleet's clusters as {name, region,
-labels}. Secrets in -f stand in for the hub's token Secrets; a token Secret that is not
-there is rendered with a placeholder value.`,
+-f, per cluster, offline. -f takes files, directories (their .yaml, .yml and .json files;
+-R descends into subdirectories), URLs or - for stdin, as kubectl does, or -k a kustomization.
+CLUSTERS.yaml lists the fleet's clusters as {name, region, labels}. Secrets in -f stand
+in for the hub's token Secrets; a token Secret that is not there is rendered with a
+placeholder value. Objects without a namespace are in -n (default: the kubeconfig
+context's namespace, else default).
+
+With --cluster NAME, render prints that one cluster's objects as a kubectl List, to pipe
+into kubectl apply -f - or kubectl diff -f - against that cluster.`,
+		Example: `  fleetctl render -f config/samples/ --clusters clusters.yaml
+  fleetctl render -f fis.yaml --clusters clusters.yaml --cluster gke-west | kubectl --context gke-west diff -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, err := kf.namespace()
+			if err != nil {
+				return err
+			}
+			o.namespace = ns
 			return runRender(cmd.OutOrStdout(), o)
 		},
 	}
-	cmd.Flags().StringVarP(&o.file, "filename", "f", "", "FleetInferenceService YAML (- for stdin)")
+	cmd.Flags().StringSliceVarP(&o.files.Filenames, "filename", "f", nil, "files, directories or URLs of FleetInferenceServices (and token Secrets); - for stdin")
+	cmd.Flags().BoolVarP(&o.files.Recursive, "recursive", "R", false, "descend into the subdirectories of -f directories")
+	cmd.Flags().StringVarP(&o.files.Kustomize, "kustomize", "k", "", "a kustomization directory to build and render")
 	cmd.Flags().StringVar(&o.clusters, "clusters", "", "YAML list of clusters: [{name, region, labels}]")
 	cmd.Flags().StringVar(&o.configCluster, "config-cluster", "", "name of the config cluster, whose Gateway objects are rendered too")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "yaml", "yaml (a --- stream with a '# cluster: NAME' comment per cluster) or json ({cluster: [objects]})")
-	_ = cmd.MarkFlagRequired("filename")
+	cmd.Flags().StringVar(&o.cluster, "cluster", "", "print only this cluster's objects, as a kubectl List")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "yaml", "yaml (a --- stream with a '# cluster: NAME' comment per cluster; a List with --cluster) or json ({cluster: [objects]}; a List with --cluster)")
 	_ = cmd.MarkFlagRequired("clusters")
 	return cmd
 }
 
-func readInput(path string) ([]byte, error) {
-	if path == "-" {
-		return io.ReadAll(os.Stdin)
+// readServices reads the FleetInferenceServices and Secrets of -f/-k with cli-runtime's
+// resource builder (files, directories, -R, URLs, stdin, kustomizations), offline. Each
+// error names the file, and an unknown field its path.
+func readServices(files *resource.FilenameOptions, namespace string) ([]*v1alpha1.FleetInferenceService, map[string]*corev1.Secret, error) {
+	if err := files.RequireFilenameOrKustomize(); err != nil {
+		return nil, nil, err
 	}
-	return os.ReadFile(path)
-}
-
-// decodeServices reads FleetInferenceServices and Secrets from a YAML stream.
-func decodeServices(raw []byte) ([]*v1alpha1.FleetInferenceService, map[string]*corev1.Secret, error) {
+	infos, err := resource.NewLocalBuilder().Unstructured().FilenameParam(false, files).Flatten().Do().Infos()
+	if err != nil {
+		return nil, nil, err
+	}
 	var svcs []*v1alpha1.FleetInferenceService
 	secrets := map[string]*corev1.Secret{}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	for i := 0; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, info := range infos {
+		u, ok := info.Object.(*unstructured.Unstructured)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: unexpected object %T", info.Source, info.Object)
 		}
-		if err != nil {
-			return nil, nil, err
+		if u.GetNamespace() == "" {
+			u.SetNamespace(namespace)
 		}
-		var meta struct{ APIVersion, Kind string }
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return nil, nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
+		gvk := u.GroupVersionKind()
+		what := fmt.Sprintf("%s: %s %s/%s", info.Source, gvk.Kind, u.GetNamespace(), u.GetName())
 		switch {
-		case meta.Kind == "" && len(bytes.TrimSpace(doc)) == 0:
-		case meta.Kind == "FleetInferenceService" && meta.APIVersion == v1alpha1.GroupVersion.String():
+		case gvk == v1alpha1.GroupVersion.WithKind("FleetInferenceService"):
 			svc := &v1alpha1.FleetInferenceService{}
-			if err := yaml.UnmarshalStrict(doc, svc); err != nil {
-				return nil, nil, fmt.Errorf("document %d: %w", i+1, err)
-			}
-			if svc.Namespace == "" {
-				svc.Namespace = "default"
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, svc, true); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", what, err)
 			}
 			svcs = append(svcs, svc)
-		case meta.Kind == "Secret" && meta.APIVersion == "v1":
+		case gvk == corev1.SchemeGroupVersion.WithKind("Secret"):
 			s := &corev1.Secret{}
-			if err := yaml.Unmarshal(doc, s); err != nil {
-				return nil, nil, fmt.Errorf("document %d: %w", i+1, err)
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, s, true); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", what, err)
 			}
 			for k, v := range s.StringData {
 				if s.Data == nil {
@@ -94,16 +108,13 @@ func decodeServices(raw []byte) ([]*v1alpha1.FleetInferenceService, map[string]*
 				}
 				s.Data[k] = []byte(v)
 			}
-			if s.Namespace == "" {
-				s.Namespace = "default"
-			}
 			secrets[s.Namespace+"/"+s.Name] = s
 		default:
-			return nil, nil, fmt.Errorf("document %d: %s %s is neither a FleetInferenceService nor a Secret", i+1, meta.APIVersion, meta.Kind)
+			return nil, nil, fmt.Errorf("%s: %s is neither a FleetInferenceService (%s) nor a Secret (v1)", what, gvk.GroupVersion(), v1alpha1.GroupVersion)
 		}
 	}
 	if len(svcs) == 0 {
-		return nil, nil, errors.New("no FleetInferenceService found")
+		return nil, nil, fmt.Errorf("no FleetInferenceService found in %s", strings.Join(append(files.Filenames, files.Kustomize), " "))
 	}
 	return svcs, secrets, nil
 }
@@ -147,13 +158,12 @@ func runRender(w io.Writer, o renderOptions) error {
 	if o.output != "yaml" && o.output != "json" {
 		return fmt.Errorf("-o must be yaml or json, not %q", o.output)
 	}
-	raw, err := readInput(o.file)
+	if o.namespace == "" {
+		o.namespace = metav1.NamespaceDefault
+	}
+	svcs, secrets, err := readServices(&o.files, o.namespace)
 	if err != nil {
 		return err
-	}
-	svcs, secrets, err := decodeServices(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.file, err)
 	}
 	craw, err := os.ReadFile(o.clusters)
 	if err != nil {
@@ -179,9 +189,15 @@ func runRender(w io.Writer, o renderOptions) error {
 	if o.configCluster != "" && !seen[o.configCluster] {
 		return fmt.Errorf("--config-cluster %q is not in %s", o.configCluster, o.clusters)
 	}
+	if o.cluster != "" && !seen[o.cluster] {
+		return fmt.Errorf("--cluster %q is not in %s", o.cluster, o.clusters)
+	}
 	perCluster, order, err := renderFleet(svcs, secrets, clusters, o.configCluster)
 	if err != nil {
 		return err
+	}
+	if o.cluster != "" {
+		return printClusterList(w, perCluster[o.cluster], o.output)
 	}
 	if o.output == "json" {
 		doc := map[string][]client.Object{}
@@ -214,4 +230,17 @@ func runRender(w io.Writer, o renderOptions) error {
 		}
 	}
 	return nil
+}
+
+// printClusterList prints one cluster's objects as a kubectl List.
+func printClusterList(w io.Writer, objs []client.Object, output string) error {
+	items := make([]runtime.Object, len(objs))
+	for i, o := range objs {
+		items[i] = o
+	}
+	var p printers.ResourcePrinter = &printers.YAMLPrinter{}
+	if output == "json" {
+		p = &printers.JSONPrinter{}
+	}
+	return p.PrintObj(asList(items), w)
 }

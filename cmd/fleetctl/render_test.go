@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/cli-runtime/pkg/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -24,9 +25,14 @@ func writeClusters(t *testing.T) string {
 
 const sample = "../../config/samples/fleet_v1alpha1_two-region-h100.yaml"
 
+// files is -f with the given paths.
+func files(paths ...string) resource.FilenameOptions {
+	return resource.FilenameOptions{Filenames: paths}
+}
+
 func TestRenderYAML(t *testing.T) {
 	var out bytes.Buffer
-	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), output: "yaml"}); err != nil {
+	if err := runRender(&out, renderOptions{files: files(sample), clusters: writeClusters(t), output: "yaml"}); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
@@ -54,7 +60,7 @@ func TestRenderYAML(t *testing.T) {
 
 func TestRenderJSON(t *testing.T) {
 	var out bytes.Buffer
-	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), output: "json"}); err != nil {
+	if err := runRender(&out, renderOptions{files: files(sample), clusters: writeClusters(t), output: "json"}); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string][]map[string]any
@@ -79,17 +85,17 @@ func TestRenderRejectsBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: fleet.inferfleet.dev/v1alpha1\nkind: FleetInferenceService\nmetadata: {name: x}\nspec:\n  model: {name: m, accelerator: {type: tpu-v5-lite-podslice}}\n  replicas: 1\n  placement: {clusters: [{name: gke-west}]}\n"), 0o644)
-	err := runRender(&bytes.Buffer{}, renderOptions{file: bad, clusters: writeClusters(t), output: "yaml"})
+	err := runRender(&bytes.Buffer{}, renderOptions{files: files(bad), clusters: writeClusters(t), output: "yaml"})
 	if err == nil || !strings.Contains(err.Error(), "topology") {
 		t.Errorf("invalid spec: want an error naming topology, got %v", err)
 	}
 	missing := filepath.Join(dir, "missing.yaml")
 	os.WriteFile(missing, []byte("apiVersion: fleet.inferfleet.dev/v1alpha1\nkind: FleetInferenceService\nmetadata: {name: x}\nspec:\n  model: {name: m}\n  replicas: 1\n  placement: {clusters: [{name: nowhere}]}\n"), 0o644)
-	err = runRender(&bytes.Buffer{}, renderOptions{file: missing, clusters: writeClusters(t), output: "yaml"})
+	err = runRender(&bytes.Buffer{}, renderOptions{files: files(missing), clusters: writeClusters(t), output: "yaml"})
 	if err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("unknown cluster: want an error naming it, got %v", err)
 	}
-	err = runRender(&bytes.Buffer{}, renderOptions{file: sample, clusters: writeClusters(t), output: "xml"})
+	err = runRender(&bytes.Buffer{}, renderOptions{files: files(sample), clusters: writeClusters(t), output: "xml"})
 	if err == nil {
 		t.Error("accepted -o xml")
 	}
@@ -97,7 +103,7 @@ func TestRenderRejectsBadInput(t *testing.T) {
 
 func TestRenderConfigCluster(t *testing.T) {
 	var out bytes.Buffer
-	if err := runRender(&out, renderOptions{file: sample, clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
+	if err := runRender(&out, renderOptions{files: files(sample), clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string][]map[string]any
@@ -120,7 +126,7 @@ func TestRenderConfigCluster(t *testing.T) {
 	if gw["kind"] != "Gateway" || len(addrs) != 2 {
 		t.Errorf("gateway first with both regions, got %v", gw)
 	}
-	if err := runRender(&bytes.Buffer{}, renderOptions{file: sample, clusters: writeClusters(t), configCluster: "nowhere", output: "json"}); err == nil {
+	if err := runRender(&bytes.Buffer{}, renderOptions{files: files(sample), clusters: writeClusters(t), configCluster: "nowhere", output: "json"}); err == nil {
 		t.Error("accepted an unknown config cluster")
 	}
 }
@@ -146,7 +152,7 @@ func TestRenderRejectsContradictoryRouting(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			err := runRender(&out, renderOptions{file: f, clusters: writeClusters(t), output: "yaml"})
+			err := runRender(&out, renderOptions{files: files(f), clusters: writeClusters(t), output: "yaml"})
 			if err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("want an error naming %s, got %v", tc.field, err)
 			}
@@ -161,7 +167,7 @@ func TestRenderRejectsContradictoryRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := runRender(&out, renderOptions{file: f, clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
+	if err := runRender(&out, renderOptions{files: files(f), clusters: writeClusters(t), configCluster: "gke-west", output: "json"}); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string][]map[string]any

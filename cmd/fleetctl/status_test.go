@@ -117,8 +117,10 @@ func TestStatusAndClusters(t *testing.T) {
 	if got := runWith(list, "status", "default/vllm-llama3-8b-instruct", "--context", "hub"); !same(got, table) {
 		t.Errorf("status --kubeconfig %s --context hub:\n%s", list, got)
 	}
-	var svcs []v1alpha1.FleetInferenceService
-	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs) != 1 || len(svcs[0].Status.Clusters) != 2 {
+	var svcs struct {
+		Items []v1alpha1.FleetInferenceService
+	}
+	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &svcs); err != nil || len(svcs.Items) != 1 || len(svcs.Items[0].Status.Clusters) != 2 {
 		t.Errorf("status -o json: %v %+v", err, svcs)
 	}
 	// A cluster GKE Hub discovery registered, and a Secret that registers nothing.
