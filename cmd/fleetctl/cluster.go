@@ -179,13 +179,13 @@ func runJoin(ctx context.Context, out io.Writer, kf *kubeFlags, o joinOptions) e
 	}
 	member, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
 	if err != nil {
-		return fmt.Errorf("member (%s): %w", where, err)
+		return fmt.Errorf("member %s (%s): %w", o.name, where, explain(err))
 	}
 	if err := allowed(ctx, member,
 		authzv1.ResourceAttributes{Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: joinNamespace, Name: joinServiceAccount},
 		authzv1.ResourceAttributes{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"},
 		authzv1.ResourceAttributes{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}); err != nil {
-		return fmt.Errorf("member %s (%s): %w", o.name, where, err)
+		return fmt.Errorf("member %s (%s): %w", o.name, where, explain(err))
 	}
 	server := o.server
 	if server == "" {
@@ -240,6 +240,10 @@ func runJoin(ctx context.Context, out io.Writer, kf *kubeFlags, o joinOptions) e
 		return undo(fmt.Errorf("member %s (%s): the hub's new identity: %w", o.name, server, err))
 	}
 
+	// A hub that has no registration yet may lack their namespace.
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.namespace}}); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
+		return undo(fmt.Errorf("hub: namespace %s: %w", o.namespace, kf.hubError(err)))
+	}
 	reg := fleet.RegistrationSecret(o.name, o.namespace, o.region, kubeconfig, o.labels)
 	reg.Labels[fleet.SourceLabel] = joinSource
 	reg.Annotations = map[string]string{annotationTokenExpires: tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339)}
@@ -383,6 +387,18 @@ func caData(cfg *rest.Config) ([]byte, error) {
 		return nil, fmt.Errorf("certificate authority: %w", err)
 	}
 	return b, nil
+}
+
+// explain says in words what an authentication or authorization refusal means; other
+// errors are returned as they are.
+func explain(err error) error {
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("the cluster refused the credentials (401 Unauthorized): %w", err)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("the credentials are not allowed to (403 Forbidden): %w", err)
+	}
+	return err
 }
 
 func ptrInt64(v int64) *int64 { return &v }
