@@ -51,7 +51,7 @@ build: ## Build the hub manager and fleetctl into bin/ (and bin/kubectl-fleet, f
 ##@ Test
 
 .PHONY: test
-test: bins ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet, then a bounded fuzz run and the cross-compilation check.
+test: bins build ## Run every test: unit, envtest (real kube-apiserver) and the e2e suites on the local fleet, then a bounded fuzz run and the cross-compilation check.
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
