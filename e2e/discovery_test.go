@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
@@ -303,6 +304,28 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Credentials that would make the hub run a command, or read a file of its own.
+		marker := filepath.Join(t.TempDir(), "the-hub-ran-it")
+		for _, a := range good.AuthInfos {
+			a.Token = ""
+			a.Exec = &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: "sh", InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
+				Args: []string{"-c", "touch " + marker + `; echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"x"}}'`}}
+		}
+		execs, err := clientcmd.Write(*good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(tokenFile, []byte("the-hubs-own-token"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range good.AuthInfos {
+			a.Exec, a.TokenFile = nil, tokenFile
+		}
+		readsFile, err := clientcmd.Write(*good)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, tc := range []struct {
 			name, want string
 			kubeconfig []byte
@@ -310,6 +333,8 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 			{"expired", `client certificate of "` + user + `" expired at`, expired},
 			{"refused", "refuses its credentials (401 Unauthorized)", revoked},
 			{"not a kubeconfig", "invalid kubeconfig", []byte("apiVersion: v1\nkind: Config\nclusters: {not: a list}\n")},
+			{"an exec plugin", "kubeconfig refused: it uses an exec plugin (sh)", execs},
+			{"a token file", "kubeconfig refused: it uses tokenFile " + tokenFile, readsFile},
 		} {
 			rotate(t, tc.kubeconfig)
 			framework.Eventually(t, 45*time.Second, "gke-west's entry says the credential is "+tc.name, func() error {
@@ -327,6 +352,9 @@ func TestKubeconfigRotationOnLocalFleet(t *testing.T) {
 			framework.Eventually(t, 30*time.Second, "the new objective in gke-east", func() error {
 				return lf.Members["gke-east"].Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: objective}, &infv1alpha2.InferenceObjective{})
 			})
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Errorf("the hub ran the registration's exec plugin: %v", err)
 		}
 		// Nothing was deleted in gke-west meanwhile, and the working credential brings it back.
 		if _, err := modelDeployment(ctx, west.Client, key); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,35 @@ type KubeconfigGetter interface {
 	Kubeconfig(ctx context.Context, name string) ([]byte, error)
 }
 
+// SelfContained refuses a member's REST config that would make the hub run a command or
+// read a file of its own. A registration's kubeconfig is data from whoever wrote the
+// Secret: an exec plugin or auth provider would run their code in the hub, and a file path
+// (tokenFile, certificate or key files) would send the hub's own files, its service
+// account token among them, to a server of theirs. The hub's identity in a member travels
+// in the kubeconfig itself: a token, or client certificate and key data.
+func SelfContained(cfg *rest.Config) error {
+	var refs []string
+	if cfg.ExecProvider != nil {
+		refs = append(refs, "an exec plugin ("+cfg.ExecProvider.Command+")")
+	}
+	if cfg.AuthProvider != nil {
+		refs = append(refs, "an auth provider ("+cfg.AuthProvider.Name+")")
+	}
+	for _, f := range []struct{ field, path string }{
+		{"tokenFile", cfg.BearerTokenFile}, {"certificate-authority", cfg.CAFile},
+		{"client-certificate", cfg.CertFile}, {"client-key", cfg.KeyFile},
+	} {
+		if f.path != "" {
+			refs = append(refs, f.field+" "+f.path)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("kubeconfig refused: it uses %s; a member's kubeconfig must carry its credentials as data (token, client-certificate-data, client-key-data, certificate-authority-data), so the hub runs no command and reads no file of its own for it",
+		strings.Join(refs, ", "))
+}
+
 // DiagnoseKubeconfig says what is wrong with a registration's kubeconfig, or "" when
 // nothing is or it cannot tell (an API server that does not answer is unreachable, not
 // misconfigured): it does not parse, has no usable context, its client certificate is
@@ -44,6 +74,9 @@ func DiagnoseKubeconfig(ctx context.Context, raw []byte, now time.Time, timeout 
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(raw)
 	if err != nil {
 		return "invalid kubeconfig: " + err.Error()
+	}
+	if err := SelfContained(cfg); err != nil {
+		return err.Error()
 	}
 	if why := certValidity(cfg, now); why != "" {
 		return why

@@ -143,6 +143,9 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	// Every member's rest.Config, whatever source it came from: a bound on one member's
 	// work, and the client-side rate limit, off unless set (a kubeconfig never sets one).
 	memberREST := func(c *rest.Config) error {
+		if err := fleet.SelfContained(c); err != nil {
+			return err
+		}
 		c.Timeout = o.MemberTimeout
 		if c.QPS == 0 {
 			c.QPS = -1
