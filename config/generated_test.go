@@ -72,6 +72,7 @@ func TestExternalCRDsMatchModules(t *testing.T) {
 	for dir, src := range map[string]string{
 		"gateway-api":         "sigs.k8s.io/gateway-api",
 		"inference-extension": "sigs.k8s.io/gateway-api-inference-extension",
+		"cluster-inventory":   "sigs.k8s.io/cluster-inventory-api",
 	} {
 		cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", src)
 		cmd.Dir = root
@@ -85,7 +86,7 @@ func TestExternalCRDsMatchModules(t *testing.T) {
 		}
 		for _, f := range files {
 			upstream := filepath.Join(strings.TrimSpace(string(modDir)), "config", "crd", "standard", filepath.Base(f))
-			if dir == "inference-extension" {
+			if dir == "inference-extension" || dir == "cluster-inventory" {
 				upstream = filepath.Join(strings.TrimSpace(string(modDir)), "config", "crd", "bases", filepath.Base(f))
 			}
 			a, _ := os.ReadFile(f)

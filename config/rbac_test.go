@@ -63,6 +63,8 @@ var documentedRules = []documentedRule{
 		[]string{"Secrets: `get`, `list`, `watch` and `patch` cluster-wide."}},
 	{hubRole, []string{""}, []string{"secrets"}, []string{"create", "delete"},
 		[]string{"Secrets in `inferfleet-system` only: `create` and `delete` (a Role and RoleBinding in that namespace)."}},
+	{hubClusterRole, []string{"multicluster.x-k8s.io"}, []string{"clusterprofiles"}, []string{"get", "list", "watch"},
+		[]string{"ClusterProfiles (`multicluster.x-k8s.io`): `get`, `list` and `watch`, read only"}},
 	{hubClusterRole, []string{"gateway.networking.k8s.io"}, []string{"gateways", "httproutes"}, writes,
 		[]string{"Gateways, HTTPRoutes, HealthCheckPolicies, GCPBackendPolicies and InferencePoolImports (and the imports' status)",
 			"A kind it writes comes with `get`, `list`, `watch`, `create`, `update`, `patch` and `delete`"}},

@@ -33,6 +33,11 @@ const (
 	// CordonProperty is the cordon as a ClusterProfile status property: its value says who
 	// cordoned the cluster and why.
 	CordonProperty = "cordoned.fleet.inferfleet.dev"
+	// AnnotationSourceUnhealthy on a registration Secret is its discovery source's word
+	// that the cluster is not healthy (a ClusterProfile whose ControlPlaneHealthy
+	// condition is False), and why. The health monitor counts the cluster unreachable
+	// while it is there, whatever its own probe finds.
+	AnnotationSourceUnhealthy = "fleet.inferfleet.dev/source-unhealthy"
 )
 
 // IsRegistration reports whether a Secret's labels make it a cluster registration: a
@@ -72,4 +77,7 @@ type Cluster struct {
 	// Cordoned clusters are out of every service's placement (the registration Secret
 	// carries the cordon annotation): drills and maintenance.
 	Cordoned bool `json:"cordoned,omitempty"`
+	// SourceUnhealthy, when set, is why the cluster's discovery source says it is not
+	// healthy (AnnotationSourceUnhealthy).
+	SourceUnhealthy string `json:"sourceUnhealthy,omitempty"`
 }

@@ -30,6 +30,9 @@ type Registration struct {
 	// KubeconfigLabel=true, so the kubeconfig provider engages the cluster. Sources that
 	// engage their clusters themselves (GKE Hub) leave it empty.
 	Kubeconfig []byte
+	// Unhealthy, when set, is the source's word that the cluster is not healthy, and why
+	// (AnnotationSourceUnhealthy).
+	Unhealthy string
 }
 
 // Source is a discovery source: it says which clusters exist now.
@@ -143,7 +146,8 @@ func (r *Registrar) matches(s *corev1.Secret, reg Registration) bool {
 		}
 	}
 	kc, ok := s.Data[KubeconfigKey]
-	return string(kc) == string(reg.Kubeconfig) && ok == (len(reg.Kubeconfig) > 0)
+	return string(kc) == string(reg.Kubeconfig) && ok == (len(reg.Kubeconfig) > 0) &&
+		s.Annotations[AnnotationSourceUnhealthy] == reg.Unhealthy
 }
 
 // appliedLabels are the label keys discovery's field manager owns on a Secret.
@@ -175,6 +179,11 @@ func (r *Registrar) apply(ctx context.Context, reg Registration) error {
 	ac := corev1ac.Secret(want.Name, want.Namespace).WithLabels(want.Labels).WithType(want.Type)
 	if len(want.Data) > 0 {
 		ac = ac.WithData(want.Data)
+	}
+	if reg.Unhealthy != "" {
+		// Omitted once healthy again: server-side apply removes what the manager no
+		// longer applies.
+		ac = ac.WithAnnotations(map[string]string{AnnotationSourceUnhealthy: reg.Unhealthy})
 	}
 	if err := r.Client.Apply(ctx, ac, client.FieldOwner(DiscoveryFieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("register cluster %s: %w", reg.Name, err)

@@ -190,6 +190,11 @@ func (m *Monitor) probeAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			ok, reason := m.probe(ctx, c.Name)
+			if ok && c.SourceUnhealthy != "" {
+				// The source knows better than /readyz: a control plane its manager
+				// reports unhealthy may still answer.
+				ok, reason = false, c.SourceUnhealthy
+			}
 			if !ok && strings.HasPrefix(reason, notConnected) && !m.everConnected(c.Name) && m.Now().Sub(m.started) < m.ConnectGrace && !m.knownDown(c.Name) {
 				// Just started (a restarted hub, say): the provider has not connected yet.
 				// Unknown is not unreachable; recording it would move replicas for nothing.

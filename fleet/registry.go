@@ -46,6 +46,7 @@ func (r *Registry) Registers(obj client.Object) bool {
 func ClusterFromSecret(s *corev1.Secret) Cluster {
 	c := Cluster{Name: s.Name, Region: s.Labels[RegionLabel], Labels: map[string]string{}}
 	_, c.Cordoned = s.Annotations[AnnotationCordoned]
+	c.SourceUnhealthy = s.Annotations[AnnotationSourceUnhealthy]
 	for k, v := range s.Labels {
 		if k == KubeconfigLabel || strings.HasPrefix(k, LabelPrefix) {
 			continue

@@ -1,5 +1,6 @@
 // Package scheme builds the runtime.Scheme of every type the hub reads or writes typed:
-// the built-in types, ours, the Gateway API's and the Inference Extension's.
+// the built-in types, ours, the Gateway API's, the Inference Extension's and the Cluster
+// Inventory API's ClusterProfile.
 package scheme
 
 import (
@@ -9,6 +10,7 @@ import (
 	infv1alpha1 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha1"
 	infv1alpha2 "sigs.k8s.io/gateway-api-inference-extension/apix/v1alpha2"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	cpv1alpha1 "sigs.k8s.io/cluster-inventory-api/apis/v1alpha1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 )
@@ -16,7 +18,7 @@ import (
 // New returns a new scheme with every type registered.
 func New() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha1.Install, infv1alpha2.Install, gwv1.Install} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, infv1.Install, infv1alpha1.Install, infv1alpha2.Install, gwv1.Install, cpv1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/clusterprofile"
 	"github.com/inferfleet/inferfleet/fleet/kind"
 )
 
@@ -41,7 +42,8 @@ func main() {
 	memberQPS := flag.Float64("member-api-qps", 0, "Client-side limit on the hub's requests per second to each member's API server; 0 leaves it off.")
 	flag.IntVar(&o.MemberBurst, "member-api-burst", 0, "Burst over --member-api-qps.")
 	sources := flag.String("cluster-source", app.SourceKubeconfig, "Where member clusters come from, comma-separated: "+
-		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters).")
+		"kubeconfig (Secrets in --cluster-namespace; always read), gkehub (GKE fleet memberships), kind (local kind clusters), "+
+		"clusterprofile (SIG Multicluster ClusterProfiles in --clusterprofile-namespace).")
 	flag.DurationVar(&o.DiscoveryInterval, "discovery-interval", 5*time.Second, "How often discovery sources are asked for their clusters.")
 	flag.StringVar(&o.GKE.Project, "gke-project", "", "gkehub: the fleet host project (id or number) whose memberships are members.")
 	flag.StringVar(&o.GKE.ProjectNumber, "gke-project-number", "", "gkehub: the project number, for Connect Gateway URLs (default: --gke-project).")
@@ -51,6 +53,9 @@ func main() {
 	flag.DurationVar(&o.GKE.PollInterval, "gke-poll-interval", 30*time.Second, "gkehub: how often memberships are listed.")
 	flag.StringVar(&o.Kind.Prefix, "kind-prefix", kind.DefaultPrefix, "kind: the name prefix of member kind clusters (- for every kind cluster).")
 	flag.BoolVar(&o.Kind.Internal, "kind-internal", false, "kind: reach clusters at their addresses on the kind network (a hub in a container on that network).")
+	flag.StringVar(&o.ClusterProfile.Namespace, "clusterprofile-namespace", "", "clusterprofile: the namespace of the ClusterProfiles and their credential Secrets (required with that source).")
+	flag.StringVar(&o.ClusterProfile.ConsumerName, "clusterprofile-consumer", clusterprofile.DefaultConsumerName,
+		"clusterprofile: the "+clusterprofile.LabelConsumer+" label value of the hub's credential Secrets.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,6 +76,9 @@ func main() {
 	}
 	if slices.Contains(o.Sources, app.SourceGKEHub) && o.GKE.Project == "" {
 		fail("--gke-project", errors.New("required with --cluster-source="+app.SourceGKEHub+": the fleet host project whose memberships are members"))
+	}
+	if slices.Contains(o.Sources, app.SourceClusterProfile) && o.ClusterProfile.Namespace == "" {
+		fail("--clusterprofile-namespace", errors.New("required with --cluster-source="+app.SourceClusterProfile+": the namespace whose ClusterProfiles are members"))
 	}
 	if *gkeSelector != "" {
 		if o.GKE.LabelSelector, err = labels.Parse(*gkeSelector); err != nil {

@@ -46,6 +46,13 @@ func BinDir() (string, error) {
 	return filepath.Join(root, "bin"), nil
 }
 
+// ClusterInventoryCRDDir holds SIG Multicluster's ClusterProfile CRD (copied by
+// hack/external-crds.sh): a cluster manager installs it, so it is not in CRDDirs; tests of
+// the clusterprofile source add it.
+func ClusterInventoryCRDDir(root string) string {
+	return filepath.Join(root, "config", "crd", "external", "cluster-inventory")
+}
+
 // CRDDirs are the folders under root of every CRD the hub and members use: ours, the GKE
 // fixtures and the external ones hack/external-crds.sh copies from the pinned modules.
 // Folders that do not exist are left out.

@@ -27,6 +27,7 @@ import (
 	"github.com/inferfleet/inferfleet/controllers"
 	"github.com/inferfleet/inferfleet/controllers/render"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/fleet/clusterprofile"
 	"github.com/inferfleet/inferfleet/fleet/gkehub"
 	"github.com/inferfleet/inferfleet/fleet/kind"
 )
@@ -62,6 +63,8 @@ type HubOptions struct {
 	GKE gkehub.Options
 	// Kind configures the kind source.
 	Kind kind.Options
+	// ClusterProfile configures the clusterprofile source (its Reader is the hub's).
+	ClusterProfile clusterprofile.Options
 	// DiscoveryInterval is how often discovery sources are asked for their clusters
 	// (default 5s; GKE Hub itself is polled on GKE.PollInterval).
 	DiscoveryInterval time.Duration
@@ -97,7 +100,12 @@ const (
 	SourceKubeconfig = "kubeconfig"
 	SourceGKEHub     = gkehub.SourceName
 	SourceKind       = kind.SourceName
+	// SourceClusterProfile: SIG Multicluster ClusterProfiles in a namespace of the hub.
+	SourceClusterProfile = clusterprofile.SourceName
 )
+
+// allSources lists the sources for messages.
+var allSources = []string{SourceKubeconfig, SourceGKEHub, SourceKind, SourceClusterProfile}
 
 // ParseSources reads a --cluster-source value: a comma-separated list of sources.
 func ParseSources(v string) ([]string, error) {
@@ -107,9 +115,9 @@ func ParseSources(v string) ([]string, error) {
 		switch s {
 		case "":
 			continue
-		case SourceKubeconfig, SourceGKEHub, SourceKind:
+		case SourceKubeconfig, SourceGKEHub, SourceKind, SourceClusterProfile:
 		default:
-			return nil, fmt.Errorf("unknown cluster source %q: use %s, %s or %s (comma-separated to combine)", s, SourceKubeconfig, SourceGKEHub, SourceKind)
+			return nil, fmt.Errorf("unknown cluster source %q: use %s (comma-separated to combine)", s, strings.Join(allSources, ", "))
 		}
 		if slices.Contains(out, s) {
 			return nil, fmt.Errorf("cluster source %q given twice", s)
@@ -117,7 +125,7 @@ func ParseSources(v string) ([]string, error) {
 		out = append(out, s)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no cluster source given: use %s, %s or %s", SourceKubeconfig, SourceGKEHub, SourceKind)
+		return nil, fmt.Errorf("no cluster source given: use %s", strings.Join(allSources, ", "))
 	}
 	return out, nil
 }
@@ -195,6 +203,11 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		return nil, fmt.Errorf("cluster discovery: %w", err)
 	}
 	local := mgr.GetLocalManager()
+	if slices.Contains(o.Sources, SourceClusterProfile) {
+		cp := o.ClusterProfile
+		cp.Reader = local.GetAPIReader()
+		sources = append(sources, clusterprofile.New(cp))
+	}
 	if len(sources) > 0 {
 		discovery := &fleet.Discovery{Client: local.GetClient(), Namespace: o.ClusterNamespace, Sources: sources, Interval: o.DiscoveryInterval}
 		if err := local.Add(discovery); err != nil {
@@ -299,6 +312,7 @@ func discoverySources(o HubOptions, kubeconfigProvider *kubeconfig.Provider, mem
 			sources = append(sources, p)
 		case SourceKind:
 			sources = append(sources, kind.New(o.Kind))
+		case SourceClusterProfile: // reads the hub: added once the manager exists
 		default:
 			return nil, nil, fmt.Errorf("unknown cluster source %q", name)
 		}
