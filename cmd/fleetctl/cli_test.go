@@ -75,15 +75,21 @@ func hubKubeconfig(t *testing.T, env *framework.Env) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "hub.kubeconfig")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
+	return writeTemp(t, "hub.kubeconfig", b)
+}
+
+// writeTemp writes data to a file of that name in a new temporary folder.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// createService creates the sample service as namespace/name.
-func createService(t *testing.T, c client.Client, namespace, name string) *v1alpha1.FleetInferenceService {
+// sampleService is the two-region sample.
+func sampleService(t *testing.T) *v1alpha1.FleetInferenceService {
 	t.Helper()
 	raw, err := os.ReadFile(sample)
 	if err != nil {
@@ -93,6 +99,13 @@ func createService(t *testing.T, c client.Client, namespace, name string) *v1alp
 	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
 		t.Fatal(err)
 	}
+	return svc
+}
+
+// createService creates the sample service as namespace/name.
+func createService(t *testing.T, c client.Client, namespace, name string) *v1alpha1.FleetInferenceService {
+	t.Helper()
+	svc := sampleService(t)
 	svc.Namespace, svc.Name = namespace, name
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
@@ -272,13 +285,9 @@ func TestKubectlConventions(t *testing.T) {
 // writeServerKubeconfig writes a kubeconfig whose one context, name, points at server.
 func writeServerKubeconfig(t *testing.T, name, server string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), name+".kubeconfig")
 	kc := "apiVersion: v1\nkind: Config\nclusters: [{name: " + name + ", cluster: {server: '" + server + "', insecure-skip-tls-verify: true}}]\n" +
 		"users: [{name: " + name + ", user: {token: x}}]\ncontexts: [{name: " + name + ", context: {cluster: " + name + ", user: " + name + "}}]\ncurrent-context: " + name + "\n"
-	if err := os.WriteFile(p, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeTemp(t, name+".kubeconfig", []byte(kc))
 }
 
 // TestRenderInputsAndClusterList: -f takes directories (with -R), input errors name the
@@ -374,11 +383,7 @@ func writeKubeconfigFor(t *testing.T, env *framework.Env) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(p, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeTemp(t, "kubeconfig", raw)
 }
 
 // TestKubectlPlugin: fleetctl installed as kubectl-fleet on PATH is `kubectl fleet`.

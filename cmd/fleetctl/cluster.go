@@ -447,15 +447,9 @@ func runUnjoin(ctx context.Context, out io.Writer, kf *kubeFlags, o unjoinOption
 	if err != nil {
 		return err
 	}
-	reg := &corev1.Secret{}
-	if err := hub.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: o.name}, reg); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("member %q is not registered on the hub (no Secret %s/%s)", o.name, o.namespace, o.name)
-		}
-		return kf.hubError(err)
-	}
-	if !fleet.IsRegistration(reg.Labels) {
-		return fmt.Errorf("Secret %s/%s is not a member registration", o.namespace, o.name)
+	reg, err := registration(ctx, kf, hub, o.namespace, o.name)
+	if err != nil {
+		return err
 	}
 	if src := reg.Labels[fleet.SourceLabel]; src != "" && src != joinSource {
 		return fmt.Errorf("member %q comes from the %s source, which would register it again: remove it there", o.name, src)
@@ -506,6 +500,21 @@ func runUnjoin(ctx context.Context, out io.Writer, kf *kubeFlags, o unjoinOption
 	return nil
 }
 
+// registration is a member's registration Secret on the hub.
+func registration(ctx context.Context, kf *kubeFlags, hub client.Client, namespace, name string) (*corev1.Secret, error) {
+	reg := &corev1.Secret{}
+	if err := hub.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, reg); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("member %q is not registered on the hub (no Secret %s/%s)", name, namespace, name)
+		}
+		return nil, kf.hubError(err)
+	}
+	if !fleet.IsRegistration(reg.Labels) {
+		return nil, fmt.Errorf("Secret %s/%s is not a member registration", namespace, name)
+	}
+	return reg, nil
+}
+
 func newCordonCmd(kf *kubeFlags, cordon bool) *cobra.Command {
 	var (
 		reason, namespace string
@@ -530,15 +539,9 @@ member stay.`,
 				return err
 			}
 			name := args[0]
-			reg := &corev1.Secret{}
-			if err := hub.Get(cmd.Context(), client.ObjectKey{Namespace: namespace, Name: name}, reg); err != nil {
-				if apierrors.IsNotFound(err) {
-					return fmt.Errorf("member %q is not registered on the hub (no Secret %s/%s)", name, namespace, name)
-				}
-				return kf.hubError(err)
-			}
-			if !fleet.IsRegistration(reg.Labels) {
-				return fmt.Errorf("Secret %s/%s is not a member registration", namespace, name)
+			reg, err := registration(cmd.Context(), kf, hub, namespace, name)
+			if err != nil {
+				return err
 			}
 			var value any // null removes the annotation
 			if cordon {

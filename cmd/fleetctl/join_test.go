@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
@@ -91,14 +90,7 @@ func TestJoinOnLocalFleet(t *testing.T) {
 	}
 
 	// A service served on both.
-	raw, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := &v1alpha1.FleetInferenceService{}
-	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
-		t.Fatal(err)
-	}
+	svc := sampleService(t)
 	// Back from a cordon after 5s of health (the default waits 2m).
 	svc.Spec.Placement.Failover.FailbackAfter = &metav1.Duration{Duration: 5 * time.Second}
 	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: "default", Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}},
@@ -157,7 +149,11 @@ func TestJoinOnLocalFleet(t *testing.T) {
 		if err := west.Client.List(ctx, list, sel); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(mustItems(t, list)); n != 0 {
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(items); n != 0 {
 			t.Errorf("unjoin --cleanup left %d %T of the hub's in gke-west", n, list)
 		}
 	}
@@ -170,40 +166,4 @@ func TestJoinOnLocalFleet(t *testing.T) {
 	if regs := registrations(); len(regs) != 1 || regs[0] != "gke-east" {
 		t.Errorf("registrations after unjoin: %v", regs)
 	}
-}
-
-func mustItems(t *testing.T, list client.ObjectList) []any {
-	t.Helper()
-	var items []any
-	switch l := list.(type) {
-	case *appsv1.DeploymentList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *corev1.ConfigMapList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *corev1.SecretList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *corev1.ServiceList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *corev1.ServiceAccountList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *rbacv1.RoleList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	case *rbacv1.RoleBindingList:
-		for i := range l.Items {
-			items = append(items, &l.Items[i])
-		}
-	}
-	return items
 }

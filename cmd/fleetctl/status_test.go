@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -34,14 +33,7 @@ func TestStatusAndClusters(t *testing.T) {
 	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := &v1alpha1.FleetInferenceService{}
-	if err := yaml.UnmarshalStrict(raw, svc); err != nil {
-		t.Fatal(err)
-	}
+	svc := sampleService(t)
 	if err := env.Client.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
