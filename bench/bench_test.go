@@ -89,9 +89,10 @@ func TestSmoke(t *testing.T) {
 	positive("restart failback placed", hr.FailbackPlaced, 2)
 	positive("restart failback ready", hr.FailbackReady, 2)
 	// The hub restarted after recording the loss, before its unhealthyAfter: the restarted
-	// hub takes the outage up from that record, so the share moves within unhealthyAfter + 5s
-	// of the hang, not of the restart (nor after a connect grace).
-	if hr.Placed.P50 < ua || hr.Placed.Max > ua+5 || hr.Ready.P50 < hr.Placed.P50 {
+	// hub takes the outage up from that record, so the share moves within unhealthyAfter + 8s
+	// of the hang (measured: +3.5s to +5.2s on 2 busy cores, bench/results.md), not
+	// unhealthyAfter after the restart, nor after the monitor's 30s connect grace.
+	if hr.Placed.P50 < ua || hr.Placed.Max > ua+8 || hr.Ready.P50 < hr.Placed.P50 {
 		t.Errorf("failover across a hub restart: %+v", hr)
 	}
 	sp := f.Spillover
