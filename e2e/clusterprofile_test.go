@@ -134,7 +134,7 @@ func TestClusterProfileSourceOnLocalFleet(t *testing.T) {
 	if d, _ := got.Status.Placement.Decision("gke-west"); d.Replicas != 0 || d.Reason != v1alpha1.PlacementFailedOver {
 		t.Errorf("gke-west's placement while its profile is unhealthy: %+v", d)
 	}
-	if st := clusterStatus(got, "gke-west"); st.Reachable || !strings.Contains(st.Message, "ControlPlaneHealthy=False (Probed): the cluster manager's own probe") {
+	if st := clusterStatus(got, "gke-west"); st.Reachable || !strings.Contains(st.HealthReason, "ControlPlaneHealthy=False (Probed): the cluster manager's own probe") {
 		t.Errorf("gke-west's status while its profile is unhealthy: %+v", st)
 	}
 	setHealthy("gke-west", metav1.ConditionTrue)
