@@ -282,7 +282,11 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	ready := newReadiness(local.GetCache(), registry)
+	if err := local.Add(ready); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("caches-and-registry", ready.Check); err != nil {
 		return nil, err
 	}
 	return mgr, nil
