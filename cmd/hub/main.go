@@ -24,7 +24,10 @@ import (
 
 func main() {
 	var o app.HubOptions
-	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, to callers the API server authenticates and authorizes for GET /metrics only; false serves plain HTTP to anyone.")
+	flag.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "Folder with the metrics server's tls.crt and tls.key (default: a self-signed certificate).")
+	flag.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Let the metrics server speak HTTP/2 (off: HTTP/2 rapid-reset and stream-exhaustion attacks).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader so that only one hub replica reconciles at a time.")
 	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", fleet.RegistrationNamespace, "Namespace of the leader-election Lease.")

@@ -317,9 +317,11 @@ func (kf *KindFleet) Metrics(ctx context.Context) (string, error) {
 	return string(raw), err
 }
 
-// HubArgs are the hub flags for HubOptions that a container can take.
+// HubArgs are the hub flags for HubOptions that a container can take. Metrics are served
+// as plain HTTP: the suites read them through the API server's service proxy, which the
+// secure endpoint refuses (it takes callers' bearer tokens only; TestSecureMetrics covers it).
 func HubArgs(o app.HubOptions) []string {
-	var args []string
+	args := []string{"--metrics-secure=false"}
 	if o.MemberTimeout > 0 {
 		args = append(args, "--member-timeout="+o.MemberTimeout.String())
 	}

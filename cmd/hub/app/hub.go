@@ -4,6 +4,7 @@
 package app
 
 import (
+	"crypto/tls"
 	"cmp"
 	"context"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
@@ -82,6 +84,31 @@ type HubOptions struct {
 	// second) would queue the writes to a member that runs many services.
 	MemberQPS   float32
 	MemberBurst int
+	// MetricsSecure serves /metrics over HTTPS to authenticated, authorized callers only
+	// (the hub binary's default; in-process tests leave it off).
+	MetricsSecure bool
+	// MetricsCertDir holds the metrics server's tls.crt and tls.key (default: a
+	// self-signed certificate made at start).
+	MetricsCertDir string
+	// EnableHTTP2 lets the metrics server speak HTTP/2 (off by default).
+	EnableHTTP2 bool
+}
+
+// metricsOptions serve /metrics as kubebuilder's scaffold does: with MetricsSecure, over
+// HTTPS (a self-signed certificate unless MetricsCertDir holds tls.crt and tls.key) and
+// only to callers the API server authenticates (TokenReview) and authorizes (a
+// SubjectAccessReview for GET on the /metrics URL); HTTP/2 stays off unless EnableHTTP2
+// (CVE-2023-44487, CVE-2023-39325).
+func metricsOptions(o HubOptions) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure}
+	if !o.EnableHTTP2 {
+		m.TLSOpts = append(m.TLSOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	if o.MetricsSecure {
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+		m.CertDir = o.MetricsCertDir
+	}
+	return m
 }
 
 // rateLimits applies a client-side rate limit to a rest.Config: qps 0 keeps the config's,
@@ -181,7 +208,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	lease, renew, retry := cmp.Or(o.LeaseDuration, 15*time.Second), cmp.Or(o.RenewDeadline, 10*time.Second), cmp.Or(o.RetryPeriod, 2*time.Second)
 	mgr, err := mcmanager.New(cfg, providers, manager.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "inferfleet-hub",

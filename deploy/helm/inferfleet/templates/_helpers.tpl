@@ -48,6 +48,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --leader-election-namespace={{ .Release.Namespace }}
 {{- end }}
 - --metrics-bind-address={{ .Values.metrics.bindAddress }}
+{{- if not .Values.metrics.secure }}
+- --metrics-secure=false
+{{- end }}
 - --health-probe-bind-address={{ .Values.healthProbe.bindAddress }}
 - --cluster-namespace={{ include "inferfleet.clusterNamespace" . }}
 - --cluster-source={{ join "," $sources }}
