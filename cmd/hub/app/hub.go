@@ -4,9 +4,9 @@
 package app
 
 import (
-	"crypto/tls"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
