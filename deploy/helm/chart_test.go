@@ -34,7 +34,10 @@ import (
 // other addresses, resources and a cluster namespace apart from the release's.
 const allSources = `
 replicas: 3
-clusterSources: [kubeconfig, gkehub, kind]
+clusterSources: [kubeconfig, gkehub, kind, clusterprofile]
+clusterProfile: {namespace: fleet-inventory}
+networkPolicy: {enabled: true}
+podDisruptionBudget: {minAvailable: 2}
 gke: {project: fleet-host, projectNumber: "123456789012", location: europe-west3, selector: "env=prod,tier in (gpu)", useEndpoint: true}
 kind: {prefix: team-}
 serviceAccount: {annotations: {iam.gke.io/gcp-service-account: hub@fleet-host.iam.gserviceaccount.com}}
@@ -223,6 +226,10 @@ func TestChartLints(t *testing.T) {
 		{"leaderElection: {enabled: false}", "replicas > 1 needs leaderElection.enabled"},
 		{"metrics: {bindAddress: localhost}", "/metrics/bindAddress"},
 		{"gke: {projectNumber: fleet-host}", "/gke/projectNumber"},
+		// A misspelled key is refused, naming it, instead of being ignored.
+		{"metrics: {bindAdress: \":9090\"}", "bindAdress"},
+		{"replica: 3", "replica"},
+		{"clusterSources: [clusterprofile]", "clusterProfile.namespace is required when clusterSources has clusterprofile"},
 	} {
 		_, err := helm(t, "template", "inferfleet", chartDir(), "--values", valuesFile(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -366,13 +373,15 @@ func TestChartRendersSources(t *testing.T) {
 		"--metrics-bind-address=:9090",
 		"--health-probe-bind-address=:9091",
 		"--cluster-namespace=fleet-members",
-		"--cluster-source=kubeconfig,gkehub,kind",
+		"--cluster-source=kubeconfig,gkehub,kind,clusterprofile",
 		"--gke-project=fleet-host",
 		"--gke-project-number=123456789012",
 		"--gke-location=europe-west3",
 		"--gke-selector=env=prod,tier in (gpu)",
 		"--gke-endpoint",
 		"--kind-prefix=team-",
+		"--clusterprofile-namespace=fleet-inventory",
+		"--clusterprofile-consumer=inferfleet",
 		"--member-timeout=30s",
 	}
 	if !slices.Equal(hub.Args, want) {
@@ -390,6 +399,26 @@ func TestChartRendersSources(t *testing.T) {
 	}
 	if !slices.Equal(ports, []string{"metrics=9090", "probes=9091"}) {
 		t.Errorf("container ports %v", ports)
+	}
+	// Three replicas: a PodDisruptionBudget and spread over nodes and zones; the
+	// NetworkPolicy admits metrics and probes only.
+	pdb := find(t, objs, "PodDisruptionBudget", "inferfleet-hub")
+	if v, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable"); fmt.Sprint(v) != "2" {
+		t.Errorf("PodDisruptionBudget minAvailable %v, want 2", v)
+	}
+	spread := into[appsv1.Deployment](t, find(t, objs, "Deployment", "inferfleet-hub")).Spec.Template.Spec.TopologySpreadConstraints
+	if len(spread) != 2 || spread[0].TopologyKey != "kubernetes.io/hostname" || spread[1].TopologyKey != "topology.kubernetes.io/zone" {
+		t.Errorf("topology spread %+v", spread)
+	}
+	np := find(t, objs, "NetworkPolicy", "inferfleet-hub")
+	if ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress"); len(ingress) != 2 {
+		t.Errorf("NetworkPolicy ingress %v, want metrics and probes", ingress)
+	}
+	one := render(t, "inferfleet", "inferfleet-system", "replicas: 1\nleaderElection: {enabled: false}")
+	for _, u := range one {
+		if u.GetKind() == "PodDisruptionBudget" {
+			t.Error("a PodDisruptionBudget for one replica would block every drain")
+		}
 	}
 	svc := into[corev1.Service](t, find(t, objs, "Service", "inferfleet-hub-metrics"))
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9443 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {

@@ -39,7 +39,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* The hub's flags, from the values. */}}
 {{- define "inferfleet.args" -}}
 {{- $sources := .Values.clusterSources -}}
-{{- if not $sources -}}{{- fail "clusterSources must name at least one source (kubeconfig, gkehub, kind)" -}}{{- end -}}
+{{- if not $sources -}}{{- fail "clusterSources must name at least one source (kubeconfig, gkehub, kind, clusterprofile)" -}}{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "replicas > 1 needs leaderElection.enabled: without it every replica reconciles" -}}
 {{- end -}}
@@ -73,6 +73,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with .Values.kind.prefix }}
 - --kind-prefix={{ . }}
 {{- end }}
+{{- end }}
+{{- if has "clusterprofile" $sources }}
+- --clusterprofile-namespace={{ required "clusterProfile.namespace is required when clusterSources has clusterprofile" .Values.clusterProfile.namespace }}
+- --clusterprofile-consumer={{ .Values.clusterProfile.consumer }}
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . }}
