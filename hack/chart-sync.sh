@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 chart="$root/deploy/helm/inferfleet"
-rm -rf "$chart/crds" "$chart/files/crds"
+rm -rf "$chart/crds" "$chart/files/crds" "$chart/files/grafana"
 mkdir -p "$chart/crds" "$chart/files/crds/gateway-api" "$chart/files/crds/inference-extension"
 install -m 0644 "$root"/config/crd/bases/*.yaml "$chart/crds/"
 ext="$root/config/crd/external"
@@ -13,6 +13,8 @@ install -m 0644 "$ext/gateway-api/gateway.networking.k8s.io_gateways.yaml" \
   "$ext/gateway-api/gateway.networking.k8s.io_httproutes.yaml" "$chart/files/crds/gateway-api/"
 install -m 0644 "$ext/inference-extension/inference.networking.x-k8s.io_inferencepoolimports.yaml" \
   "$chart/files/crds/inference-extension/"
+mkdir -p "$chart/files/grafana"
+install -m 0644 "$root/config/grafana/inferfleet.json" "$chart/files/grafana/"
 
 rules() { # rules KIND: the rules of the KIND document of role.yaml
   awk -v want="$1" '/^---$/ {kind = ""; in_rules = 0; next}

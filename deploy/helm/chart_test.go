@@ -38,6 +38,7 @@ clusterSources: [kubeconfig, gkehub, kind, clusterprofile]
 clusterProfile: {namespace: fleet-inventory}
 networkPolicy: {enabled: true}
 podDisruptionBudget: {minAvailable: 2}
+grafanaDashboard: {enabled: true}
 gke: {project: fleet-host, projectNumber: "123456789012", location: europe-west3, selector: "env=prod,tier in (gpu)", useEndpoint: true}
 kind: {prefix: team-}
 serviceAccount: {annotations: {iam.gke.io/gcp-service-account: hub@fleet-host.iam.gserviceaccount.com}}
@@ -347,8 +348,11 @@ func TestChartDefaultsMatchKustomize(t *testing.T) {
 
 	// The copies the chart carries are the files under config/crd.
 	for dir, src := range map[string]string{"crds": "config/crd/bases", "files/crds/gateway-api": "config/crd/external/gateway-api",
-		"files/crds/inference-extension": "config/crd/external/inference-extension"} {
+		"files/crds/inference-extension": "config/crd/external/inference-extension", "files/grafana": "config/grafana"} {
 		copies, _ := filepath.Glob(filepath.Join(chartDir(), dir, "*.yaml"))
+		if dir == "files/grafana" {
+			copies, _ = filepath.Glob(filepath.Join(chartDir(), dir, "*.json"))
+		}
 		if len(copies) == 0 {
 			t.Errorf("no CRDs in the chart's %s: run `make manifests`", dir)
 		}
@@ -413,6 +417,11 @@ func TestChartRendersSources(t *testing.T) {
 	np := find(t, objs, "NetworkPolicy", "inferfleet-hub")
 	if ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress"); len(ingress) != 2 {
 		t.Errorf("NetworkPolicy ingress %v, want metrics and probes", ingress)
+	}
+	dash := find(t, objs, "ConfigMap", "inferfleet-hub-dashboard")
+	board, _ := os.ReadFile(filepath.Join(testenv.Root(), "config", "grafana", "inferfleet.json"))
+	if data, _, _ := unstructured.NestedString(dash.Object, "data", "inferfleet.json"); data != strings.TrimRight(string(board), "\n") || dash.GetLabels()["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard ConfigMap: label %v, %d bytes of the dashboard's %d", dash.GetLabels(), len(data), len(board))
 	}
 	one := render(t, "inferfleet", "inferfleet-system", "replicas: 1\nleaderElection: {enabled: false}")
 	for _, u := range one {
