@@ -8,7 +8,9 @@ COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY fleet/ fleet/
-RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /hub ./cmd/hub
+COPY internal/version/ internal/version/
+ARG VERSION=v0.0.0-dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -X github.com/inferfleet/inferfleet/internal/version.Version=${VERSION}" -o /hub ./cmd/hub
 
 FROM gcr.io/distroless/static:nonroot
 COPY --from=build /hub /hub

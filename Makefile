@@ -6,11 +6,11 @@ BIN_DIR        := $(CURDIR)/bin
 FLEET_DIR      ?= $(CURDIR)/.fleet
 GO_TEST_FLAGS  ?=
 # Flags of the hub binary, here and in the Dockerfile (a test keeps them equal).
-# The version stamped into fleetctl: the nearest v* tag (git describe), else
+# The version stamped into the hub and fleetctl: the nearest v* tag (git describe), else
 # v0.0.0-<commit>; -dirty when the tree has changes.
 VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 VERSION_LDFLAGS := -X github.com/inferfleet/inferfleet/internal/version.Version=$(VERSION)
-HUB_BUILD_FLAGS := -trimpath -ldflags=-s
+HUB_BUILD_FLAGS := -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
 export INFERFLEET_BIN_DIR := $(BIN_DIR)
 
@@ -98,7 +98,7 @@ demo: bins build ## Local fleet (hub + 2 members) up, hub running, two-region sa
 
 .PHONY: image
 image: ## Build the hub image (needs a container engine).
-	docker build -t inferfleet/hub:dev .
+	docker build --build-arg VERSION=$(VERSION) -t inferfleet/hub:dev .
 
 .PHONY: up
 up: bins build ## Start the local fleet and keep it running in the background.

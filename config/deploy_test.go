@@ -26,19 +26,26 @@ func TestDockerfileBuildsLikeMake(t *testing.T) {
 	mk, _ := os.ReadFile(filepath.Join(root, "Makefile"))
 	df, _ := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	flags := regexp.MustCompile(`(?m)^HUB_BUILD_FLAGS := (.*)$`).FindStringSubmatch(string(mk))
+	stamp := regexp.MustCompile(`(?m)^VERSION_LDFLAGS := (.*)$`).FindStringSubmatch(string(mk))
 	build := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build (.*) -o /hub \./cmd/hub)$`).FindStringSubmatch(string(df))
-	if flags == nil || build == nil {
-		t.Fatalf("Makefile HUB_BUILD_FLAGS or the Dockerfile's go build line not found")
+	if flags == nil || build == nil || stamp == nil {
+		t.Fatalf("Makefile HUB_BUILD_FLAGS or VERSION_LDFLAGS, or the Dockerfile's go build line not found")
 	}
-	if strings.TrimSpace(flags[1]) != strings.TrimSpace(build[2]) {
-		t.Fatalf("Dockerfile builds with %q, the Makefile with %q", build[2], flags[1])
+	// The Makefile's $(VERSION) is the Dockerfile's build argument ${VERSION}.
+	mkFlags := strings.ReplaceAll(strings.ReplaceAll(flags[1], "$(VERSION_LDFLAGS)", stamp[1]), "$(VERSION)", "${VERSION}")
+	if strings.TrimSpace(mkFlags) != strings.TrimSpace(build[2]) {
+		t.Fatalf("Dockerfile builds with %q, the Makefile with %q", build[2], mkFlags)
 	}
+	// The image's build, run by a shell as the Dockerfile's RUN is, stamps the version.
 	out := filepath.Join(t.TempDir(), "hub")
-	cmd := exec.Command("go", append(append([]string{"build"}, strings.Fields(build[2])...), "-o", out, "./cmd/hub")...)
+	cmd := exec.Command("sh", "-c", "go build "+build[2]+" -o "+out+" ./cmd/hub")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "VERSION=v9.8.7-test")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the image's build fails: %v\n%s", err, b)
+	}
+	if b, err := exec.Command(out, "--version").Output(); err != nil || !strings.HasPrefix(string(b), "inferfleet hub v9.8.7-test (") {
+		t.Errorf("the image's hub is not stamped with its version: %v\n%s", err, b)
 	}
 	if !strings.Contains(string(df), "distroless/static:nonroot") || !strings.Contains(string(df), "USER 65532") {
 		t.Error("the image must run as non-root on distroless static")

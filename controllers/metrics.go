@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/version"
 )
 
 // The hub's metrics, every one of them (the fleet package adds its own collectors).
@@ -78,9 +79,15 @@ var (
 	}, []string{"namespace", "service", "cluster"})
 )
 
+// buildInfo is 1, labelled with the hub's build.
+var buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "inferfleet_build_info",
+	Help: "Always 1; its labels say which build of the hub runs: version, git_commit, go_version.",
+}, []string{"version", "git_commit", "go_version"})
+
 // Collectors are the controllers' metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization, autoscalerDesired, autoscalerDecisions, spills, spilledReplicas, borrowedReplicas}
+	return []prometheus.Collector{buildInfo, failovers, failbacks, serviceClusterHealth, desiredReplicas, readyReplicas, applyErrors, propagation, reconcileDuration, drillDuration, kvCacheUtilization, autoscalerDesired, autoscalerDecisions, spills, spilledReplicas, borrowedReplicas}
 }
 
 var registerOnce sync.Once
@@ -90,5 +97,7 @@ var registerOnce sync.Once
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(append(Collectors(), fleet.Collectors()...)...)
+		v := version.Get()
+		buildInfo.WithLabelValues(v.Version, v.GitCommit, v.GoVersion).Set(1)
 	})
 }

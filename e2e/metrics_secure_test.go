@@ -92,6 +92,9 @@ func TestSecureMetrics(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, "# TYPE ") {
 			return fmt.Errorf("%d: %.200s", code, body)
 		}
+		if !strings.Contains(body, `inferfleet_build_info{git_commit=`) {
+			return fmt.Errorf("no inferfleet_build_info: %.300s", body)
+		}
 		if proto != "HTTP/1.1" {
 			return fmt.Errorf("served over %s: HTTP/2 must be off", proto)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/inferfleet/inferfleet/fleet"
 	"github.com/inferfleet/inferfleet/fleet/clusterprofile"
 	"github.com/inferfleet/inferfleet/fleet/kind"
+	"github.com/inferfleet/inferfleet/internal/version"
 )
 
 func main() {
@@ -61,7 +62,12 @@ func main() {
 		"clusterprofile: the "+clusterprofile.LabelConsumer+" label value of the hub's credential Secrets.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "Print the hub's version and build, and exit.")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("inferfleet hub", version.Get())
+		return
+	}
 	o.HubQPS, o.MemberQPS = float32(*hubQPS), float32(*memberQPS)
 	for name, v := range map[string]float64{"--kube-api-qps": *hubQPS, "--kube-api-burst": float64(o.HubBurst),
 		"--member-api-qps": *memberQPS, "--member-api-burst": float64(o.MemberBurst)} {
