@@ -37,15 +37,7 @@ func TestSecureMetrics(t *testing.T) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: hubUser}
 	addr := freeAddr(t)
-	mctx, cancel := context.WithCancel(ctx)
-	mgr, err := app.NewHub(mctx, cfg, app.HubOptions{MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0", SeveralPerProcess: true})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startHubInProcess(t, cfg, app.HubOptions{MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0"})
 
 	// Two ServiceAccounts: one bound to the reader role, one not.
 	token := func(name string) string {

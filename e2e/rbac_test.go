@@ -451,7 +451,15 @@ func installRBAC(ctx context.Context, t *testing.T, c client.Client, files ...st
 // until the test ends.
 func runHubAs(t *testing.T, cfg *rest.Config, o app.HubOptions) {
 	t.Helper()
-	o.MetricsAddr, o.ProbeAddr, o.SeveralPerProcess = "0", "0", true
+	o.MetricsAddr, o.ProbeAddr = "0", "0"
+	startHubInProcess(t, cfg, o)
+}
+
+// startHubInProcess runs the hub manager in-process with cfg and o (its endpoints as o says) until
+// the test ends.
+func startHubInProcess(t *testing.T, cfg *rest.Config, o app.HubOptions) {
+	t.Helper()
+	o.SeveralPerProcess = true
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := app.NewHub(ctx, cfg, o)
 	if err != nil {

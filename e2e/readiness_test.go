@@ -32,15 +32,7 @@ func TestHubNotReadyUntilSynced(t *testing.T) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: hubUser}
 	probes := freeAddr(t)
-	mctx, cancel := context.WithCancel(ctx)
-	mgr, err := app.NewHub(mctx, cfg, app.HubOptions{MetricsAddr: "0", ProbeAddr: probes, SeveralPerProcess: true})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startHubInProcess(t, cfg, app.HubOptions{MetricsAddr: "0", ProbeAddr: probes})
 
 	readyz := func() (int, string, error) {
 		resp, err := http.Get("http://" + probes + "/readyz?verbose")
