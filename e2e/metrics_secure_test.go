@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -34,8 +33,7 @@ func TestSecureMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	hubUser := installRBAC(ctx, t, env.Client, "role.yaml", "role_binding.yaml", "metrics_reader_role.yaml")
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: hubUser}
+	cfg := impersonating(env.Config, hubUser)
 	addr := freeAddr(t)
 	startHubInProcess(t, cfg, app.HubOptions{MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0"})
 

@@ -455,6 +455,13 @@ func runHubAs(t *testing.T, cfg *rest.Config, o app.HubOptions) {
 	startHubInProcess(t, cfg, o)
 }
 
+// impersonating is cfg acting as user, as the API server's authorizer sees them.
+func impersonating(cfg *rest.Config, user string) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user}
+	return c
+}
+
 // startHubInProcess runs the hub manager in-process with cfg and o (its endpoints as o says) until
 // the test ends.
 func startHubInProcess(t *testing.T, cfg *rest.Config, o app.HubOptions) {

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -29,8 +28,7 @@ func TestHubNotReadyUntilSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	const hubUser = "system:serviceaccount:" + fleet.RegistrationNamespace + ":inferfleet-hub"
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: hubUser}
+	cfg := impersonating(env.Config, hubUser)
 	probes := freeAddr(t)
 	startHubInProcess(t, cfg, app.HubOptions{MetricsAddr: "0", ProbeAddr: probes})
 
