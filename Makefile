@@ -8,7 +8,7 @@ GO_TEST_FLAGS  ?=
 # Flags of the hub binary, here and in the Dockerfile (a test keeps them equal).
 # The version stamped into the hub and fleetctl: the nearest v* tag (git describe), else
 # v0.0.0-<commit>; -dirty when the tree has changes.
-VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-$$(git describe --always --dirty 2>/dev/null || echo unknown))
 VERSION_LDFLAGS := -X github.com/inferfleet/inferfleet/internal/version.Version=$(VERSION)
 HUB_BUILD_FLAGS := -trimpath -ldflags="-s $(VERSION_LDFLAGS)"
 export KUBEBUILDER_ASSETS := $(BIN_DIR)
@@ -61,9 +61,9 @@ test: bins build ## Run every test: unit, envtest (real kube-apiserver) and the 
 CROSS_PLATFORMS ?= darwin/arm64 linux/arm64
 
 .PHONY: cross
-cross: ## Compile ./cmd/... for CROSS_PLATFORMS (a check: nothing is written).
+cross: ## Compile ./cmd/... for CROSS_PLATFORMS (a check: nothing is written; flags as `make release`'s, which shares its build cache).
 	@for p in $(CROSS_PLATFORMS); do echo "go build ./cmd/... for $$p"; \
-	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build ./cmd/... || exit 1; done
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath ./cmd/... || exit 1; done
 
 # Each target also runs its seeds and committed corpus (testdata/fuzz) in every go test.
 FUZZ_TIME ?= 45s
@@ -95,6 +95,27 @@ bench-smoke: bins ## The benchmark harness at its smallest (also part of `make t
 .PHONY: demo
 demo: bins build ## Local fleet (hub + 2 members) up, hub running, two-region sample applied, status shown.
 	$(BIN_DIR)/fleetctl demo --dir $(FLEET_DIR)
+
+# `make release`: the hub image for IMAGE_PLATFORMS (assembled without a container engine),
+# fleetctl for RELEASE_PLATFORMS, the chart packaged, and their checksums, into DIST_DIR.
+DIST_DIR          ?= $(CURDIR)/dist
+IMAGE_PLATFORMS   ?= linux/amd64 linux/arm64
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+IMAGE_REPOSITORY  ?= inferfleet/hub
+
+.PHONY: release
+release: ## Build a release into dist/: the multi-platform hub image (OCI layout, and docker archives), fleetctl binaries, the chart package, SHA256SUMS.
+	bash hack/build-bins.sh helm
+	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)/.build
+	@for p in $(IMAGE_PLATFORMS); do echo "hub for $$p"; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build $(HUB_BUILD_FLAGS) -o $(DIST_DIR)/.build/hub-$${p%/*}-$${p#*/} ./cmd/hub || exit 1; done
+	@for p in $(RELEASE_PLATFORMS); do echo "fleetctl for $$p"; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build $(HUB_BUILD_FLAGS) -o $(DIST_DIR)/fleetctl-$(VERSION)-$${p%/*}-$${p#*/} ./cmd/fleetctl || exit 1; done
+	$(BIN_DIR)/helm package deploy/helm/inferfleet --version $(patsubst v%,%,$(VERSION)) --app-version $(VERSION) -d $(DIST_DIR)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) go run ./internal/cmd/release --dist $(DIST_DIR) \
+	  --version $(VERSION) --revision $$(git rev-parse HEAD 2>/dev/null) --repository $(IMAGE_REPOSITORY) \
+	  $(foreach p,$(IMAGE_PLATFORMS),--hub $(p)=$(DIST_DIR)/.build/hub-$(subst /,-,$(p)))
+	rm -rf $(DIST_DIR)/.build
 
 .PHONY: image
 image: ## Build the hub image (needs a container engine).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries the local fleet and envtest run, and helm for the chart's
 # tests, into bin/, from the Go module proxy only. A binary is rebuilt only when its pinned version changes.
+# With arguments, only those (hack/build-bins.sh helm, for `make release`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -13,25 +14,27 @@ fresh() { # fresh NAME VERSION: is bin/NAME built at VERSION?
   [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]
 }
 stamp() { echo "$2" > "$bin/.$1.version"; }
+wanted() { [ ${#want[@]} -eq 0 ] || [[ " ${want[*]} " == *" $1 "* ]]; }
+want=("$@")
 
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  if ! fresh "$c" "$KUBE_VERSION"; then
+  if wanted "$c" && ! fresh "$c" "$KUBE_VERSION"; then
     echo "building $c $KUBE_VERSION (first time only; kube-apiserver takes a few minutes)"
     (cd "$root/hack/kube" && GOFLAGS=-mod=mod go build -o "$bin/$c" "k8s.io/kubernetes/cmd/$c")
     stamp "$c" "$KUBE_VERSION"
   fi
 done
-if ! fresh etcd "$ETCD_VERSION"; then
+if wanted etcd && ! fresh etcd "$ETCD_VERSION"; then
   echo "building etcd $ETCD_VERSION"
   (cd "$root/hack/etcd" && GOFLAGS=-mod=mod go build -o "$bin/etcd" .)
   stamp etcd "$ETCD_VERSION"
 fi
-if ! fresh kwok "$KWOK_VERSION"; then
+if wanted kwok && ! fresh kwok "$KWOK_VERSION"; then
   echo "building kwok $KWOK_VERSION"
   GOBIN="$bin" GOFLAGS= go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   stamp kwok "$KWOK_VERSION"
 fi
-if ! fresh helm "$HELM_VERSION"; then
+if wanted helm && ! fresh helm "$HELM_VERSION"; then
   echo "building helm $HELM_VERSION"
   # The ldflags of helm's own Makefile: its version, and the Kubernetes version that
   # `helm template` and `helm lint` assume (the client-go it is built with).

@@ -11,6 +11,9 @@ import (
 	"slices"
 	"time"
 
+	// CA certificates for the hub's own TLS (the GKE Hub API, members' public endpoints) where
+	// the image has none: the release image is built without a distribution's bundle.
+	_ "golang.org/x/crypto/x509roots/fallback"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
