@@ -132,9 +132,9 @@ func WriteDockerArchive(path string, tag name.Tag, img v1.Image) error {
 
 func labels(meta ImageMeta) map[string]string {
 	l := map[string]string{
-		"org.opencontainers.image.title":   "inferfleet hub",
-		"org.opencontainers.image.source":  Source,
-		"org.opencontainers.image.version": meta.Version,
+		"org.opencontainers.image.title":    "inferfleet hub",
+		"org.opencontainers.image.source":   Source,
+		"org.opencontainers.image.version":  meta.Version,
 		"org.opencontainers.image.licenses": "Apache-2.0",
 	}
 	if meta.Revision != "" {
