@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the local fleet and envtest run, and helm for the chart's
-# tests, into bin/, from the Go module proxy only. A binary is rebuilt only when its pinned version changes.
+# Builds the control-plane binaries the local fleet and envtest run, helm for the chart's
+# tests and promtool for the alert rules', into bin/, from the Go module proxy only. A binary is rebuilt only when its pinned version changes.
 # With arguments, only those (hack/build-bins.sh helm, for `make release`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,4 +44,11 @@ if wanted helm && ! fresh helm "$HELM_VERSION"; then
       -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
       -o "$bin/helm" helm.sh/helm/v3/cmd/helm)
   stamp helm "$HELM_VERSION"
+fi
+if wanted promtool && ! fresh promtool "$PROMTOOL_VERSION"; then
+  echo "building promtool $PROMTOOL_VERSION"
+  v=${PROMTOOL_VERSION#v0.}; v="${v:0:1}.$((10#${v:1:2})).${v#*.}"  # v0.316.0 is Prometheus 3.16.0
+  (cd "$root/hack/promtool" && GOFLAGS=-mod=mod go build -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" \
+    -o "$bin/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  stamp promtool "$PROMTOOL_VERSION"
 fi

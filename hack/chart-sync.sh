@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Copies into the Helm chart what `make manifests` generates under config/: our CRDs
 # (crds/, which Helm installs), the external CRDs the hub watches or writes in the config
-# cluster (files/crds/, optional), and the rules of config/rbac/role.yaml.
+# cluster (files/crds/, optional), the Grafana dashboard and the alert rules (files/), and
+# the rules of config/rbac/role.yaml.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 chart="$root/deploy/helm/inferfleet"
-rm -rf "$chart/crds" "$chart/files/crds" "$chart/files/grafana"
+rm -rf "$chart/crds" "$chart/files/crds" "$chart/files/grafana" "$chart/files/prometheus"
 mkdir -p "$chart/crds" "$chart/files/crds/gateway-api" "$chart/files/crds/inference-extension"
 install -m 0644 "$root"/config/crd/bases/*.yaml "$chart/crds/"
 ext="$root/config/crd/external"
@@ -15,6 +16,8 @@ install -m 0644 "$ext/inference-extension/inference.networking.x-k8s.io_inferenc
   "$chart/files/crds/inference-extension/"
 mkdir -p "$chart/files/grafana"
 install -m 0644 "$root/config/grafana/inferfleet.json" "$chart/files/grafana/"
+mkdir -p "$chart/files/prometheus"
+install -m 0644 "$root/config/prometheus/prometheusrule.yaml" "$chart/files/prometheus/"
 
 rules() { # rules KIND: the rules of the KIND document of role.yaml
   awk -v want="$1" '/^---$/ {kind = ""; in_rules = 0; next}

@@ -4,6 +4,10 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.19.2 # also in hack/helm/go.mod
+PROMTOOL_VERSION=v0.316.0 # the Prometheus module (Prometheus 3.16.0); also in hack/promtool/go.mod
+# The Prometheus operator whose ServiceMonitor and PrometheusRule CRDs the tests install
+# (hack/external-crds.sh generates them from its API module, as its own build does).
+PROMETHEUS_OPERATOR_VERSION=v0.95.2
 CONTAINERD_VERSION=v2.3.4 # as in kind's base image (images/base/Dockerfile)
 # The node image's Debian: this machine's own suite (its bin/ commands link against its
 # glibc), else bookworm.

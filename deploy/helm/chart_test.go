@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -39,12 +40,14 @@ clusterProfile: {namespace: fleet-inventory}
 networkPolicy: {enabled: true}
 podDisruptionBudget: {minAvailable: 2}
 grafanaDashboard: {enabled: true}
+serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}, interval: 30s}
+prometheusRule: {enabled: true, labels: {release: kube-prometheus-stack}}
 gke: {project: fleet-host, projectNumber: "123456789012", location: europe-west3, selector: "env=prod,tier in (gpu)", useEndpoint: true}
 kind: {prefix: team-}
 serviceAccount: {annotations: {iam.gke.io/gcp-service-account: hub@fleet-host.iam.gserviceaccount.com}}
 externalCRDs: {gatewayAPI: true, inferencePoolImport: true}
 resources: {requests: {cpu: 200m, memory: 256Mi}, limits: {memory: 1Gi}}
-metrics: {bindAddress: ":9090", service: {port: 9443}}
+metrics: {bindAddress: ":9090", service: {port: 9443}, readers: [{kind: ServiceAccount, name: prometheus, namespace: monitoring}]}
 healthProbe: {bindAddress: ":9091"}
 clusterNamespace: fleet-members
 extraArgs: [--member-timeout=30s]
@@ -423,6 +426,46 @@ func TestChartRendersSources(t *testing.T) {
 	if data, _, _ := unstructured.NestedString(dash.Object, "data", "inferfleet.json"); data != strings.TrimRight(string(board), "\n") || dash.GetLabels()["grafana_dashboard"] != "1" {
 		t.Errorf("dashboard ConfigMap: label %v, %d bytes of the dashboard's %d", dash.GetLabels(), len(data), len(board))
 	}
+	// The Prometheus operator's objects: the ServiceMonitor scrapes the metrics Service as
+	// config/prometheus does, the PrometheusRule carries config/prometheus's rules, both with
+	// the selection labels; the reader is bound to the metrics-reader ClusterRole.
+	sm := find(t, objs, "ServiceMonitor", "inferfleet-hub")
+	kustSM := readManifests(t, "config/prometheus/servicemonitor.yaml")[0]
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	kustEndpoints, _, _ := unstructured.NestedSlice(kustSM.Object, "spec", "endpoints")
+	if len(endpoints) != 1 || len(kustEndpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %v, config/prometheus's %v", endpoints, kustEndpoints)
+	}
+	ep, kep := endpoints[0].(map[string]any), kustEndpoints[0].(map[string]any)
+	if ep["interval"] != "30s" {
+		t.Errorf("ServiceMonitor interval %v, want 30s", ep["interval"])
+	}
+	delete(ep, "interval")
+	if !equality.Semantic.DeepEqual(ep, kep) {
+		t.Errorf("the chart's ServiceMonitor endpoint\n  %v\nconfig/prometheus's\n  %v", ep, kep)
+	}
+	if sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels"); !selects(sel, find(t, objs, "Service", "inferfleet-hub-metrics").GetLabels()) {
+		t.Errorf("ServiceMonitor selector %v does not select the metrics Service", sel)
+	}
+	rule := find(t, objs, "PrometheusRule", "inferfleet-hub")
+	kustRule := readManifests(t, "config/prometheus/prometheusrule.yaml")[0]
+	if !equality.Semantic.DeepEqual(rule.Object["spec"], kustRule.Object["spec"]) {
+		t.Error("the chart's PrometheusRule differs from config/prometheus/prometheusrule.yaml: run `make manifests`")
+	}
+	for _, u := range []*unstructured.Unstructured{sm, rule} {
+		if u.GetLabels()["release"] != "kube-prometheus-stack" {
+			t.Errorf("%s lacks its selection label: %v", key(u), u.GetLabels())
+		}
+	}
+	binding := into[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", "inferfleet-hub-metrics-reader"))
+	if binding.RoleRef.Name != "inferfleet-hub-metrics-reader" || len(binding.Subjects) != 1 || binding.Subjects[0].Name != "prometheus" || binding.Subjects[0].Namespace != "monitoring" {
+		t.Errorf("metrics reader binding %+v", binding)
+	}
+	insecure := render(t, "inferfleet", "inferfleet-system", "serviceMonitor: {enabled: true}\nmetrics: {secure: false}")
+	if ep, _, _ := unstructured.NestedSlice(find(t, insecure, "ServiceMonitor", "inferfleet-hub").Object, "spec", "endpoints"); ep[0].(map[string]any)["scheme"] != "http" {
+		t.Errorf("with metrics.secure false the ServiceMonitor should scrape http: %v", ep)
+	}
+
 	one := render(t, "inferfleet", "inferfleet-system", "replicas: 1\nleaderElection: {enabled: false}")
 	for _, u := range one {
 		if u.GetKind() == "PodDisruptionBudget" {
@@ -492,10 +535,12 @@ func TestChartRendersSources(t *testing.T) {
 }
 
 // TestChartInstalls creates what the chart renders, two releases side by side, on a real
-// API server, then checks that the CRDs serve, a sample validates, and the hub's service
-// account may do exactly what config/rbac/role.yaml grants.
+// API server (with the Prometheus operator's CRDs, for the second release's ServiceMonitor
+// and PrometheusRule), then checks that the CRDs serve, a sample validates, the hub's
+// service account may do exactly what config/rbac/role.yaml grants, and only the bound
+// reader may scrape the hub's metrics.
 func TestChartInstalls(t *testing.T) {
-	env := testenv.Start(t, nil)
+	env := testenv.Start(t, []string{filepath.Join(testenv.Root(), "config", "crd", "external", "prometheus-operator")})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := client.New(env.Config, client.Options{})
@@ -559,6 +604,34 @@ func TestChartInstalls(t *testing.T) {
 		}
 	}
 
+	// The second release's monitoring objects were stored; its metrics reader may GET
+	// /metrics, which nobody else may.
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("monitoring.coreos.com/v1")
+		u.SetKind(kind)
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "fleet-edge", Name: "edge-inferfleet-hub"}, u); err != nil {
+			t.Errorf("release edge: %s: %v", kind, err)
+		}
+	}
+	for user, want := range map[string]bool{
+		"system:serviceaccount:monitoring:prometheus":        true,
+		"system:serviceaccount:monitoring:other":             false,
+		"system:serviceaccount:fleet-edge:default":           false,
+		"system:serviceaccount:inferfleet-system:prometheus": false,
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+		}}
+		if err := c.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != want {
+			t.Errorf("%s may GET /metrics: %v, want %v", user, sar.Status.Allowed, want)
+		}
+	}
+
 	// What the service account of each release may do: exactly config/rbac/role.yaml.
 	var clusterRules, nsRules []rbacRule
 	for _, u := range readManifests(t, "config/rbac/role.yaml") {
@@ -593,6 +666,16 @@ func TestChartInstalls(t *testing.T) {
 			}
 		}
 	}
+}
+
+// selects reports whether every label of selector is in labels.
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(selector) > 0
 }
 
 // allowed asks the API server whether user may do grant ("group resource[/sub] verb").
