@@ -25,6 +25,13 @@ manifests: ## Regenerate CRDs and RBAC from the API types and markers, and copy 
 	$(CONTROLLER_GEN) rbac:roleName=inferfleet-hub paths=./... output:rbac:artifacts:config=config/rbac
 	bash hack/external-crds.sh
 	bash hack/chart-sync.sh
+	$(MAKE) api-docs
+
+CRD_REF_DOCS ?= go run github.com/elastic/crd-ref-docs@v0.2.0
+
+.PHONY: api-docs
+api-docs: ## Regenerate docs/api-reference.md from the API types (crd-ref-docs).
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/api-docs/config.yaml --renderer=markdown --output-path=docs/api-reference.md --log-level=error
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code.
