@@ -124,6 +124,12 @@ release: ## Build a release into dist/: the multi-platform hub image (OCI layout
 	  $(foreach p,$(IMAGE_PLATFORMS),--hub $(p)=$(DIST_DIR)/.build/hub-$(subst /,-,$(p)))
 	rm -rf $(DIST_DIR)/.build
 
+CRANE ?= go run github.com/google/go-containerregistry/cmd/crane@v0.22.1
+
+.PHONY: push
+push: ## Push the image of `make release` (every platform) to IMAGE_REPOSITORY:VERSION with crane, on docker's credentials.
+	$(CRANE) push $(DIST_DIR)/hub-oci $(IMAGE_REPOSITORY):$(VERSION)
+
 .PHONY: image
 image: ## Build the hub image (needs a container engine).
 	docker build --build-arg VERSION=$(VERSION) -t inferfleet/hub:dev .

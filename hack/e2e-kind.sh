@@ -46,11 +46,12 @@ echo "e2e-kind: node image: ${node_image:-the default of kind}" >&2
 phase "hub image"
 image=${INFERFLEET_HUB_IMAGE:-inferfleet/hub:e2e}
 make -s build
+# The image `make release` makes, from make build's static binary (the same build flags),
+# assembled without the engine and loaded as a user would load a release's archive.
 ctx=$(mktemp -d)
-cp bin/hub "$ctx/hub"
-# The binary is static (make build): an empty base holds it, as distroless/static would.
-printf 'FROM scratch\nCOPY hub /hub\nUSER 65532:65532\nENTRYPOINT ["/hub"]\n' >"$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null
+go run ./internal/cmd/release --dist "$ctx" --repository "${image%:*}" --version "${image##*:}" \
+  --hub "linux/$(go env GOARCH)=bin/hub" >/dev/null
+docker load -q -i "$ctx/hub-${image##*:}-linux-$(go env GOARCH).docker.tar" >&2
 rm -rf "$ctx"
 export INFERFLEET_E2E_FLEET=kind INFERFLEET_HUB_IMAGE=$image
 

@@ -35,7 +35,7 @@ const testVersion = "v9.9.9-test"
 // TestMakeRelease runs `make release` as a user does and checks everything it writes: the
 // multi-platform image layout (both architectures, valid blobs, the hub as entrypoint, the
 // binary inside stamped with the release's version), the docker archives, a push of the
-// layout's index to a registry, the chart package, fleetctl for every platform, and SHA256SUMS.
+// layout to a registry with `make push`, the chart package, fleetctl for every platform, and SHA256SUMS.
 func TestMakeRelease(t *testing.T) {
 	root, err := repo.Root()
 	if err != nil {
@@ -145,16 +145,26 @@ func TestMakeRelease(t *testing.T) {
 		}
 	}
 
-	// Pushing the index to a registry (what `crane push dist/hub-oci REF` does) gives a
-	// multi-platform image each platform pulls its own image from.
+	// `make push` (crane push of the layout) to a registry gives a multi-platform image
+	// each platform pulls its own image from.
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
-	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/inferfleet/hub:" + testVersion)
+	repository := strings.TrimPrefix(srv.URL, "http://") + "/inferfleet/hub"
+	cmd = exec.Command("make", "push", "DIST_DIR="+dist, "VERSION="+testVersion, "IMAGE_REPOSITORY="+repository)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make push: %v\n%s", err, out)
+	}
+	ref, err := name.NewTag(repository + ":" + testVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
-		t.Fatalf("push: %v", err)
+	pushed, err := remote.Index(ref)
+	if err != nil {
+		t.Fatalf("pull the pushed index: %v", err)
+	}
+	if d1, d2 := indexDigest(t, pushed), indexDigest(t, idx); d1 != d2 {
+		t.Errorf("the registry holds index %s, the layout %s", d1, d2)
 	}
 	arm, err := remote.Image(ref, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
 	if err != nil {
@@ -266,6 +276,15 @@ func extract(t *testing.T, img v1.Image) map[string]entry {
 func configName(t *testing.T, img v1.Image) v1.Hash {
 	t.Helper()
 	d, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func indexDigest(t *testing.T, idx v1.ImageIndex) v1.Hash {
+	t.Helper()
+	d, err := idx.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
