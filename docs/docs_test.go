@@ -160,3 +160,29 @@ func TestAPIReferenceIsCurrent(t *testing.T) {
 		t.Error("the Makefile's api-docs generator is not the one this test runs")
 	}
 }
+
+// TestMakeTargetsExist: every `make TARGET` line in the README and docs names a target of
+// the Makefile.
+func TestMakeTargetsExist(t *testing.T) {
+	root := testenv.Root()
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	files = append(files, filepath.Join(root, "README.md"))
+	use := regexp.MustCompile(`(?m)^\s*make ([a-z][a-z-]*)`)
+	n := 0
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		for _, m := range use.FindAllStringSubmatch(string(raw), -1) {
+			n++
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m[1]) + `:`).Match(mk) {
+				t.Errorf("%s: make %s: no such target in the Makefile", rel(root, f), m[1])
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no make command found in the docs")
+	}
+}

@@ -15,9 +15,15 @@ import (
 // TestREADMECommands: every fleetctl command line the README shows names a command that
 // exists, with flags that command takes (alternatives like cordon|uncordon each).
 func TestREADMECommands(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(framework.Root(), "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	// The README and the operator docs.
+	var raw []byte
+	docs, _ := filepath.Glob(filepath.Join(framework.Root(), "docs", "*.md"))
+	for _, f := range append([]string{filepath.Join(framework.Root(), "README.md")}, docs...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(append(raw, b...), '\n')
 	}
 	line := regexp.MustCompile(`(?m)^\s*bin/fleetctl (.*)$`)
 	flag := regexp.MustCompile(`(?:^|[\s\[|])(--?[a-zA-Z][a-zA-Z-]*)`)
