@@ -56,7 +56,7 @@ func TestDockerfileBuildsLikeMake(t *testing.T) {
 // names files that exist.
 func TestInstallManifests(t *testing.T) {
 	root := framework.Root()
-	for _, dir := range []string{"default", "manager", "rbac", "admission", "prometheus"} {
+	for _, dir := range []string{"default", "manager", "rbac", "admission", "prometheus", "networkpolicy"} {
 		files, _ := filepath.Glob(filepath.Join(root, "config", dir, "*.yaml"))
 		if len(files) == 0 {
 			t.Fatalf("no manifests in config/%s", dir)

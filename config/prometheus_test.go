@@ -167,9 +167,10 @@ func TestAlertRulesUseHubMetrics(t *testing.T) {
 	}
 }
 
-// TestPrometheusKustomization applies `kubectl apply -k config/prometheus` to a real API
-// server with the Prometheus operator's CRDs, as an operator would.
-func TestPrometheusKustomization(t *testing.T) {
+// TestOptionalKustomizations applies `kubectl apply -k config/prometheus` and
+// `config/networkpolicy` to a real API server with the Prometheus operator's CRDs, as an
+// operator would.
+func TestOptionalKustomizations(t *testing.T) {
 	root := testenv.Root()
 	env := testenv.Start(t, []string{filepath.Join(root, "config", "crd", "external", "prometheus-operator")})
 	kc, err := testenv.Kubeconfig(env.Config, "envtest")
@@ -192,10 +193,12 @@ func TestPrometheusKustomization(t *testing.T) {
 	}
 	kubectl("create", "namespace", "inferfleet-system")
 	kubectl("apply", "-k", "config/prometheus")
-	out := kubectl("get", "servicemonitors,prometheusrules", "-n", "inferfleet-system", "-o", "name")
-	for _, want := range []string{"servicemonitor.monitoring.coreos.com/inferfleet-hub", "prometheusrule.monitoring.coreos.com/inferfleet-hub"} {
+	kubectl("apply", "-k", "config/networkpolicy")
+	out := kubectl("get", "servicemonitors,prometheusrules,networkpolicies", "-n", "inferfleet-system", "-o", "name")
+	for _, want := range []string{"servicemonitor.monitoring.coreos.com/inferfleet-hub", "prometheusrule.monitoring.coreos.com/inferfleet-hub",
+		"networkpolicy.networking.k8s.io/inferfleet-hub"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("after apply -k config/prometheus, %s is missing:\n%s", want, out)
+			t.Errorf("after apply -k, %s is missing:\n%s", want, out)
 		}
 	}
 }

@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/e2e/framework"
@@ -104,12 +110,59 @@ func TestSecureMetrics(t *testing.T) {
 			t.Errorf("scrape with %s: %d %v, want %d and no metrics\n%.200s", tc.who, code, err, tc.want, body)
 		}
 	}
+	// The chart's way: a release's metrics.readers, bound by the chart to its own
+	// metrics-reader ClusterRole, may scrape too.
+	chartReader := token("chart-prometheus")
+	for _, u := range helmTemplate(t, "edge", "fleet-edge", "templates/metrics-reader.yaml",
+		`metrics.readers=[{"kind":"ServiceAccount","name":"chart-prometheus","namespace":"default"}]`) {
+		if err := env.Client.Create(ctx, u); err != nil {
+			t.Fatalf("create the chart's %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	framework.Eventually(t, 30*time.Second, "the chart's metrics reader scrapes the metrics", func() error {
+		code, _, body, err := scrape(chartReader)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !strings.Contains(body, "# TYPE ") {
+			return fmt.Errorf("%d: %.200s", code, body)
+		}
+		return nil
+	})
+
 	// Plain HTTP on the same port gets no metrics either.
 	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if strings.Contains(string(b), "# TYPE ") {
 			t.Errorf("plain HTTP served the metrics")
+		}
+	}
+}
+
+// helmTemplate renders one template of the chart with bin/helm, with --set-json values.
+func helmTemplate(t *testing.T, release, namespace, template string, setJSON ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", release, filepath.Join(framework.Root(), "deploy", "helm", "inferfleet"), "--namespace", namespace, "--show-only", template}
+	for _, v := range setJSON {
+		args = append(args, "--set-json", v)
+	}
+	out, err := exec.Command(filepath.Join(framework.BinDir(), "helm"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs
+			}
+			t.Fatal(err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
 	}
 }

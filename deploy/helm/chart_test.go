@@ -421,6 +421,14 @@ func TestChartRendersSources(t *testing.T) {
 	if ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress"); len(ingress) != 2 {
 		t.Errorf("NetworkPolicy ingress %v, want metrics and probes", ingress)
 	}
+	// With its default peers, the chart's policy admits what config/networkpolicy's does.
+	npDefault := find(t, render(t, "inferfleet", "inferfleet-system", "networkPolicy: {enabled: true}"), "NetworkPolicy", "inferfleet-hub")
+	kustNP := readManifests(t, "config/networkpolicy/networkpolicy.yaml")[0]
+	for _, field := range []string{"ingress", "policyTypes"} {
+		if a, b := npDefault.Object["spec"].(map[string]any)[field], kustNP.Object["spec"].(map[string]any)[field]; !equality.Semantic.DeepEqual(a, b) {
+			t.Errorf("NetworkPolicy %s: the chart's %v, config/networkpolicy's %v", field, a, b)
+		}
+	}
 	dash := find(t, objs, "ConfigMap", "inferfleet-hub-dashboard")
 	board, _ := os.ReadFile(filepath.Join(testenv.Root(), "config", "grafana", "inferfleet.json"))
 	if data, _, _ := unstructured.NestedString(dash.Object, "data", "inferfleet.json"); data != strings.TrimRight(string(board), "\n") || dash.GetLabels()["grafana_dashboard"] != "1" {
