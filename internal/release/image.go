@@ -14,7 +14,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -87,7 +89,7 @@ func HubImage(binary string, platform v1.Platform, meta ImageMeta) (v1.Image, er
 // platform ("linux/amd64").
 func HubIndex(binaries map[string]string, meta ImageMeta) (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, p := range sortedKeys(binaries) {
+	for _, p := range slices.Sorted(maps.Keys(binaries)) {
 		platform, err := v1.ParsePlatform(p)
 		if err != nil {
 			return nil, err

@@ -140,7 +140,7 @@ func TestMakeRelease(t *testing.T) {
 		}
 		// (Docker archives carry Docker's manifest media types, so compare the configs,
 		// which name every layer by its digest.)
-		if c1, c2 := configName(t, img), configName(t, dimg); c1 != c2 {
+		if c1, c2 := hash(t, img.ConfigName), hash(t, dimg.ConfigName); c1 != c2 {
 			t.Errorf("%s: docker archive holds config %s, the layout %s", p, c2, c1)
 		}
 	}
@@ -163,14 +163,14 @@ func TestMakeRelease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pull the pushed index: %v", err)
 	}
-	if d1, d2 := indexDigest(t, pushed), indexDigest(t, idx); d1 != d2 {
+	if d1, d2 := hash(t, pushed.Digest), hash(t, idx.Digest); d1 != d2 {
 		t.Errorf("the registry holds index %s, the layout %s", d1, d2)
 	}
 	arm, err := remote.Image(ref, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
 	if err != nil {
 		t.Fatalf("pull linux/arm64: %v", err)
 	}
-	if digest(t, arm) != digest(t, images["linux/arm64"]) {
+	if hash(t, arm.Digest) != hash(t, images["linux/arm64"].Digest) {
 		t.Error("the registry serves linux/arm64 a different image than the layout's")
 	}
 
@@ -273,29 +273,12 @@ func extract(t *testing.T, img v1.Image) map[string]entry {
 	}
 }
 
-func configName(t *testing.T, img v1.Image) v1.Hash {
+// hash is a digest the go-containerregistry accessor f returns, or the test's end.
+func hash(t *testing.T, f func() (v1.Hash, error)) v1.Hash {
 	t.Helper()
-	d, err := img.ConfigName()
+	h, err := f()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
-}
-
-func indexDigest(t *testing.T, idx v1.ImageIndex) v1.Hash {
-	t.Helper()
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func digest(t *testing.T, img v1.Image) v1.Hash {
-	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return h
 }
