@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestSmoke runs the whole harness small (one service then two, two members, one run,
@@ -202,11 +204,11 @@ func TestMedian(t *testing.T) {
 }
 
 func TestSteadyStateCountsWritesByTarget(t *testing.T) {
-	before := requestCounts{
+	before := testenv.RequestCounts{
 		"127.0.0.1:100": {"GET": 10, "PATCH": 4},
 		"127.0.0.1:200": {"GET": 5},
 	}
-	after := requestCounts{
+	after := testenv.RequestCounts{
 		"127.0.0.1:100": {"GET": 12, "PATCH": 6, "PUT": 1},
 		"127.0.0.1:200": {"GET": 9, "DELETE": 1},
 		"127.0.0.1:300": {"POST": 2},

@@ -474,7 +474,7 @@ func (b *fleetBench) update(obs *observer, run int, keys []client.ObjectKey) Upd
 	image := fmt.Sprintf("vllm/vllm-openai:bench-%d", run+1)
 	applied := obs.await("update applied", keys, imageIn(b.names, image, false))
 	rolled := obs.await("update rolled out", keys, imageIn(b.names, image, true))
-	before, err := readRequestCounts()
+	before, err := testenv.ReadRequestCounts()
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func (b *fleetBench) update(obs *observer, run int, keys []client.ObjectKey) Upd
 		Applied:   summarize(latencies(start, b.wait(obs, applied))),
 		RolledOut: summarize(latencies(start, b.wait(obs, rolled))),
 	}
-	after, err := readRequestCounts()
+	after, err := testenv.ReadRequestCounts()
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -525,7 +525,7 @@ func (f *Footprint) footprint(base memory, objects int) {
 func (b *fleetBench) steadyWindow(k int) SteadyState {
 	b.logf("steady state: counting the hub's API requests for %s", b.o.Window)
 	ctx := context.Background()
-	before, err := readRequestCounts()
+	before, err := testenv.ReadRequestCounts()
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -536,7 +536,7 @@ func (b *fleetBench) steadyWindow(k int) SteadyState {
 	cpu0 := cpuTime()
 	began := time.Now()
 	time.Sleep(b.o.Window)
-	after, err := readRequestCounts()
+	after, err := testenv.ReadRequestCounts()
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // machine reads the facts results are tied to.
@@ -86,48 +87,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// requestCounts is rest_client_requests_total, which controller-runtime registers for every
-// client-go client in the process, summed by host and method.
-type requestCounts map[string]map[string]float64
-
-func readRequestCounts() (requestCounts, error) {
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		return nil, err
-	}
-	out := requestCounts{}
-	found := false
-	for _, f := range families {
-		if f.GetName() != "rest_client_requests_total" {
-			continue
-		}
-		found = true
-		for _, m := range f.GetMetric() {
-			var host, method string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "host":
-					host = l.GetValue()
-				case "method":
-					method = l.GetValue()
-				}
-			}
-			if out[host] == nil {
-				out[host] = map[string]float64{}
-			}
-			out[host][method] += m.GetCounter().GetValue()
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("rest_client_requests_total is not in controller-runtime's metrics registry")
-	}
-	return out, nil
-}
-
-var writeMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true}
-
 // steadyState turns two snapshots into a SteadyState; hub is the hub API server's URL.
-func steadyState(before, after requestCounts, hub string) SteadyState {
+func steadyState(before, after testenv.RequestCounts, hub string) SteadyState {
 	hubHost := hub
 	if u, err := url.Parse(hub); err == nil {
 		hubHost = u.Host
@@ -139,7 +100,7 @@ func steadyState(before, after requestCounts, hub string) SteadyState {
 			if d <= 0 {
 				continue
 			}
-			if !writeMethods[method] {
+			if !testenv.WriteMethods[method] {
 				s.Reads += d
 				if host == hubHost {
 					s.ReadsHub += d
