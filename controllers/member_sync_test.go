@@ -242,6 +242,27 @@ func TestMemberSync(t *testing.T) {
 		}
 	})
 
+
+	t.Run("member caches hold objects without managedFields", func(t *testing.T) {
+		cl, err := f.mgr.GetCluster(ctx, "west")
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := getDeployment(ctx, west, "serving", "llama")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live.ManagedFields) == 0 {
+			t.Fatal("the member's Deployment has no managedFields: nothing to check")
+		}
+		cached := &appsv1.Deployment{}
+		if err := cl.GetCache().Get(ctx, client.ObjectKey{Namespace: "serving", Name: "llama"}, cached); err != nil {
+			t.Fatal(err)
+		}
+		if len(cached.ManagedFields) != 0 || cached.Spec.Replicas == nil {
+			t.Errorf("the hub's cached copy keeps %d managedFields entries (replicas %v)", len(cached.ManagedFields), cached.Spec.Replicas)
+		}
+	})
 	t.Run("each member's sync has its own event", func(t *testing.T) {
 		// Without the cluster as related object, the recorder would count east's event in
 		// west's series and its note would never show.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -193,6 +194,9 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 		// Members are watched only for what the hub owns: their other objects (all
 		// Secrets, say) never enter the hub's memory.
 		co.Cache.DefaultLabelSelector = labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
+		// Nothing the hub does with a member reads managedFields (ownership is decided on
+		// the API server's copy): the cached objects leave them out.
+		co.Cache.DefaultTransform = cache.TransformStripManagedFields()
 	}}
 	provider := kubeconfig.New(kubeconfig.Options{
 		Namespace:             o.ClusterNamespace,
