@@ -173,14 +173,7 @@ func TestAlertRulesUseHubMetrics(t *testing.T) {
 func TestOptionalKustomizations(t *testing.T) {
 	root := testenv.Root()
 	env := testenv.Start(t, []string{filepath.Join(root, "config", "crd", "external", "prometheus-operator")})
-	kc, err := testenv.Kubeconfig(env.Config, "envtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.KubeconfigFile(t, env.Config, "envtest")
 	kubectl := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(testenv.BinDir(), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/framework"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestRunDrill follows drills run by the hub's drill controller against a real API server,
@@ -65,14 +65,7 @@ func TestRunDrill(t *testing.T) {
 	t.Logf("report: recover %s, failback %s, services %+v", durationText(final.Status.TimeToRecover), durationText(final.Status.TimeToFailback), final.Status.Services)
 
 	// `fleetctl drill region` runs the same, reaching the hub through a kubeconfig path list.
-	kc, err := framework.Kubeconfig(env.Config, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "hub.kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kcPath := testenv.KubeconfigFile(t, env.Config, "hub")
 	list := writeKubeconfig(t, "", "other") + string(filepath.ListSeparator) + kcPath
 	var out bytes.Buffer
 	cmd := newRootCmd()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/e2e/framework"
 	"github.com/inferfleet/inferfleet/fleet"
+	"github.com/inferfleet/inferfleet/internal/testenv"
 )
 
 // TestStatusAndClusters runs `fleetctl status` and `fleetctl clusters` against a real API
@@ -25,14 +25,7 @@ import (
 func TestStatusAndClusters(t *testing.T) {
 	env := framework.Start(t, framework.CRDs())
 	ctx := context.Background()
-	kc, err := framework.Kubeconfig(env.Config, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "hub.kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kcPath := testenv.KubeconfigFile(t, env.Config, "hub")
 	svc := sampleService(t)
 	if err := env.Client.Create(ctx, svc); err != nil {
 		t.Fatal(err)

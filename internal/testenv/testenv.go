@@ -127,6 +127,21 @@ func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
 	return clientcmd.Write(*kc)
 }
 
+// KubeconfigFile writes cfg's kubeconfig (Kubeconfig, context name) into a file of the
+// test's temporary folder and returns its path.
+func KubeconfigFile(t testing.TB, cfg *rest.Config, name string) string {
+	t.Helper()
+	kc, err := Kubeconfig(cfg, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // RegisterMember stores a member's kubeconfig in the hub the way the hub discovers it.
 func RegisterMember(ctx context.Context, hub client.Client, name, region string, labels map[string]string, kubeconfig []byte) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleet.RegistrationNamespace}}
