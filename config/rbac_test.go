@@ -92,12 +92,6 @@ var documentedRules = []documentedRule{
 		[]string{"Events (`create` and `patch`)"}},
 	{hubClusterRole, []string{"coordination.k8s.io"}, []string{"leases"}, writes,
 		[]string{"Leases (leader election)"}},
-	{hubClusterRole, []string{""}, []string{"namespaces"}, []string{"get", "list", "watch"},
-		[]string{"`get`, `list` and `watch` on Namespaces, `get` and `list` on HorizontalPodAutoscalers and `list` on Events: the markers of reads the hub makes in members (below) put them here too"}},
-	{hubClusterRole, []string{"autoscaling"}, []string{"horizontalpodautoscalers"}, []string{"get", "list"},
-		[]string{"`get` and `list` on HorizontalPodAutoscalers"}},
-	{hubClusterRole, []string{""}, []string{"events"}, []string{"list"},
-		[]string{"and `list` on Events: the markers of reads the hub makes in members"}},
 
 	{memberRole, []string{""}, []string{"namespaces"}, []string{"get", "list", "watch", "create", "patch", "delete"},
 		[]string{"the service's namespace where it is missing (`get`, `list` and `watch`; created and then applied with server-side apply, so `create` and `patch`, no `update`; `delete` once nothing of the hub's is left in it"}},

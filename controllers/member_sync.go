@@ -151,8 +151,6 @@ type clusterResult struct {
 	capacity podCapacity
 }
 
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-
 // Reconcile syncs one FleetInferenceService to one member, as placement decided.
 func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
 	defer func(start time.Time) {
