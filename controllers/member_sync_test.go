@@ -242,7 +242,6 @@ func TestMemberSync(t *testing.T) {
 		}
 	})
 
-
 	t.Run("member caches hold objects without managedFields", func(t *testing.T) {
 		cl, err := f.mgr.GetCluster(ctx, "west")
 		if err != nil {
