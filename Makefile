@@ -46,7 +46,7 @@ vet:
 	go vet ./...
 
 .PHONY: bins
-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm into bin/ (once).
+bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and promtool into bin/ (once).
 	bash hack/build-bins.sh
 
 .PHONY: build
