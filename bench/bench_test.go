@@ -135,9 +135,32 @@ func TestSmoke(t *testing.T) {
 	if s.WritesHub+s.WritesMembers != sum(s.Writes) || s.ReadsHub+s.ReadsMembers != s.Reads {
 		t.Errorf("writes by target %d+%d != by method %v", s.WritesHub, s.WritesMembers, s.Writes)
 	}
-	fp := f.Footprint
-	if fp == nil || fp.ManagedObjects != 2*2*f.Propagation[1].ObjectsPerMember || fp.RSSBytes <= fp.BaselineRSS/2 || fp.HeapBytes <= 0 || !(fp.CPUSeconds > 0) {
+	if len(f.Footprints) != 1 {
+		t.Fatalf("footprints %+v, want one at the largest K", f.Footprints)
+	}
+	fp := f.Footprints[0]
+	if fp.ManagedObjects != 2*2*f.Propagation[1].ObjectsPerMember || fp.RSSBytes <= fp.BaselineRSS/2 || fp.HeapBytes <= 0 || !(fp.CPUSeconds > 0) ||
+		fp.StackBytes <= 0 || fp.Goroutines <= 0 || fp.HeapUnusedBytes < 0 {
 		t.Errorf("footprint %+v", fp)
+	}
+	// The first service, created as the hub starts, is applied before it is Ready.
+	if su := f.StartUp; su == nil || !(su.Applied > 0) || su.Ready < su.Applied {
+		t.Errorf("start-up %+v", su)
+	}
+	for _, p := range f.Propagation {
+		// Every member object takes at least its apply; some are read first.
+		if !(p.CPUPer1000Objects > 0) || p.MemberWritesPerObject < 1 || p.MemberRequestsPerObject < p.MemberWritesPerObject {
+			t.Errorf("K=%d: cost %+v", p.Services, p)
+		}
+	}
+	// A restarted hub with everything in sync confirms every (service, member) pair and
+	// writes nothing to the members.
+	rs := f.Restart
+	if rs == nil || rs.Services != 2 || rs.Members != 2 || !(rs.Confirmed > 0) || rs.Counted < rs.Confirmed || rs.ReadsMembers <= 0 {
+		t.Fatalf("restart %+v", rs)
+	}
+	if rs.WritesMembers != 0 {
+		t.Errorf("a restarted hub wrote %d times to members with nothing changed: %+v", rs.WritesMembers, rs)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
 	if err != nil {
@@ -151,7 +174,7 @@ func TestSmoke(t *testing.T) {
 		}
 		f.Close()
 	}
-	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Failover", "| hung, hub restarted at ", "## Steady state", "## Footprint", "propagation.png"} {
+	for _, want := range []string{"## Propagation", "| 2 | 2 |", "## Start-up", "## Cost per member object", "## Hub restart", "## Failover", "| hung, hub restarted at ", "## Steady state", "## Footprint", "propagation.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

@@ -5,6 +5,7 @@ package bench
 import (
 	"flag"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 var (
 	members          = flag.String("members", "2,4,8", "fleet sizes, comma-separated; each gets a fleet of its own, if memory allows")
 	services         = flag.String("services", "1,10,100", "numbers of services created at once, comma-separated")
+	servicesAt       = flag.String("services-at", "", "other numbers of services for some fleet sizes: members:K,K;members:K,... (8:1,100 measures 1 and 100 services on 8 members)")
+	scenarios        = flag.String("scenarios", strings.Join(Scenarios, ","), "outage and load scenarios to run, comma-separated, or none")
 	runs             = flag.Int("runs", 2, "repetitions; every figure is the median over them")
 	replicas         = flag.Int("replicas-per-member", 1, "each service's replicas per member")
 	failoverServices = flag.Int("failover-services", 10, "services running while a member's API server is killed")
@@ -44,11 +47,45 @@ func ints(t *testing.T, name, s string) []int {
 	return v
 }
 
+// perFleet parses -services-at.
+func perFleet(t *testing.T, s string) map[int][]int {
+	out := map[int][]int{}
+	for _, part := range strings.Split(s, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		m, ks, ok := strings.Cut(part, ":")
+		n, err := strconv.Atoi(strings.TrimSpace(m))
+		if !ok || err != nil || n < 1 {
+			t.Fatalf("-services-at: %q is not members:K,K,...", part)
+		}
+		out[n] = ints(t, "services-at", ks)
+	}
+	return out
+}
+
+// scenarioList parses -scenarios.
+func scenarioList(t *testing.T, s string) []string {
+	out := []string{}
+	if s == "none" {
+		return out
+	}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(Scenarios, f) {
+			t.Fatalf("-scenarios: %q is none of %s (or none)", f, strings.Join(Scenarios, ", "))
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // TestFleetBench runs every scenario and writes results.json and results.md to -out. A
 // fleet size that fails is left out of the files, and the test fails.
 func TestFleetBench(t *testing.T) {
 	o := Options{
 		Members: ints(t, "members", *members), Services: ints(t, "services", *services),
+		ServicesAt: perFleet(t, *servicesAt), Scenarios: scenarioList(t, *scenarios),
 		Runs: *runs, ReplicasPerMember: *replicas, FailoverServices: *failoverServices, SpillAfter: *spillAfter,
 		UnhealthyAfter: *unhealthyAfter, FailbackAfter: *failbackAfter,
 		Window: *window, Settle: *settle, Timeout: *timeout, SyncsPerMember: *syncsPerMember,

@@ -32,6 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
@@ -46,9 +48,15 @@ import (
 type Options struct {
 	// Members are the fleet sizes; each gets a fleet of its own (2).
 	Members []int
-	// Services are the K values of the propagation and update runs, ascending; the
-	// largest also gives the footprint and the steady-state window (1).
+	// Services are the K values of the propagation and update runs, ascending; every K
+	// of 100 or more, and the largest, give a footprint, and the largest the hub restart
+	// and the steady-state window (1).
 	Services []int
+	// ServicesAt replaces Services for the fleet sizes it names.
+	ServicesAt map[int][]int
+	// Scenarios are the outage and load scenarios to run after the propagation runs:
+	// failover, restart (failover across a hub restart), spillover, load (all when nil).
+	Scenarios []string
 	// Runs repeats every measurement; results are medians (1).
 	Runs int
 	// ReplicasPerMember is each service's share per member (1).
@@ -78,6 +86,17 @@ type Options struct {
 	ScaleDownWindow time.Duration
 }
 
+// Scenarios are every scenario Options.Scenarios may name.
+var Scenarios = []string{"failover", "restart", "spillover", "load"}
+
+// servicesAt are the K values measured on a fleet of m members.
+func (o *Options) servicesAt(m int) []int {
+	if ks, ok := o.ServicesAt[m]; ok {
+		return ks
+	}
+	return o.Services
+}
+
 func (o *Options) setDefaults() {
 	if len(o.Members) == 0 {
 		o.Members = []int{2}
@@ -86,6 +105,12 @@ func (o *Options) setDefaults() {
 		o.Services = []int{1}
 	}
 	o.Services = slices.Sorted(slices.Values(o.Services))
+	for m, ks := range o.ServicesAt {
+		o.ServicesAt[m] = slices.Sorted(slices.Values(ks))
+	}
+	if o.Scenarios == nil {
+		o.Scenarios = Scenarios
+	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -116,7 +141,8 @@ func Run(t *testing.T, o Options) *Results {
 	res := &Results{
 		Machine: machine(),
 		Options: OptionsRecord{
-			Members: o.Members, Services: o.Services, Runs: o.Runs, ReplicasPerMember: o.ReplicasPerMember,
+			Members: o.Members, Services: o.Services, ServicesAt: o.ServicesAt, Scenarios: o.Scenarios,
+			Runs: o.Runs, ReplicasPerMember: o.ReplicasPerMember,
 			FailoverServices:      o.FailoverServices,
 			UnhealthyAfterSeconds: o.UnhealthyAfter.Seconds(), FailbackAfterSeconds: o.FailbackAfter.Seconds(),
 			SpillAfterSeconds:      o.SpillAfter.Seconds(),
@@ -209,7 +235,7 @@ func (b *fleetBench) logf(format string, args ...any) {
 // member may get, rollouts and failovers included: the benchmark measures the hub, not
 // capacity.
 func (b *fleetBench) memberSpecs() []localfleet.ClusterSpec {
-	maxK := slices.Max(append([]int{b.o.FailoverServices}, b.o.Services...))
+	maxK := slices.Max(append([]int{b.o.FailoverServices}, b.o.servicesAt(b.members)...))
 	gpus := 4 * maxK * b.o.ReplicasPerMember
 	pods := 8*maxK*b.o.ReplicasPerMember + 50
 	var specs []localfleet.ClusterSpec
@@ -240,58 +266,176 @@ func (b *fleetBench) run() FleetResult {
 	if b.baseline, err = measureMemory(); err != nil {
 		t.Fatal(err)
 	}
-	b.hubOptions = app.HubOptions{SyncsPerMember: o.SyncsPerMember, KVCacheInterval: o.ReadInterval}
-	b.stopHub = b.lf.StartHub(t, b.hubOptions)
 	b.hub = b.lf.Hub.Client
 	b.token = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token", Namespace: namespace, Labels: map[string]string{v1alpha1.LabelCopyToMembers: "true"}}, Data: map[string][]byte{"token": []byte("hf_bench")}}
 	if err := b.hub.Create(ctx, b.token.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
 	b.loadTemplate()
-
+	b.hubOptions = app.HubOptions{SyncsPerMember: o.SyncsPerMember, KVCacheInterval: o.ReadInterval}
 	out := FleetResult{Members: b.members}
-	props := make([][]PropagationResult, len(o.Services))
-	updates := make([][]UpdateResult, len(o.Services))
-	var foot []Footprint
+	out.StartUp = b.startUp()
+
+	ks := o.servicesAt(b.members)
+	props := make([][]PropagationResult, len(ks))
+	updates := make([][]UpdateResult, len(ks))
+	foot := map[int][]Footprint{}
 	for run := range o.Runs {
 		obs := b.observe()
-		for i, k := range o.Services {
+		for i, k := range ks {
 			p, keys, fp := b.propagate(obs, run, k)
 			props[i] = append(props[i], p)
 			updates[i] = append(updates[i], b.update(obs, run, keys))
 			b.logf("run %d, %d services: applied p50 %.2fs p99 %.2fs, Ready p50 %.2fs p99 %.2fs, %.0f objects/s; update applied p50 %.2fs, rolled out p50 %.2fs",
 				run+1, k, p.Applied.P50, p.Applied.P99, p.Ready.P50, p.Ready.P99, p.ObjectsPerSecond, updates[i][run].Applied.P50, updates[i][run].RolledOut.P50)
-			if k == o.Services[len(o.Services)-1] {
-				// The largest K: memory, then (once) the steady-state window, without the
-				// harness's own copies of the member objects.
+			largest := k == ks[len(ks)-1]
+			if k >= 100 || largest {
+				// Memory, without the harness's own copies of the member objects.
 				b.settle(obs, keys, 2)
 				obs.stopMembers()
 				fp.footprint(b.baseline, k*b.members*b.perSvc)
-				foot = append(foot, fp)
-				b.logf("footprint: RSS %s MiB (%s over baseline), heap %s MiB, %.0f heap B per managed object",
-					mib(fp.RSSBytes), mib(fp.RSSBytes-fp.BaselineRSS), mib(fp.HeapBytes), fp.HeapPerObject)
-				if b.window && run == o.Runs-1 {
-					s := b.steadyWindow(k)
-					out.SteadyState = &s
+				foot[k] = append(foot[k], fp)
+				b.logf("footprint at %d services: RSS %s MiB (%s over baseline), heap %s MiB, %.0f heap B per managed object; heap unused %s MiB, stacks %s MiB, %d goroutines",
+					k, mib(fp.RSSBytes), mib(fp.RSSBytes-fp.BaselineRSS), mib(fp.HeapBytes), fp.HeapPerObject, mib(fp.HeapUnusedBytes), mib(fp.StackBytes), fp.Goroutines)
+				if largest && run == o.Runs-1 {
+					// Once: the steady-state window (on the largest fleet), then a restart.
+					if b.window {
+						s := b.steadyWindow(k)
+						out.SteadyState = &s
+					}
+					r := b.restart(k)
+					out.Restart = &r
 				}
 			}
 			b.deleteAll(obs, keys)
 		}
 		obs.stop()
 	}
-	for i := range o.Services {
+	for i := range ks {
 		out.Propagation = append(out.Propagation, medianPropagation(props[i]))
 		out.Update = append(out.Update, medianUpdate(updates[i]))
+		if fs := foot[ks[i]]; len(fs) > 0 {
+			out.Footprints = append(out.Footprints, *medianFootprint(fs))
+		}
 	}
-	out.Footprint = medianFootprint(foot)
 
 	// Failovers come last: a member whose API server was restarted is slower to start new
 	// pods, which would skew later propagation runs.
-	out.Failover = medianFailover(eachRun(b, b.failover))
-	out.HubRestart = medianFailover(eachRun(b, b.hubRestart))
-	out.Spillover = medianSpillover(eachRun(b, b.spillover))
-	out.LoadStep = medianLoadStep(eachRun(b, b.loadStep))
+	if slices.Contains(o.Scenarios, "failover") {
+		out.Failover = medianFailover(eachRun(b, b.failover))
+	}
+	if slices.Contains(o.Scenarios, "restart") {
+		out.HubRestart = medianFailover(eachRun(b, b.hubRestart))
+	}
+	if slices.Contains(o.Scenarios, "spillover") {
+		out.Spillover = medianSpillover(eachRun(b, b.spillover))
+	}
+	if slices.Contains(o.Scenarios, "load") {
+		out.LoadStep = medianLoadStep(eachRun(b, b.loadStep))
+	}
 	return out
+}
+
+// startUp starts the hub and at once creates one service, as a user applying one with the
+// hub would, and measures from the hub's start to the service applied in every member and
+// Ready. It leaves the hub running and the service deleted.
+func (b *fleetBench) startUp() *StartUp {
+	obs := b.observe()
+	defer obs.stop()
+	svc := b.service("bench-startup")
+	key := client.ObjectKeyFromObject(svc)
+	applied := obs.await("applied", []client.ObjectKey{key}, allSeen(b.expected(svc)))
+	ready := obs.await("Ready", []client.ObjectKey{key}, readyAt(1))
+	started := time.Now()
+	b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
+	if err := b.hub.Create(context.Background(), svc); err != nil {
+		b.t.Fatalf("create %s: %v", svc.Name, err)
+	}
+	res := &StartUp{
+		Applied: round(b.wait(obs, applied)[key].Sub(started).Seconds()),
+		Ready:   round(b.wait(obs, ready)[key].Sub(started).Seconds()),
+	}
+	b.logf("start-up: a service created as the hub started was applied in every member %.2fs after the start, Ready after %.2fs", res.Applied, res.Ready)
+	b.deleteAll(obs, []client.ObjectKey{key})
+	return res
+}
+
+// restart stops the hub with k services in sync on every member and starts it again, and
+// measures how long the new hub takes to have synced every (service, member) pair, and
+// what it writes meanwhile.
+func (b *fleetBench) restart(k int) Restart {
+	ctx := context.Background()
+	b.stopHub()
+	synced0, err := syncedPairs()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	before, err := testenv.ReadRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	serverBefore, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cpu0 := cpuTime()
+	b.logf("restart: the hub stopped with %d services in sync; starting it again", k)
+	started := time.Now()
+	b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
+	pairs := k * b.members
+	var confirmed time.Duration
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, b.o.Timeout, true, func(context.Context) (bool, error) {
+		n, err := syncedPairs()
+		if err != nil {
+			return false, err
+		}
+		confirmed = time.Since(started)
+		return n-synced0 >= pairs, nil
+	})
+	if err != nil {
+		b.t.Fatalf("restart: the new hub did not sync %d (service, member) pairs within %s: %v", pairs, b.o.Timeout, err)
+	}
+	time.Sleep(b.o.Settle)
+	counted := time.Since(started)
+	after, err := testenv.ReadRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	serverAfter, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	s := steadyState(before, after, b.lf.Fleet.Hub.Server)
+	r := Restart{
+		Services: k, Members: b.members, Confirmed: round(confirmed.Seconds()), Counted: round(counted.Seconds()),
+		Writes: s.Writes, WritesHub: s.WritesHub, WritesMembers: s.WritesMembers,
+		HubServerWrites: writesBetween(serverBefore, serverAfter),
+		ReadsHub:        s.ReadsHub, ReadsMembers: s.ReadsMembers,
+		CPUSeconds: round((cpuTime() - cpu0).Seconds()),
+	}
+	b.logf("restart: every service in sync again %.2fs after the start; in %.0fs the hub wrote %d times to members and %d times to its API server (%v; served %v), read %d times from members",
+		r.Confirmed, r.Counted, r.WritesMembers, r.WritesHub, r.Writes, r.HubServerWrites, r.ReadsMembers)
+	return r
+}
+
+// syncedPairs is the count of inferfleet_propagation_seconds in this process: the hub
+// observes it once per (service, generation, member) the first time it syncs it.
+func syncedPairs() (int, error) {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() != "inferfleet_propagation_seconds" {
+			continue
+		}
+		n := 0
+		for _, m := range f.GetMetric() {
+			n += int(m.GetHistogram().GetSampleCount())
+		}
+		return n, nil
+	}
+	return 0, nil
 }
 
 // eachRun runs a scenario Options.Runs times, each with an observer of its own.
@@ -430,6 +574,10 @@ func (b *fleetBench) propagate(obs *observer, run, k int) (PropagationResult, []
 		applied[key] = obs.await("applied "+key.Name, []client.ObjectKey{key}, allSeen(b.expected(svc)))
 	}
 	ready := obs.await("Ready", keys, readyAt(1))
+	before, err := testenv.ReadRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	cpu0 := cpuTime()
 	start := map[client.ObjectKey]time.Time{}
 	first := time.Now()
@@ -456,13 +604,21 @@ func (b *fleetBench) propagate(obs *observer, run, k int) (PropagationResult, []
 		}
 	}
 	cpu := cpuTime() - cpu0
+	after, err := testenv.ReadRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	n := steadyState(before, after, b.lf.Fleet.Hub.Server)
 	objects := k * b.members * b.perSvc
 	return PropagationResult{
-			Services:         k,
-			ObjectsPerMember: b.perSvc,
-			Applied:          summarize(latencies(start, reachedApplied)),
-			Ready:            summarize(latencies(start, reachedReady)),
-			ObjectsPerSecond: round(float64(objects) / last.Sub(first).Seconds()),
+			Services:                k,
+			ObjectsPerMember:        b.perSvc,
+			Applied:                 summarize(latencies(start, reachedApplied)),
+			Ready:                   summarize(latencies(start, reachedReady)),
+			ObjectsPerSecond:        round(float64(objects) / last.Sub(first).Seconds()),
+			CPUPer1000Objects:       round(cpu.Seconds() * 1000 / float64(objects)),
+			MemberRequestsPerObject: round(float64(n.ReadsMembers+n.WritesMembers) / float64(objects)),
+			MemberWritesPerObject:   round(float64(n.WritesMembers) / float64(objects)),
 		}, keys, Footprint{
 			Services: k, CPUSeconds: round(cpu.Seconds()), PropagationSeconds: round(lastReady.Sub(first).Seconds()),
 		}
@@ -513,6 +669,8 @@ func (f *Footprint) footprint(base memory, objects int) {
 		f.RSSBytes, f.HeapBytes = mem.rss, mem.heap
 	}
 	f.BaselineRSS, f.BaselineHeap = base.rss, base.heap
+	f.RSSFileBytes, f.BaselineRSSFile = mem.rssFile, base.rssFile
+	f.HeapUnusedBytes, f.StackBytes, f.Goroutines = mem.heapUnused, mem.stacks, mem.goroutines
 	f.ManagedObjects = objects
 	if objects > 0 {
 		f.RSSPerObject = round(float64(f.RSSBytes-f.BaselineRSS) / float64(objects))

@@ -62,8 +62,11 @@ func procField(path, key string) string {
 }
 
 // memory is the process's resident set and Go heap after a full collection, so that what
-// is measured is what is still referenced.
-type memory struct{ rss, heap int64 }
+// is measured is what is still referenced; with what else RSS holds.
+type memory struct {
+	rss, rssFile, heap, heapUnused, stacks int64
+	goroutines                             int
+}
 
 func measureMemory() (memory, error) {
 	runtime.GC()
@@ -73,9 +76,18 @@ func measureMemory() (memory, error) {
 	if err != nil {
 		return memory{}, fmt.Errorf("VmRSS from /proc/self/status (%q): %w", v, err)
 	}
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	// RssFile is the part of VmRSS that maps files: the program's own code and data.
+	fileKB, _ := strconv.ParseInt(strings.TrimSuffix(procField("/proc/self/status", "RssFile"), " kB"), 10, 64)
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/memory/classes/os-stacks:bytes"},
+		{Name: "/sched/goroutines:goroutines"},
+	}
 	metrics.Read(s)
-	return memory{rss: kb << 10, heap: int64(s[0].Value.Uint64())}, nil
+	u := func(i int) int64 { return int64(s[i].Value.Uint64()) }
+	return memory{rss: kb << 10, rssFile: fileKB << 10, heap: u(0), heapUnused: u(1), stacks: u(2) + u(3), goroutines: int(u(4))}, nil
 }
 
 // cpuTime is the process's user plus system CPU time so far.

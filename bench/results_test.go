@@ -40,14 +40,18 @@ type Machine struct {
 
 // OptionsRecord is Options as written into the results (durations in seconds).
 type OptionsRecord struct {
-	Members               []int   `json:"members"`
-	Services              []int   `json:"services"`
-	Runs                  int     `json:"runs"`
-	ReplicasPerMember     int     `json:"replicasPerMember"`
-	FailoverServices      int     `json:"failoverServices"`
-	UnhealthyAfterSeconds float64 `json:"unhealthyAfterSeconds"`
-	FailbackAfterSeconds  float64 `json:"failbackAfterSeconds"`
-	SpillAfterSeconds     float64 `json:"spillAfterSeconds,omitempty"`
+	Members  []int `json:"members"`
+	Services []int `json:"services"`
+	// ServicesAt are the fleet sizes measured at other K values than Services.
+	ServicesAt map[int][]int `json:"servicesAt,omitempty"`
+	// Scenarios are the outage and load scenarios run.
+	Scenarios             []string `json:"scenarios,omitempty"`
+	Runs                  int      `json:"runs"`
+	ReplicasPerMember     int      `json:"replicasPerMember"`
+	FailoverServices      int      `json:"failoverServices"`
+	UnhealthyAfterSeconds float64  `json:"unhealthyAfterSeconds"`
+	FailbackAfterSeconds  float64  `json:"failbackAfterSeconds"`
+	SpillAfterSeconds     float64  `json:"spillAfterSeconds,omitempty"`
 	// ReadIntervalSeconds and ScaleDownWindowSeconds are the load step's.
 	ReadIntervalSeconds    float64 `json:"readIntervalSeconds,omitempty"`
 	ScaleDownWindowSeconds float64 `json:"scaleDownWindowSeconds,omitempty"`
@@ -67,7 +71,51 @@ type FleetResult struct {
 	Spillover   *SpilloverResult `json:"spillover,omitempty"`
 	LoadStep    *LoadStepResult  `json:"loadStep,omitempty"`
 	SteadyState *SteadyState     `json:"steadyState,omitempty"`
-	Footprint   *Footprint       `json:"footprint,omitempty"`
+	// Footprints are measured at every K of 100 or more, and at the largest K.
+	Footprints []Footprint `json:"footprints,omitempty"`
+	// Footprint is the single footprint of results written before Footprints (read only).
+	Footprint *Footprint `json:"footprint,omitempty"`
+	// StartUp is the first service, created as the hub starts.
+	StartUp *StartUp `json:"startUp,omitempty"`
+	// Restart is the hub restarted with the largest K running and in sync.
+	Restart *Restart `json:"restart,omitempty"`
+}
+
+// footprints are the fleet's footprints, from either field.
+func (f FleetResult) footprints() []Footprint {
+	if len(f.Footprints) > 0 || f.Footprint == nil {
+		return f.Footprints
+	}
+	return []Footprint{*f.Footprint}
+}
+
+// StartUp: one service created the moment the hub starts (its informers, caches and
+// member connections not yet up), from the hub's start to all its member objects applied
+// and to Ready. The propagation runs come after it, on a hub that is up.
+type StartUp struct {
+	Applied float64 `json:"appliedSeconds"`
+	Ready   float64 `json:"readySeconds"`
+}
+
+// Restart: the hub stopped and started again with Services services in sync on every
+// member and nothing changing. Confirmed is the time from the new hub's start until it has
+// synced every service with every member (each (service, member) pair counted once, as
+// its propagation metric does); the requests are those it issued from its start until
+// Confirmed plus the settle time.
+type Restart struct {
+	Services  int     `json:"services"`
+	Members   int     `json:"members"`
+	Confirmed float64 `json:"confirmedSeconds"`
+	// Counted is how long after the start requests were counted.
+	Counted       float64        `json:"countedSeconds"`
+	Writes        map[string]int `json:"writes"`
+	WritesHub     int            `json:"writesHub"`
+	WritesMembers int            `json:"writesMembers"`
+	// HubServerWrites are the writes the hub's kube-apiserver served, by verb and resource.
+	HubServerWrites map[string]int `json:"hubServerWrites,omitempty"`
+	ReadsHub        int            `json:"readsHub"`
+	ReadsMembers    int            `json:"readsMembers"`
+	CPUSeconds      float64        `json:"cpuSeconds"`
 }
 
 // Summary is the distribution of per-service latencies in seconds.
@@ -88,8 +136,14 @@ type PropagationResult struct {
 	Applied          Summary `json:"appliedSeconds"`
 	Ready            Summary `json:"readySeconds"`
 	// ObjectsPerSecond is member objects applied / (last object seen - first create).
-	ObjectsPerSecond float64             `json:"objectsPerSecond"`
-	Runs             []PropagationResult `json:"runs,omitempty"`
+	ObjectsPerSecond float64 `json:"objectsPerSecond"`
+	// The cost of the run, from the first create to the last service Ready: the process's
+	// CPU seconds per 1,000 member objects applied (the hub's and the harness's watches'),
+	// and the requests the process sent to members per member object applied.
+	CPUPer1000Objects       float64             `json:"cpuSecondsPer1000Objects,omitempty"`
+	MemberRequestsPerObject float64             `json:"memberRequestsPerObject,omitempty"`
+	MemberWritesPerObject   float64             `json:"memberWritesPerObject,omitempty"`
+	Runs                    []PropagationResult `json:"runs,omitempty"`
 }
 
 // UpdateResult: the image tag of K services changed at once, from each update to the new
@@ -185,6 +239,15 @@ type Footprint struct {
 	// Per managed object: (value - baseline) / ManagedObjects.
 	RSSPerObject  float64 `json:"rssBytesPerObject"`
 	HeapPerObject float64 `json:"heapBytesPerObject"`
+	// What RSS holds besides live heap objects: heap spans not in use but not returned
+	// (fragmentation), goroutine stacks, and the goroutine count.
+	// RSSFileBytes is the part of RSS that maps the program's files (its code), against
+	// BaselineRSSFile before the hub started.
+	RSSFileBytes    int64 `json:"rssFileBytes,omitempty"`
+	BaselineRSSFile int64 `json:"baselineRssFileBytes,omitempty"`
+	HeapUnusedBytes int64 `json:"heapUnusedBytes,omitempty"`
+	StackBytes      int64 `json:"stackBytes,omitempty"`
+	Goroutines      int   `json:"goroutines,omitempty"`
 	// CPUSeconds is the process's CPU time from the first create to the last Ready.
 	CPUSeconds         float64     `json:"propagationCpuSeconds"`
 	PropagationSeconds float64     `json:"propagationSeconds"`
@@ -246,12 +309,15 @@ func round(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 func medianPropagation(runs []PropagationResult) PropagationResult {
 	return PropagationResult{
-		Services:         runs[0].Services,
-		ObjectsPerMember: runs[0].ObjectsPerMember,
-		Applied:          medianSummary(runs, func(r PropagationResult) Summary { return r.Applied }),
-		Ready:            medianSummary(runs, func(r PropagationResult) Summary { return r.Ready }),
-		ObjectsPerSecond: medianOf(runs, func(r PropagationResult) float64 { return r.ObjectsPerSecond }),
-		Runs:             runs,
+		Services:                runs[0].Services,
+		ObjectsPerMember:        runs[0].ObjectsPerMember,
+		Applied:                 medianSummary(runs, func(r PropagationResult) Summary { return r.Applied }),
+		Ready:                   medianSummary(runs, func(r PropagationResult) Summary { return r.Ready }),
+		ObjectsPerSecond:        medianOf(runs, func(r PropagationResult) float64 { return r.ObjectsPerSecond }),
+		CPUPer1000Objects:       medianOf(runs, func(r PropagationResult) float64 { return r.CPUPer1000Objects }),
+		MemberRequestsPerObject: medianOf(runs, func(r PropagationResult) float64 { return r.MemberRequestsPerObject }),
+		MemberWritesPerObject:   medianOf(runs, func(r PropagationResult) float64 { return r.MemberWritesPerObject }),
+		Runs:                    runs,
 	}
 }
 
@@ -341,6 +407,11 @@ func medianFootprint(runs []Footprint) *Footprint {
 		BaselineRSS:        i64(func(r Footprint) int64 { return r.BaselineRSS }),
 		HeapBytes:          i64(func(r Footprint) int64 { return r.HeapBytes }),
 		BaselineHeap:       i64(func(r Footprint) int64 { return r.BaselineHeap }),
+		RSSFileBytes:       i64(func(r Footprint) int64 { return r.RSSFileBytes }),
+		BaselineRSSFile:    i64(func(r Footprint) int64 { return r.BaselineRSSFile }),
+		HeapUnusedBytes:    i64(func(r Footprint) int64 { return r.HeapUnusedBytes }),
+		StackBytes:         i64(func(r Footprint) int64 { return r.StackBytes }),
+		Goroutines:         int(medianOf(runs, func(r Footprint) float64 { return float64(r.Goroutines) })),
 		RSSPerObject:       medianOf(runs, func(r Footprint) float64 { return r.RSSPerObject }),
 		HeapPerObject:      medianOf(runs, func(r Footprint) float64 { return r.HeapPerObject }),
 		CPUSeconds:         medianOf(runs, func(r Footprint) float64 { return r.CPUSeconds }),
@@ -413,6 +484,28 @@ func (r *Results) Markdown() []byte {
 	}
 
 	b.WriteString("\n![Ready latency against services created at once](propagation.png)\n")
+
+	b.WriteString("\n## Start-up: one service created the moment the hub starts, from its start\n\n")
+	b.WriteString("The propagation runs above start once the hub is up; this is the hub's start-up on the same path.\n\n")
+	b.WriteString("| members | applied | Ready |\n|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if x := f.StartUp; x != nil {
+			fmt.Fprintf(&b, "| %d | %s | %s |\n", f.Members, secs(x.Applied), secs(x.Ready))
+		}
+	}
+
+	b.WriteString("\n## Cost per member object applied, from the first create to the last Ready\n\n")
+	b.WriteString("CPU is the whole process's: the hub's and the harness's own watches on every member.\n\n")
+	b.WriteString("| members | services | objects | CPU s per 1,000 objects | member requests per object | of which writes |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		for _, p := range f.Propagation {
+			if p.CPUPer1000Objects == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %d | %d | %d | %.2f | %.2f | %.2f |\n", f.Members, p.Services, p.Services*p.ObjectsPerMember*f.Members,
+				p.CPUPer1000Objects, p.MemberRequestsPerObject, p.MemberWritesPerObject)
+		}
+	}
 
 	b.WriteString("\n## Update: image tag change to every member, and to rollouts complete\n\n")
 	b.WriteString("| members | services | applied p50 | p99 | rolled out p50 | p99 |\n|---:|---:|---:|---:|---:|---:|\n")
@@ -495,14 +588,26 @@ func (r *Results) Markdown() []byte {
 		}
 	}
 
-	b.WriteString("\n## Footprint of the hub process\n\n")
-	b.WriteString("| members | services | managed objects | RSS MiB | over baseline | heap MiB | over baseline | RSS B/object | heap B/object | CPU s to Ready |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n## Hub restart with every service in sync (target: in sync again within 30s, no writes to members)\n\n")
+	b.WriteString("From the new hub's start until it has synced every service with every member; requests counted until the settle time after that.\n\n")
+	b.WriteString("| members | services | in sync again | counted for | writes to members | writes to hub | by method | hub server writes | reads from members | from hub | CPU s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n")
 	for _, f := range r.Fleets {
-		if x := f.Footprint; x != nil {
-			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.1f |\n", f.Members, x.Services, x.ManagedObjects,
-				mib(x.RSSBytes), mib(x.RSSBytes-x.BaselineRSS), mib(x.HeapBytes), mib(x.HeapBytes-x.BaselineHeap),
-				x.RSSPerObject, x.HeapPerObject, x.CPUSeconds)
+		if x := f.Restart; x != nil {
+			fmt.Fprintf(&b, "| %d | %d | %s | %.0fs | %d | %d | %s | %s | %d | %d | %.1f |\n", f.Members, x.Services, secs(x.Confirmed), x.Counted,
+				x.WritesMembers, x.WritesHub, methods(x.Writes), methods(x.HubServerWrites), x.ReadsMembers, x.ReadsHub, x.CPUSeconds)
+		}
+	}
+
+	b.WriteString("\n## Footprint of the hub process\n\n")
+	b.WriteString("Code is the part of RSS over baseline that maps the program's files; heap unused is heap memory held but not in use (fragmentation); stacks are goroutine stacks.\n\n")
+	b.WriteString("| members | services | managed objects | RSS MiB | over baseline | of which code | heap MiB | over baseline | RSS B/object | heap B/object | heap unused MiB | stacks MiB | goroutines | CPU s to Ready |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		for _, x := range f.footprints() {
+			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %d | %.1f |\n", f.Members, x.Services, x.ManagedObjects,
+				mib(x.RSSBytes), mib(x.RSSBytes-x.BaselineRSS), mib(x.RSSFileBytes-x.BaselineRSSFile), mib(x.HeapBytes), mib(x.HeapBytes-x.BaselineHeap),
+				x.RSSPerObject, x.HeapPerObject, mib(x.HeapUnusedBytes), mib(x.StackBytes), x.Goroutines, x.CPUSeconds)
 		}
 	}
 	for _, f := range r.Fleets {
