@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
+	"github.com/inferfleet/inferfleet/fleet"
 )
 
 // TestRollup checks the service conditions and totals built from the placement decision
@@ -178,6 +180,51 @@ func TestFailoverCondition(t *testing.T) {
 			c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionFailingOver)
 			if c == nil || c.Status != tc.status || c.Reason != tc.reason || c.Message != tc.message {
 				t.Errorf("FailingOver = %+v, want %s %s %q", c, tc.status, tc.reason, tc.message)
+			}
+		})
+	}
+}
+
+// TestEntryWhileConnecting: a restarted hub that has not connected to a member yet keeps
+// the member's recorded entry as it is; the rollup then says what that record says: in
+// sync when it was for this generation and share, syncing when the spec or the share
+// changed while the hub was away. A hub with no record says it is connecting.
+func TestEntryWhileConnecting(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	r := &MemberSync{Now: func() time.Time { return now }}
+	since := metav1.NewTime(now.Add(-time.Hour))
+	recorded := v1alpha1.ClusterStatus{Name: "a", ObservedGeneration: 1, Reason: ReasonSynced, Reachable: true, DesiredReplicas: 2, ReadyReplicas: 2,
+		Health: v1alpha1.Healthy, HealthSince: &since, LastSyncTime: &since}
+	pending := pendingResult(fleet.Cluster{Name: "a"}, 2)
+	for _, tc := range []struct {
+		name       string
+		generation int64
+		share      int32
+		had        bool
+		propagated string
+	}{
+		{"recorded for this generation and share", 1, 2, true, ReasonAllSynced},
+		{"spec changed while the hub was away", 2, 2, true, ReasonSyncing},
+		{"share changed while the hub was away", 1, 3, true, ReasonSyncing},
+		{"nothing recorded", 1, 2, false, ReasonConnecting},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &v1alpha1.FleetInferenceService{}
+			svc.Generation = tc.generation
+			d := v1alpha1.ClusterDecision{Name: "a", Replicas: tc.share, Reason: v1alpha1.PlacementPlaced}
+			prev := v1alpha1.ClusterStatus{}
+			if tc.had {
+				prev = recorded
+			}
+			got := r.entry(svc, d, prev, tc.had, pending)
+			if tc.had && !equality.Semantic.DeepEqual(got, recorded) {
+				t.Errorf("entry %+v, want the recorded %+v", got, recorded)
+			}
+			svc.Status.Placement = &v1alpha1.PlacementStatus{ObservedGeneration: tc.generation, Clusters: []v1alpha1.ClusterDecision{d}}
+			svc.Status.Clusters = []v1alpha1.ClusterStatus{got}
+			rollup(svc, now)
+			if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionPropagated); c == nil || c.Reason != tc.propagated {
+				t.Errorf("Propagated %+v, want reason %s", c, tc.propagated)
 			}
 		})
 	}

@@ -213,15 +213,13 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		// Stopping: what this reconcile saw may be the shutdown itself.
 		return reconcile.Result{}, ctx.Err()
 	}
-	if res.pending && had {
-		// Connecting: the last recorded state stands.
-		res.status = *prev.DeepCopy()
-		res.status.DesiredReplicas = d.Replicas
-	}
 	entry := r.entry(svc, d, prev, had, res)
 	r.observePropagation(svc, res)
 	r.Reports.Put(svc, name, &entry)
 	switch {
+	case res.pending && had:
+		// A restarted hub connecting to a member it has a record of: nothing happened
+		// there, so nothing is said.
 	case res.err != nil:
 		clusterEvent(r.Recorder, r.Registry, svc, name, corev1.EventTypeWarning, res.reason, "Sync", "%s: %v", name, res.err)
 	case len(res.applied) > 0 || len(res.pruned) > 0:
@@ -270,6 +268,11 @@ func (r *MemberSync) cluster(ctx context.Context, name string) (fleet.Cluster, b
 // entry builds the cluster's status entry from a sync's outcome: health (with the time
 // it last changed), the decision's share, and what the sync found.
 func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.ClusterDecision, prev v1alpha1.ClusterStatus, had bool, res clusterResult) v1alpha1.ClusterStatus {
+	if res.pending && had {
+		// Connecting (a restarted hub): the recorded entry stands as it is, until the
+		// member is read again. Its generation and share say whether it is current.
+		return *prev.DeepCopy()
+	}
 	st := res.status
 	st.ObservedGeneration = svc.Generation
 	st.Reason = ReasonSynced

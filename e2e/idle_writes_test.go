@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,10 +25,11 @@ import (
 // member's registration Secret, which placement, member sync and route sync all watch)
 // change nothing and so write nothing: no apply, no status write, no event, to the hub or
 // to any member. Writes are counted on the client side of this process (the hub runs in
-// it), by API server.
+// it), by API server. Then the hub restarts, as a new pod would, with nothing changed: it
+// confirms the service in sync on every member and writes nothing either.
 func TestNoOpReconcilesWriteNothing(t *testing.T) {
 	lf := framework.StartLocalFleet(t, localfleet.DefaultMembers())
-	lf.StartHub(t, app.HubOptions{})
+	stopHub := lf.StartHub(t, app.HubOptions{})
 	ctx := context.Background()
 	hub := lf.Hub.Client
 	svc := createTwoRegionSample(ctx, t, hub)
@@ -96,15 +98,79 @@ func TestNoOpReconcilesWriteNothing(t *testing.T) {
 			t.Errorf("%d writes to member %s", n, host)
 		}
 	}
-	if now := eventVersions(ctx, t, hub); len(now) != len(events) {
-		t.Errorf("events changed: %d before, %d after", len(events), len(now))
-	} else {
-		for k, v := range now {
-			if events[k] != v {
-				t.Errorf("event %s was written again (a series count, say)", k)
+	sameEvents(t, events, eventVersions(ctx, t, hub))
+
+	t.Run("a restarted hub writes nothing", func(t *testing.T) {
+		stopHub()
+		statusBefore := getService(ctx, t, hub, key).Status
+		regsBefore := registrations(ctx, t, hub)
+		events := eventVersions(ctx, t, hub)
+		pairs, err := testenv.SyncedPairs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := testenv.ReadRequestCounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopHub = lf.StartHub(t, app.HubOptions{})
+		members := len(getService(ctx, t, hub, key).Status.Clusters)
+		framework.Eventually(t, time.Minute, "the new hub in sync with every member", func() error {
+			n, err := testenv.SyncedPairs()
+			if err != nil {
+				return err
 			}
+			if n-pairs < members {
+				return fmt.Errorf("%d of %d members confirmed", n-pairs, members)
+			}
+			return nil
+		})
+		// Its health monitor probes every member (each second) and records what changed.
+		time.Sleep(3 * time.Second)
+		after, err := testenv.ReadRequestCounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes := after.WritesSince(before)
+		for host, n := range writes {
+			t.Errorf("%d writes to %s (the hub is %s)", n, host, hubURL.Host)
+		}
+		if d := cmp.Diff(statusBefore, getService(ctx, t, hub, key).Status); d != "" {
+			t.Errorf("status changed (-before +after):\n%s", d)
+		}
+		if d := cmp.Diff(regsBefore, registrations(ctx, t, hub)); d != "" {
+			t.Errorf("registrations changed (-before +after):\n%s", d)
+		}
+		sameEvents(t, events, eventVersions(ctx, t, hub))
+	})
+}
+
+// sameEvents fails t when events were written between two eventVersions.
+func sameEvents(t *testing.T, before, now map[string]string) {
+	t.Helper()
+	if len(now) != len(before) {
+		t.Errorf("events changed: %d before, %d after", len(before), len(now))
+		return
+	}
+	for k, v := range now {
+		if before[k] != v {
+			t.Errorf("event %s was written again (a series count, say)", k)
 		}
 	}
+}
+
+// registrations are the annotations of the members' registration Secrets, by name.
+func registrations(ctx context.Context, t *testing.T, hub client.Client) map[string]map[string]string {
+	t.Helper()
+	var list corev1.SecretList
+	if err := hub.List(ctx, &list, client.InNamespace(fleet.RegistrationNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	for _, s := range list.Items {
+		out[s.Name] = s.Annotations
+	}
+	return out
 }
 
 // eventVersions are the resourceVersions of the hub's events, by namespace/name.

@@ -140,7 +140,10 @@ func (m *Monitor) Start(ctx context.Context) error {
 // resume takes up what an earlier hub recorded on the registration Secrets: a cluster it
 // saw unreachable stays so from the time it was first seen failing, and is not given the
 // connect grace of a cluster not heard of yet. A hub restarted during an outage thus fails
-// over when the outage is unhealthyAfter old, not unhealthyAfter after the restart.
+// over when the outage is unhealthyAfter old, not unhealthyAfter after the restart. A
+// cluster it saw reachable stays reachable since then: the first probe that finds it so
+// changes nothing and records nothing, and losing it takes FailureThreshold probes, as
+// for the hub that recorded it.
 func (m *Monitor) resume(ctx context.Context) {
 	if m.Hub == nil {
 		return
@@ -154,12 +157,17 @@ func (m *Monitor) resume(ctx context.Context) {
 	defer m.mu.Unlock()
 	for _, s := range secrets.Items {
 		a := s.Annotations
-		if !IsRegistration(s.Labels) || a[AnnotationReachable] != "false" {
+		reachable := a[AnnotationReachable]
+		if !IsRegistration(s.Labels) || (reachable != "false" && reachable != "true") {
 			continue
 		}
 		v := a[AnnotationReachableSince]
 		since, err := time.Parse(time.RFC3339, v)
 		if err != nil {
+			continue
+		}
+		if reachable == "true" {
+			m.state[s.Name] = Reachability{Reachable: true, Since: since, Rounded: !strings.Contains(v, ".")}
 			continue
 		}
 		m.state[s.Name] = Reachability{Reachable: false, Since: since, Rounded: !strings.Contains(v, "."), Reason: a[AnnotationReachReason]}

@@ -29,7 +29,8 @@ func (l listed) List(context.Context) ([]fleet.Cluster, error) { return l, nil }
 // TestMonitorResumesRecordedOutage: a hub that starts while a member it recorded as
 // unreachable is still not connected takes the outage up from the recorded time, without
 // the connect grace a cluster not heard of gets; a cluster with nothing recorded gets the
-// grace (unknown, not unreachable).
+// grace (unknown, not unreachable). A cluster recorded reachable stays reachable since
+// its recorded time: a failback waiting on it is not timed again from the restart.
 func TestMonitorResumesRecordedOutage(t *testing.T) {
 	lost := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Second)
 	lostMs := lost.Add(-1234 * time.Millisecond)
@@ -43,8 +44,9 @@ func TestMonitorResumesRecordedOutage(t *testing.T) {
 		// A hub of this version records the millisecond.
 		reg("north", map[string]string{fleet.AnnotationReachable: "false", fleet.AnnotationReachableSince: lostMs.Format(fleet.SinceFormat), fleet.AnnotationReachReason: "readyz: context deadline exceeded"}),
 		reg("east", nil),
+		reg("south", map[string]string{fleet.AnnotationReachable: "true", fleet.AnnotationReachableSince: lostMs.Format(fleet.SinceFormat), fleet.AnnotationReachReason: ""}),
 	).Build()
-	m := fleet.NewMonitor(notConnected{}, listed{{Name: "west"}, {Name: "north"}, {Name: "east"}})
+	m := fleet.NewMonitor(notConnected{}, listed{{Name: "west"}, {Name: "north"}, {Name: "east"}, {Name: "south"}})
 	m.Hub, m.Namespace, m.Interval = hub, fleet.RegistrationNamespace, 20*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -64,6 +66,9 @@ func TestMonitorResumesRecordedOutage(t *testing.T) {
 	}
 	if _, ok := m.Get("east"); ok {
 		t.Errorf("east, with nothing recorded and not connected yet, has a state within the connect grace")
+	}
+	if r, ok := m.Get("south"); !ok || !r.Reachable || !r.Since.Equal(lostMs) {
+		t.Errorf("south after the restart: %+v (known %v), want reachable since the recorded %s", r, ok, lostMs)
 	}
 	s := &corev1.Secret{}
 	if err := hub.Get(context.Background(), client.ObjectKey{Namespace: fleet.RegistrationNamespace, Name: "west"}, s); err != nil {

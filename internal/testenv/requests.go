@@ -61,3 +61,24 @@ func (after RequestCounts) WritesSince(before RequestCounts) map[string]int {
 	}
 	return out
 }
+
+// SyncedPairs is the sample count of inferfleet_propagation_seconds in this process: a hub
+// running in it observes that metric once per (service, generation, member) the first
+// time it has that generation in sync in that member, so a restarted hub counts every
+// pair again as it confirms them.
+func SyncedPairs() (int, error) {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() != "inferfleet_propagation_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			n += int(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return n, nil
+}
