@@ -32,8 +32,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/cmd/hub/app"
 	"github.com/inferfleet/inferfleet/controllers"
@@ -366,7 +364,7 @@ func (b *fleetBench) startUp() *StartUp {
 func (b *fleetBench) restart(k int) Restart {
 	ctx := context.Background()
 	b.stopHub()
-	synced0, err := syncedPairs()
+	synced0, err := testenv.SyncedPairs()
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -385,7 +383,7 @@ func (b *fleetBench) restart(k int) Restart {
 	pairs := k * b.members
 	var confirmed time.Duration
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, b.o.Timeout, true, func(context.Context) (bool, error) {
-		n, err := syncedPairs()
+		n, err := testenv.SyncedPairs()
 		if err != nil {
 			return false, err
 		}
@@ -416,26 +414,6 @@ func (b *fleetBench) restart(k int) Restart {
 	b.logf("restart: every service in sync again %.2fs after the start; in %.0fs the hub wrote %d times to members and %d times to its API server (%v; served %v), read %d times from members",
 		r.Confirmed, r.Counted, r.WritesMembers, r.WritesHub, r.Writes, r.HubServerWrites, r.ReadsMembers)
 	return r
-}
-
-// syncedPairs is the count of inferfleet_propagation_seconds in this process: the hub
-// observes it once per (service, generation, member) the first time it syncs it.
-func syncedPairs() (int, error) {
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		return 0, err
-	}
-	for _, f := range families {
-		if f.GetName() != "inferfleet_propagation_seconds" {
-			continue
-		}
-		n := 0
-		for _, m := range f.GetMetric() {
-			n += int(m.GetHistogram().GetSampleCount())
-		}
-		return n, nil
-	}
-	return 0, nil
 }
 
 // eachRun runs a scenario Options.Runs times, each with an observer of its own.

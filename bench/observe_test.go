@@ -109,14 +109,19 @@ func startObserver(ctx context.Context, hub *rest.Config, members map[string]*re
 
 	selector := labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
 	for name, cfg := range members {
-		mc, err := cache.New(cfg, cache.Options{Scheme: app.Scheme(), DefaultLabelSelector: selector})
+		// The harness shares the hub's process, whose memory it measures: it keeps the
+		// least it can (metadata, but for the Deployments it reads).
+		mc, err := cache.New(cfg, cache.Options{Scheme: app.Scheme(), DefaultLabelSelector: selector, DefaultTransform: cache.TransformStripManagedFields()})
 		if err != nil {
 			return fail(fmt.Errorf("%s cache: %w", name, err))
 		}
 		for _, gvk := range kinds {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(gvk)
-			inf, err := mc.GetInformer(memberCtx, u)
+			var obj client.Object = &metav1.PartialObjectMetadata{}
+			if gvk.Kind == "Deployment" {
+				obj = &unstructured.Unstructured{}
+			}
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+			inf, err := mc.GetInformer(memberCtx, obj)
 			if err != nil {
 				return fail(fmt.Errorf("%s informer for %s: %w", name, gvk.Kind, err))
 			}
@@ -194,7 +199,7 @@ func (o *observer) serviceEvent(obj any, deleted bool) {
 }
 
 func (o *observer) memberEvent(cluster string, gvk schema.GroupVersionKind, obj any, deleted bool) {
-	u, ok := unwrap(obj).(*unstructured.Unstructured)
+	u, ok := unwrap(obj).(metav1.Object)
 	if !ok {
 		return
 	}
@@ -222,8 +227,8 @@ func (o *observer) memberEvent(cluster string, gvk schema.GroupVersionKind, obj 
 	if gvk.Kind == "Deployment" && u.GetName() == svc.Name && u.GetNamespace() == svc.Namespace {
 		if deleted {
 			delete(o.deployments, deploymentKey(cluster, svc))
-		} else {
-			o.deployments[deploymentKey(cluster, svc)] = u
+		} else if d, ok := u.(*unstructured.Unstructured); ok {
+			o.deployments[deploymentKey(cluster, svc)] = d
 		}
 	}
 	o.evaluate(svc, now)
