@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -239,6 +240,51 @@ func (r *MemberSync) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	return reconcile.Result{RequeueAfter: r.Resync}, nil
 }
 
+// applyParallelism bounds the applies one (service, member) sync has in flight: a
+// service's objects reach a member in about the time of its slowest apply, not the sum.
+const applyParallelism = 8
+
+// applyResult is one object's apply.
+type applyResult struct {
+	out  Outcome
+	live *unstructured.Unstructured
+	err  error
+}
+
+// applyAll applies objs to one member, applyParallelism at a time, and returns each
+// one's outcome in order. Kinds the member cache holds are checked against it first.
+// Role bindings go once the rest is in: a binding to a Role not there yet is refused to
+// a hub that may not bind any role.
+func applyAll(ctx context.Context, c client.Client, cache client.Reader, svc *v1alpha1.FleetInferenceService, objs []client.Object) []applyResult {
+	out := make([]applyResult, len(objs))
+	var first, bindings []int
+	for i, obj := range objs {
+		switch obj.(type) {
+		case *rbacv1.RoleBinding, *rbacv1.ClusterRoleBinding:
+			bindings = append(bindings, i)
+		default:
+			first = append(first, i)
+		}
+	}
+	for _, wave := range [][]int{first, bindings} {
+		var g errgroup.Group
+		g.SetLimit(applyParallelism)
+		for _, i := range wave {
+			g.Go(func() error {
+				var cached client.Reader
+				if watchedType(objs[i]) {
+					cached = cache
+				}
+				a := &out[i]
+				a.out, a.live, a.err = applyOwned(ctx, c, cached, svc, objs[i])
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}
+	return out
+}
+
 // capacityRecheck is how often a cluster with unschedulable model-server pods is read.
 const capacityRecheck = 10 * time.Second
 
@@ -456,12 +502,9 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	}
 	keep := map[string]bool{}
 	var conflicts []string
-	for _, obj := range objs {
-		var cache client.Reader
-		if watchedType(obj) {
-			cache = cl.GetCache()
-		}
-		out, live, err := applyOwned(ctx, mc, cache, svc, obj)
+	results := applyAll(ctx, mc, cl.GetCache(), svc, objs)
+	for i, obj := range objs {
+		out, live, err := results[i].out, results[i].live, results[i].err
 		gvk := obj.GetObjectKind().GroupVersionKind()
 		keep[kindKey(gvk, client.ObjectKeyFromObject(obj))] = true
 		switch {
