@@ -298,17 +298,22 @@ func (b *fleetBench) run() FleetResult {
 				foot[k] = append(foot[k], fp)
 				b.logf("footprint at %d services: RSS %s MiB (%s over baseline), heap %s MiB, %.0f heap B per managed object; heap unused %s MiB, stacks %s MiB, %d goroutines",
 					k, mib(fp.RSSBytes), mib(fp.RSSBytes-fp.BaselineRSS), mib(fp.HeapBytes), fp.HeapPerObject, mib(fp.HeapUnusedBytes), mib(fp.StackBytes), fp.Goroutines)
-				if largest && run == o.Runs-1 {
-					// Once: the steady-state window (on the largest fleet), then a restart.
-					if b.window {
+				if run == o.Runs-1 {
+					// Once: the steady-state window (at the largest K on the largest
+					// fleet), then a restart.
+					if largest && b.window {
 						s := b.steadyWindow(k)
 						out.SteadyState = &s
 					}
-					r := b.restart(k)
-					out.Restart = &r
+					out.Restarts = append(out.Restarts, b.restart(k))
 				}
 			}
 			b.deleteAll(obs, keys)
+			if !obs.watchesMembers() && !largest {
+				// The next K needs the member watches the footprint stopped.
+				obs.stop()
+				obs = b.observe()
+			}
 		}
 		obs.stop()
 	}
@@ -371,15 +376,7 @@ func (b *fleetBench) restart(k int) Restart {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	before, err := testenv.ReadRequestCounts()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	serverBefore, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	cpu0 := cpuTime()
+	before := b.requests()
 	b.logf("restart: the hub stopped with %d services in sync; starting it again", k)
 	started := time.Now()
 	b.stopHub = b.lf.StartHub(b.t, b.hubOptions)
@@ -398,21 +395,11 @@ func (b *fleetBench) restart(k int) Restart {
 	}
 	time.Sleep(b.o.Settle)
 	counted := time.Since(started)
-	after, err := testenv.ReadRequestCounts()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	serverAfter, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	s := steadyState(before, after, b.lf.Fleet.Hub.Server)
+	n, cpu := b.since(before)
 	r := Restart{
 		Services: k, Members: b.members, Confirmed: round(confirmed.Seconds()), Counted: round(counted.Seconds()),
-		Writes: s.Writes, WritesHub: s.WritesHub, WritesMembers: s.WritesMembers,
-		HubServerWrites: writesBetween(serverBefore, serverAfter),
-		ReadsHub:        s.ReadsHub, ReadsMembers: s.ReadsMembers,
-		CPUSeconds: round((cpuTime() - cpu0).Seconds()),
+		Writes: n.Writes, WritesHub: n.WritesHub, WritesMembers: n.WritesMembers, HubServerWrites: n.HubServerWrites,
+		ReadsHub: n.ReadsHub, ReadsMembers: n.ReadsMembers, CPUSeconds: round(cpu.Seconds()),
 	}
 	b.logf("restart: every service in sync again %.2fs after the start; in %.0fs the hub wrote %d times to members and %d times to its API server (%v; served %v), read %d times from members",
 		r.Confirmed, r.Counted, r.WritesMembers, r.WritesHub, r.Writes, r.HubServerWrites, r.ReadsMembers)
@@ -663,34 +650,45 @@ func (f *Footprint) footprint(base memory, objects int) {
 // changes. The harness itself only keeps a watch on the hub's services meanwhile.
 func (b *fleetBench) steadyWindow(k int) SteadyState {
 	b.logf("steady state: counting the hub's API requests for %s", b.o.Window)
-	ctx := context.Background()
-	before, err := testenv.ReadRequestCounts()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	serverBefore, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	cpu0 := cpuTime()
+	before := b.requests()
 	began := time.Now()
 	time.Sleep(b.o.Window)
-	after, err := testenv.ReadRequestCounts()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	serverAfter, err := serverWrites(ctx, b.lf.Fleet.Hub.RESTConfig())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	s := steadyState(before, after, b.lf.Fleet.Hub.Server)
-	s.HubServerWrites = writesBetween(serverBefore, serverAfter)
+	s, cpu := b.since(before)
 	elapsed := time.Since(began)
 	s.Services, s.WindowSeconds = k, round(elapsed.Seconds())
-	s.CPUCores = round((cpuTime() - cpu0).Seconds() / elapsed.Seconds())
+	s.CPUCores = round(cpu.Seconds() / elapsed.Seconds())
 	b.logf("steady state: %d writes to the hub, %d to members (%v), %d reads (%d from the hub), %.3f CPU cores; the hub served %v",
 		s.WritesHub, s.WritesMembers, s.Writes, s.Reads, s.ReadsHub, s.CPUCores, s.HubServerWrites)
 	return s
+}
+
+// requests is a snapshot of the requests this process made, by API server, of the writes
+// the hub's kube-apiserver served, and of the process's CPU time.
+type requests struct {
+	client testenv.RequestCounts
+	server map[string]float64
+	cpu    time.Duration
+}
+
+func (b *fleetBench) requests() requests {
+	c, err := testenv.ReadRequestCounts()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	srv, err := serverWrites(context.Background(), b.lf.Fleet.Hub.RESTConfig())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return requests{client: c, server: srv, cpu: cpuTime()}
+}
+
+// since counts the requests made and served from before until now, with the CPU time
+// spent meanwhile.
+func (b *fleetBench) since(before requests) (SteadyState, time.Duration) {
+	now := b.requests()
+	s := steadyState(before.client, now.client, b.lf.Fleet.Hub.Server)
+	s.HubServerWrites = writesBetween(before.server, now.server)
+	return s, now.cpu - before.cpu
 }
 
 // deleteAll deletes the services and waits until they are gone everywhere.

@@ -77,8 +77,8 @@ type FleetResult struct {
 	Footprint *Footprint `json:"footprint,omitempty"`
 	// StartUp is the first service, created as the hub starts.
 	StartUp *StartUp `json:"startUp,omitempty"`
-	// Restart is the hub restarted with the largest K running and in sync.
-	Restart *Restart `json:"restart,omitempty"`
+	// Restarts are the hub restarted with K services in sync, at every K of a footprint.
+	Restarts []Restart `json:"restarts,omitempty"`
 }
 
 // footprints are the fleet's footprints, from either field.
@@ -593,7 +593,7 @@ func (r *Results) Markdown() []byte {
 	b.WriteString("| members | services | in sync again | counted for | writes to members | writes to hub | by method | hub server writes | reads from members | from hub | CPU s |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n")
 	for _, f := range r.Fleets {
-		if x := f.Restart; x != nil {
+		for _, x := range f.Restarts {
 			fmt.Fprintf(&b, "| %d | %d | %s | %.0fs | %d | %d | %s | %s | %d | %d | %.1f |\n", f.Members, x.Services, secs(x.Confirmed), x.Counted,
 				x.WritesMembers, x.WritesHub, methods(x.Writes), methods(x.HubServerWrites), x.ReadsMembers, x.ReadsHub, x.CPUSeconds)
 		}
