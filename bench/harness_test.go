@@ -243,6 +243,10 @@ func (b *fleetBench) memberSpecs() []localfleet.ClusterSpec {
 		for j := range nodes {
 			nodes[j].Capacity[localfleet.ResourceGPU] = *resource.NewQuantity(int64(max(8, gpus)), resource.DecimalSI)
 			nodes[j].Capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(max(110, pods)), resource.DecimalSI)
+			// CPU and memory too: a model server and its endpoint picker ask for some of
+			// each, and 300 services outgrow a machine type's 96 CPUs.
+			nodes[j].Capacity[corev1.ResourceCPU] = *resource.NewQuantity(int64(max(96, 64*maxK*b.o.ReplicasPerMember)), resource.DecimalSI)
+			nodes[j].Capacity[corev1.ResourceMemory] = *resource.NewQuantity(int64(max(1, maxK*b.o.ReplicasPerMember))<<40, resource.BinarySI)
 		}
 		specs = append(specs, localfleet.ClusterSpec{Name: fmt.Sprintf("member-%d", i+1), Region: region, Labels: map[string]string{"tier": "gpu"}, Nodes: nodes})
 	}
