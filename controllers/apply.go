@@ -301,15 +301,32 @@ func kindKey(gvk schema.GroupVersionKind, key client.ObjectKey) string {
 	return gvk.Kind + " " + key.String()
 }
 
-// ensureFinalizer adds a reconciler's finalizer to a service that lacks it.
+// ensureFinalizer adds a reconciler's finalizer to a service that lacks it. Its patch is
+// conditional on the service's resourceVersion: a merge patch replaces the whole list, so
+// one written over another reconciler's concurrent change (adding or removing its own
+// finalizer) would undo it. A conflict is the caller's to retry on a newer copy.
 func ensureFinalizer(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, finalizer string) error {
 	if controllerutil.ContainsFinalizer(svc, finalizer) {
 		return nil
 	}
-	patch := client.MergeFrom(svc.DeepCopy())
+	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.AddFinalizer(svc, finalizer)
 	if err := c.Patch(ctx, svc, patch); err != nil {
 		return fmt.Errorf("add finalizer %s: %w", finalizer, err)
+	}
+	return nil
+}
+
+// removeFinalizer takes a reconciler's finalizer off a service, on the same condition as
+// ensureFinalizer.
+func removeFinalizer(ctx context.Context, c client.Client, svc *v1alpha1.FleetInferenceService, finalizer string) error {
+	if !controllerutil.ContainsFinalizer(svc, finalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(svc, finalizer)
+	if err := c.Patch(ctx, svc, patch); err != nil {
+		return fmt.Errorf("remove finalizer %s: %w", finalizer, err)
 	}
 	return nil
 }

@@ -43,9 +43,12 @@ const Finalizer = "fleet.inferfleet.dev/cleanup"
 // the same status write as its decision and their rollup into the service's conditions.
 // It also holds the cleanup finalizer until every member reports clean.
 type Placement struct {
-	Hub      client.Client
-	Registry *fleet.Registry
-	Recorder events.EventRecorder
+	Hub client.Client
+	// APIReader, when set, reads a service from the API server after a write of
+	// placement's conflicted with another's, so it decides again at once.
+	APIReader client.Reader
+	Registry  *fleet.Registry
+	Recorder  events.EventRecorder
 	// Monitor, when set, tells which members' API servers answer.
 	Monitor *fleet.Monitor
 	// Clock records when the hub first saw each generation (shared with member sync).
@@ -67,7 +70,7 @@ type Placement struct {
 
 // Reconcile decides one service's placement and rolls up its per-cluster status.
 func (r *Placement) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	return serviceStep{name: "placement", hub: r.Hub, finalizer: Finalizer, finalize: r.finalize, sync: r.place, gone: r.gone}.run(ctx, req)
+	return serviceStep{name: "placement", hub: r.Hub, fresh: r.APIReader, finalizer: Finalizer, finalize: r.finalize, sync: r.place, gone: r.gone}.run(ctx, req)
 }
 
 // gone forgets what placement holds about a service that no longer exists.
@@ -299,9 +302,7 @@ func (r *Placement) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 	if err := write(); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	patch := client.MergeFrom(svc.DeepCopy())
-	controllerutil.RemoveFinalizer(svc, Finalizer)
-	if err := r.Hub.Patch(ctx, svc, patch); err != nil {
+	if err := removeFinalizer(ctx, r.Hub, svc, Finalizer); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	r.Clock.Forget(svc)
@@ -370,7 +371,14 @@ type serviceStep struct {
 	sync      func(context.Context, *v1alpha1.FleetInferenceService) (reconcile.Result, error)
 	// gone, when set, hears of a service that no longer exists.
 	gone func(types.NamespacedName)
+	// fresh, when set, reads the service from the API server after a write conflicted.
+	fresh client.Reader
 }
+
+// conflictRetries is how many times a step runs again on a freshly read service after a
+// write of its conflicted (placement and route sync write the same service), before it
+// leaves the newer version to come through its cache.
+const conflictRetries = 3
 
 func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
 	defer func(start time.Time) {
@@ -383,19 +391,31 @@ func (s serviceStep) run(ctx context.Context, req mcreconcile.Request) (reconcil
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	for try := 0; ; try++ {
+		res, err := s.once(ctx, svc)
+		if !apierrors.IsConflict(err) {
+			return res, err
+		}
+		// The service changed since it was read: decide again on its newer version, read
+		// from the API server (the cache may not hold it yet), rather than wait for it.
+		if s.fresh == nil || try == conflictRetries {
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		svc = &v1alpha1.FleetInferenceService{}
+		if err := s.fresh.Get(ctx, req.NamespacedName, svc); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+}
+
+func (s serviceStep) once(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
 	if !svc.DeletionTimestamp.IsZero() {
 		return s.finalize(ctx, svc)
 	}
 	if err := ensureFinalizer(ctx, s.hub, svc, s.finalizer); err != nil {
 		return reconcile.Result{}, err
 	}
-	res, err := s.sync(ctx, svc)
-	if apierrors.IsConflict(err) {
-		// The service changed since it was read (route sync writes its conditions too):
-		// its newer version is on its way; decide again on that.
-		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
-	}
-	return res, err
+	return s.sync(ctx, svc)
 }
 
 // registrationHandler maps a cluster registration to every service.

@@ -66,11 +66,14 @@ var configKinds = []schema.GroupVersionKind{
 // one cross-region Gateway: the shared Gateway, each service's HTTPRoute and policies, and
 // for the open-source provider the InferencePoolImports and the members' Exported status.
 type RouteSync struct {
-	Hub      client.Client
-	Clusters fleet.ClusterGetter
-	Registry *fleet.Registry
-	Recorder events.EventRecorder
-	Now      func() time.Time
+	Hub client.Client
+	// APIReader, when set, reads a service from the API server after a write of route
+	// sync's conflicted with another's, so it decides again at once.
+	APIReader client.Reader
+	Clusters  fleet.ClusterGetter
+	Registry  *fleet.Registry
+	Recorder  events.EventRecorder
+	Now       func() time.Time
 	// MemberTimeout bounds writing pool status into one member.
 	MemberTimeout time.Duration
 	// SkipNameValidation lets several hubs run in one process (tests).
@@ -79,7 +82,7 @@ type RouteSync struct {
 
 // Reconcile syncs one service's config-cluster objects and the Gateway it names.
 func (r *RouteSync) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
-	return serviceStep{name: "route-sync", hub: r.Hub, finalizer: RoutesFinalizer, finalize: r.finalize, sync: r.sync}.run(ctx, req)
+	return serviceStep{name: "route-sync", hub: r.Hub, fresh: r.APIReader, finalizer: RoutesFinalizer, finalize: r.finalize, sync: r.sync}.run(ctx, req)
 }
 
 func (r *RouteSync) sync(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
@@ -562,9 +565,7 @@ func (r *RouteSync) finalize(ctx context.Context, svc *v1alpha1.FleetInferenceSe
 			}
 		}
 	}
-	patch := client.MergeFrom(svc.DeepCopy())
-	controllerutil.RemoveFinalizer(svc, RoutesFinalizer)
-	return reconcile.Result{}, client.IgnoreNotFound(r.Hub.Patch(ctx, svc, patch))
+	return reconcile.Result{}, client.IgnoreNotFound(removeFinalizer(ctx, r.Hub, svc, RoutesFinalizer))
 }
 
 func (r *RouteSync) event(svc *v1alpha1.FleetInferenceService, typ, reason, action, note string, args ...any) {

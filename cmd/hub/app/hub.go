@@ -265,6 +265,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	loads := controllers.NewLoads()
 	placement := &controllers.Placement{
 		Hub:                local.GetClient(),
+		APIReader:          local.GetAPIReader(),
 		Registry:           registry,
 		Monitor:            monitor,
 		Recorder:           recorder,
@@ -297,6 +298,7 @@ func NewHub(ctx context.Context, cfg *rest.Config, o HubOptions) (mcmanager.Mana
 	}
 	routes := &controllers.RouteSync{
 		Hub:                local.GetClient(),
+		APIReader:          local.GetAPIReader(),
 		Clusters:           mgr,
 		Registry:           sync.Registry,
 		Recorder:           sync.Recorder,
