@@ -130,7 +130,11 @@ type MemberSync struct {
 	// SkipNameValidation lets several hubs run in one process (tests).
 	SkipNameValidation bool
 
-	pruned sync.Map // "<uid>/<cluster>" -> fingerprint of the last desired set pruned against
+	// pruned maps "<uid>/<cluster>" to the fingerprint of the last desired set pruned
+	// against; "" once this hub has started syncing the pair, until its first prune.
+	pruned sync.Map
+	// inventories serve each pair's first prune.
+	inventories inventories
 }
 
 // DefaultMemberSyncWorkers is how many (service, member) syncs run at once by default.
@@ -253,36 +257,76 @@ type applyResult struct {
 
 // applyAll applies objs to one member, applyParallelism at a time, and returns each
 // one's outcome in order. Kinds the member cache holds are checked against it first.
-// Role bindings go once the rest is in: a binding to a Role not there yet is refused to
-// a hub that may not bind any role.
+// A role binding waits only for the Role (or ClusterRole) it grants, when that role is
+// one of objs: a binding to a role not there yet is refused to a hub that may not bind
+// any role. Bindings are started after everything else, so none holds a slot its role
+// waits for.
 func applyAll(ctx context.Context, c client.Client, cache client.Reader, svc *v1alpha1.FleetInferenceService, objs []client.Object) []applyResult {
 	out := make([]applyResult, len(objs))
-	var first, bindings []int
+	granted := map[string]chan struct{}{}
+	var order, bindings []int
 	for i, obj := range objs {
 		switch obj.(type) {
 		case *rbacv1.RoleBinding, *rbacv1.ClusterRoleBinding:
 			bindings = append(bindings, i)
-		default:
-			first = append(first, i)
+			continue
+		case *rbacv1.Role, *rbacv1.ClusterRole:
+			granted[roleKey(obj)] = make(chan struct{})
 		}
+		order = append(order, i)
 	}
-	for _, wave := range [][]int{first, bindings} {
-		var g errgroup.Group
-		g.SetLimit(applyParallelism)
-		for _, i := range wave {
-			g.Go(func() error {
-				var cached client.Reader
-				if watchedType(objs[i]) {
-					cached = cache
+	var g errgroup.Group
+	g.SetLimit(applyParallelism)
+	for _, i := range append(order, bindings...) {
+		g.Go(func() error {
+			obj := objs[i]
+			if role, ok := granted[grantedKey(obj)]; ok {
+				select {
+				case <-role:
+				case <-ctx.Done():
 				}
-				a := &out[i]
-				a.out, a.live, a.err = applyOwned(ctx, c, cached, svc, objs[i])
-				return nil
-			})
-		}
-		_ = g.Wait()
+			}
+			if role, ok := granted[roleKey(obj)]; ok {
+				defer close(role)
+			}
+			var cached client.Reader
+			if watchedType(obj) {
+				cached = cache
+			}
+			a := &out[i]
+			a.out, a.live, a.err = applyOwned(ctx, c, cached, svc, obj)
+			return nil
+		})
 	}
+	_ = g.Wait()
 	return out
+}
+
+// roleKey names a Role or ClusterRole as grantedKey names the role a binding grants
+// ("" for other kinds).
+func roleKey(obj client.Object) string {
+	switch obj.(type) {
+	case *rbacv1.Role:
+		return "Role/" + obj.GetNamespace() + "/" + obj.GetName()
+	case *rbacv1.ClusterRole:
+		return "ClusterRole//" + obj.GetName()
+	}
+	return ""
+}
+
+// grantedKey names the role a RoleBinding or ClusterRoleBinding grants ("" for other
+// kinds).
+func grantedKey(obj client.Object) string {
+	switch b := obj.(type) {
+	case *rbacv1.RoleBinding:
+		if b.RoleRef.Kind == "Role" {
+			return "Role/" + b.Namespace + "/" + b.RoleRef.Name
+		}
+		return "ClusterRole//" + b.RoleRef.Name
+	case *rbacv1.ClusterRoleBinding:
+		return "ClusterRole//" + b.RoleRef.Name
+	}
+	return ""
 }
 
 // capacityRecheck is how often a cluster with unschedulable model-server pods is read.
@@ -381,6 +425,12 @@ func (r *MemberSync) entry(svc *v1alpha1.FleetInferenceService, d v1alpha1.Clust
 	return st
 }
 
+// forgetPair drops what the hub holds about a (service, member) pair it cleaned. Synced
+// again later, the pair lists for its prune (its inventory may predate the cleanup).
+func (r *MemberSync) forgetPair(svc *v1alpha1.FleetInferenceService, name string) {
+	r.pruned.Delete(string(svc.UID) + "/" + name)
+}
+
 // remove cleans a cluster placement no longer selects, if the service may have objects
 // there: its entry says so, or this hub synced it (a status write that recorded it may
 // have lost a race with a spec change that moved the service away). A cluster no longer
@@ -393,7 +443,9 @@ func (r *MemberSync) remove(ctx context.Context, svc *v1alpha1.FleetInferenceSer
 	if _, registered, err := r.cluster(ctx, name); err != nil {
 		return reconcile.Result{}, err
 	} else if !registered {
-		r.pruned.Delete(string(svc.UID) + "/" + name)
+		// Its objects stay there, unknown to any inventory taken before they were made.
+		r.forgetPair(svc, name)
+		r.inventories.forget(name)
 		r.Reports.Put(svc, name, nil)
 		return reconcile.Result{}, nil
 	}
@@ -502,6 +554,8 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 	}
 	keep := map[string]bool{}
 	var conflicts []string
+	pruneKey := string(svc.UID) + "/" + c.Name
+	prunedFor, known := r.pruned.LoadOrStore(pruneKey, "")
 	results := applyAll(ctx, mc, cl.GetCache(), svc, objs)
 	for i, obj := range objs {
 		out, live, err := results[i].out, results[i].live, results[i].err
@@ -524,11 +578,20 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		r.observe(&res.status, svc, live)
 	}
 	fp := strings.Join(sortedKeys(keep), ",")
-	pruneKey := string(svc.UID) + "/" + c.Name
 	// Pruning lists every kind the hub may own: only once per set of objects (and once
-	// after the hub starts), since only a changed set leaves objects behind.
-	if prev, ok := r.pruned.Load(pruneKey); !ok || prev != fp {
-		deleted, err := deleteOwned(ctx, mc, svc, render.RoleMember, memberKinds, clusterScopedKinds, keep)
+	// after the hub starts), since only a changed set leaves objects behind. The first
+	// time, from the member's inventory, listed once for every service.
+	if !known || prunedFor != fp {
+		var deleted []string
+		var err error
+		if !known {
+			var owned map[string][]ownedRef
+			if owned, err = r.inventories.of(ctx, mc, c.Name, svc.Namespace); err == nil {
+				deleted, err = deleteListed(ctx, mc, owned[svc.Name], keep)
+			}
+		} else {
+			deleted, err = deleteOwned(ctx, mc, svc, render.RoleMember, memberKinds, clusterScopedKinds, keep)
+		}
 		if err != nil {
 			return fail(classify(err), err)
 		}
@@ -760,7 +823,7 @@ func (r *MemberSync) cleanCluster(ctx context.Context, svc *v1alpha1.FleetInfere
 	if err != nil {
 		return deleted, fmt.Errorf("%s: %w", name, err)
 	}
-	r.pruned.Delete(string(svc.UID) + "/" + name)
+	r.forgetPair(svc, name)
 	released, err := releaseNamespace(ctx, c, cl.GetAPIReader(), svc.Namespace, func(o *unstructured.Unstructured) bool {
 		return o.GetLabels()[render.LabelService] == svc.Name && o.GetLabels()[render.LabelRole] != render.RoleConfig
 	})
