@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/inferfleet/inferfleet/api/v1alpha1"
 	"github.com/inferfleet/inferfleet/controllers/render"
@@ -217,6 +219,9 @@ func writeStatus(ctx context.Context, c client.Client, svc *v1alpha1.FleetInfere
 	svc.Status.ObservedGeneration = svc.Generation
 	if equality.Semantic.DeepEqual(before, &svc.Status) {
 		return nil
+	}
+	if l := log.FromContext(ctx).V(2); l.Enabled() {
+		l.Info("writing status", "service", client.ObjectKeyFromObject(svc), "diff", cmp.Diff(before, &svc.Status))
 	}
 	if err := c.Status().Update(ctx, svc); err != nil {
 		return fmt.Errorf("write status: %w", err)

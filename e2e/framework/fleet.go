@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -149,6 +152,8 @@ func StartLocalFleet(t testing.TB, members []localfleet.ClusterSpec, opts ...fun
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLogs(t, dir)
+		} else {
+			keepLogs(dir)
 		}
 		if err := f.Stop(); err != nil {
 			t.Logf("stop local fleet: %v", err)
@@ -196,6 +201,22 @@ func (s *switchWriter) set(w io.Writer) {
 
 var setLogger sync.Once
 
+// LogVerbosityEnv sets how much the in-process hub logs: its V-level (1 unless set; 2
+// adds each status write's diff).
+const LogVerbosityEnv = "INFERFLEET_E2E_LOG_V"
+
+// hubLogger writes the in-process hub's logs to hubLog, timed to the nanosecond.
+func hubLogger() logr.Logger {
+	v := 1
+	if s := os.Getenv(LogVerbosityEnv); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+			v = n
+		}
+	}
+	return zap.New(zap.WriteTo(hubLog), zap.UseDevMode(true), zap.Level(zapcore.Level(-v)),
+		func(o *zap.Options) { o.TimeEncoder = zapcore.RFC3339NanoTimeEncoder })
+}
+
 // RunHub starts the hub manager in-process against the fleet's hub until the test ends.
 func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 	t.Helper()
@@ -206,7 +227,7 @@ func (lf *LocalFleet) RunHub(t testing.TB, o app.HubOptions) {
 // started again after a stop is a restarted hub: it knows only what the clusters hold.
 func (lf *LocalFleet) StartHub(t testing.TB, o app.HubOptions) (stop func()) {
 	t.Helper()
-	setLogger.Do(func() { ctrl.SetLogger(zap.New(zap.WriteTo(hubLog), zap.UseDevMode(true))) })
+	setLogger.Do(func() { ctrl.SetLogger(hubLogger()) })
 	logFile, err := os.OpenFile(filepath.Join(lf.Fleet.Dir, "logs", "hub-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -254,22 +275,36 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// dumpLogs prints the tail of every component log of a failed test.
+// dumpLogs prints the tail of every component log of a failed test, and keeps them whole
+// in $INFERFLEET_E2E_LOGS when it is set.
 func dumpLogs(t testing.TB, dir string) {
+	keepLogs(dir)
 	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
 			continue
 		}
-		if keep := os.Getenv("INFERFLEET_E2E_LOGS"); keep != "" {
-			_ = os.MkdirAll(keep, 0o755)
-			_ = os.WriteFile(filepath.Join(keep, filepath.Base(l)), b, 0o644)
-		}
 		if len(b) > 3000 {
 			b = b[len(b)-3000:]
 		}
 		t.Logf("--- %s (tail)\n%s", filepath.Base(l), b)
+	}
+}
+
+// keepLogs copies every component log of the fleet to $INFERFLEET_E2E_LOGS, when it is
+// set, whether the test failed or not (a bench run's hub log, say).
+func keepLogs(dir string) {
+	keep := os.Getenv("INFERFLEET_E2E_LOGS")
+	if keep == "" {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	_ = os.MkdirAll(keep, 0o755)
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(keep, filepath.Base(l)), b, 0o644)
+		}
 	}
 }
 
