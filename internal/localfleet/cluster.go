@@ -423,7 +423,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--service-account-key-file=" + p.saPubFile,
 		"--service-account-signing-key-file=" + p.saKeyFile,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-cluster-ip-range=10.0.0.0/16", // room for a Service per endpoint picker of hundreds of services
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		// No token controller runs, so pods must not wait for a token; GPU/TPU pods get the

@@ -44,7 +44,7 @@ var nodeDefaults = corev1.ResourceList{
 }
 
 // nodeFor builds the i-th fake node of a cluster. Its InternalIP (10.128.x.y) stays clear of
-// the service range (10.0.0.0/24) and kwok's pod range (10.244.0.0/16).
+// the service range (10.0.0.0/16) and kwok's pod range (10.244.0.0/16).
 func nodeFor(spec NodeSpec, i int) *corev1.Node {
 	capacity := nodeDefaults.DeepCopy()
 	maps.Copy(capacity, spec.Capacity)
