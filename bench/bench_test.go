@@ -143,6 +143,10 @@ func TestSmoke(t *testing.T) {
 		fp.StackBytes <= 0 || fp.Goroutines <= 0 || fp.HeapUnusedBytes < 0 {
 		t.Errorf("footprint %+v", fp)
 	}
+	// A bare client applied one service's objects to both members (and they took time).
+	if !(f.Floor > 0) || !(f.FloorRead > 0) {
+		t.Errorf("floor %v, reading first %v", f.Floor, f.FloorRead)
+	}
 	// The first service, created as the hub starts, is applied before it is Ready.
 	if su := f.StartUp; su == nil || !(su.Applied > 0) || su.Ready < su.Applied {
 		t.Errorf("start-up %+v", su)

@@ -285,6 +285,7 @@ func (b *fleetBench) run() FleetResult {
 	props := make([][]PropagationResult, len(ks))
 	updates := make([][]UpdateResult, len(ks))
 	foot := map[int][]Footprint{}
+	var floors, floorsRead []float64
 	for run := range o.Runs {
 		obs := b.observe()
 		for i, k := range ks {
@@ -320,7 +321,14 @@ func (b *fleetBench) run() FleetResult {
 			}
 		}
 		obs.stop()
+		// The floor's deleted pods go before what comes next.
+		floors = append(floors, b.floor(run, false))
+		time.Sleep(o.Settle / 3)
+		floorsRead = append(floorsRead, b.floor(run, true))
+		time.Sleep(o.Settle / 3)
+		b.logf("run %d: floor, one service's objects applied to every member by a bare client in %.2fs, %.2fs reading each first", run+1, floors[run], floorsRead[run])
 	}
+	out.Floor, out.FloorRead = round(median(floors)), round(median(floorsRead))
 	for i := range ks {
 		out.Propagation = append(out.Propagation, medianPropagation(props[i]))
 		out.Update = append(out.Update, medianUpdate(updates[i]))

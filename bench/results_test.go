@@ -79,6 +79,12 @@ type FleetResult struct {
 	StartUp *StartUp `json:"startUp,omitempty"`
 	// Restarts are the hub restarted with K services in sync, at every K of a footprint.
 	Restarts []Restart `json:"restarts,omitempty"`
+	// Floor is one service's member objects applied to every member by a bare client: one
+	// server-side apply each, as many at once as member sync, no reads, nothing around it.
+	Floor float64 `json:"floorSeconds,omitempty"`
+	// FloorRead is Floor with each object read before its apply, as the hub reads those
+	// it does not hold in its cache.
+	FloorRead float64 `json:"floorReadSeconds,omitempty"`
 }
 
 // footprints are the fleet's footprints, from either field.
@@ -481,6 +487,28 @@ func (r *Results) Markdown() []byte {
 			fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.1f |\n", f.Members, p.Services, p.ObjectsPerMember,
 				secs(p.Applied.P50), secs(p.Applied.P90), secs(p.Applied.P99), secs(p.Ready.P50), secs(p.Ready.P90), secs(p.Ready.P99), p.ObjectsPerSecond)
 		}
+	}
+
+	b.WriteString("\nFloor: one service's objects applied to every member by a bare client, with none of the hub's work around it " +
+		"(one server-side apply per object, as many at once per member as member sync, every member at once); then the same with each object read before its apply, " +
+		"as the hub reads every object its cache does not hold (so as never to write over one it does not own): " +
+		"the limit of the 1-service row on this machine.\n\n")
+	b.WriteString("| members | objects/member | floor | floor, reading first | hub, applied p50 |\n|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleets {
+		if f.Floor == 0 {
+			continue
+		}
+		hub := "n/a"
+		for _, p := range f.Propagation {
+			if p.Services == 1 {
+				hub = secs(p.Applied.P50)
+			}
+		}
+		per := 0
+		if len(f.Propagation) > 0 {
+			per = f.Propagation[0].ObjectsPerMember
+		}
+		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s |\n", f.Members, per, secs(f.Floor), secs(f.FloorRead), hub)
 	}
 
 	b.WriteString("\n![Ready latency against services created at once](propagation.png)\n")
