@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -89,12 +91,40 @@ func (r *Placement) gone(key types.NamespacedName) {
 // one status write.
 func (r *Placement) place(ctx context.Context, svc *v1alpha1.FleetInferenceService) (reconcile.Result, error) {
 	before := svc.Status.DeepCopy()
+	version := svc.ResourceVersion
 	taken := r.Reports.merge(svc)
 	res, err := r.decide(ctx, svc, before)
-	if err == nil {
-		r.Reports.written(svc.UID, taken)
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	if len(taken) > 0 && svc.ResourceVersion == version {
+		// New outcomes (each differs from the one reported before it), yet nothing to
+		// write: this copy may predate the write of the outcomes before them (the cache
+		// lags its own writes), and so already show the new ones. Taken as written, they
+		// would never be: decide again on the stored service.
+		if err := r.current(ctx, svc); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	r.Reports.written(svc.UID, taken)
+	return res, nil
+}
+
+// current returns a conflict when svc is not the stored version of the service (nil
+// without an APIReader to tell).
+func (r *Placement) current(ctx context.Context, svc *v1alpha1.FleetInferenceService) error {
+	if r.APIReader == nil {
+		return nil
+	}
+	stored := &v1alpha1.FleetInferenceService{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(svc), stored); err != nil {
+		return err
+	}
+	if stored.ResourceVersion != svc.ResourceVersion {
+		gr := schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "fleetinferenceservices"}
+		return apierrors.NewConflict(gr, svc.Name, fmt.Errorf("read at resourceVersion %s, stored at %s", svc.ResourceVersion, stored.ResourceVersion))
+	}
+	return nil
 }
 
 func (r *Placement) decide(ctx context.Context, svc *v1alpha1.FleetInferenceService, before *v1alpha1.FleetInferenceServiceStatus) (reconcile.Result, error) {
