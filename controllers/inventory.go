@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,7 +49,8 @@ type ownedRef struct {
 }
 
 // of returns the hub's member objects of the services in namespace ns of member, by
-// service name, listed within inventoryTTL.
+// service name, listed within inventoryTTL. c must read from the API server: a cached
+// client would start an informer per kind for these lists.
 func (s *inventories) of(ctx context.Context, c client.Reader, member, ns string) (map[string][]ownedRef, error) {
 	v, _ := s.m.LoadOrStore(member+"/"+ns, &inventory{})
 	inv := v.(*inventory)
@@ -61,7 +63,8 @@ func (s *inventories) of(ctx context.Context, c client.Reader, member, ns string
 	owned := map[string][]ownedRef{}
 	sel := client.MatchingLabels{render.LabelManagedBy: render.ManagedBy, render.LabelRole: render.RoleMember, render.LabelNamespace: ns}
 	for _, gvk := range memberKinds {
-		list := &unstructured.UnstructuredList{}
+		// Metadata only: the labels are what the hub reads.
+		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		opts := []client.ListOption{sel}
 		if !clusterScopedKinds[gvk] {

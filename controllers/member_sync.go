@@ -586,7 +586,7 @@ func (r *MemberSync) syncCluster(ctx context.Context, svc *v1alpha1.FleetInferen
 		var err error
 		if !known {
 			var owned map[string][]ownedRef
-			if owned, err = r.inventories.of(ctx, mc, c.Name, svc.Namespace); err == nil {
+			if owned, err = r.inventories.of(ctx, cl.GetAPIReader(), c.Name, svc.Namespace); err == nil {
 				deleted, err = deleteListed(ctx, mc, owned[svc.Name], keep)
 			}
 		} else {
