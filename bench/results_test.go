@@ -478,6 +478,7 @@ func (r *Results) Markdown() []byte {
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(&b, "\nLeft out for memory: %s.\n", strings.Join(r.Skipped, "; "))
 	}
+	r.targets(&b)
 
 	b.WriteString("\n## Propagation: create to all member objects applied, and to Ready\n\n")
 	b.WriteString("| members | services | objects/member | applied p50 | p90 | p99 | Ready p50 | p90 | p99 | objects/s |\n")
