@@ -22,20 +22,7 @@ func TestFinalizersKeepEachOther(t *testing.T) {
 	env := testenv.Start(t, testenv.CRDs())
 	ctx := context.Background()
 	c := env.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
-		t.Fatal(err)
-	}
-	svc := &v1alpha1.FleetInferenceService{
-		ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"},
-		Spec: v1alpha1.FleetInferenceServiceSpec{
-			Model:     v1alpha1.ModelSpec{Name: "meta-llama/Llama-3.1-8B-Instruct"},
-			Replicas:  2,
-			Placement: v1alpha1.PlacementSpec{ClusterSelector: &metav1.LabelSelector{}},
-		},
-	}
-	if err := c.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	svc := createService(ctx, t, c, 2, v1alpha1.PlacementSpec{ClusterSelector: &metav1.LabelSelector{}})
 	key := client.ObjectKeyFromObject(svc)
 	read := func() *v1alpha1.FleetInferenceService {
 		t.Helper()
@@ -97,4 +84,25 @@ func TestFinalizersKeepEachOther(t *testing.T) {
 	if after := read(); after.ResourceVersion != before.ResourceVersion {
 		t.Errorf("nothing to change, yet the service was written (resourceVersion %s -> %s)", before.ResourceVersion, after.ResourceVersion)
 	}
+}
+
+// createService creates the namespace serving and a service llama there, of replicas
+// placed as placement says.
+func createService(ctx context.Context, t *testing.T, c client.Client, replicas int32, placement v1alpha1.PlacementSpec) *v1alpha1.FleetInferenceService {
+	t.Helper()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &v1alpha1.FleetInferenceService{
+		ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"},
+		Spec: v1alpha1.FleetInferenceServiceSpec{
+			Model:     v1alpha1.ModelSpec{Name: "meta-llama/Llama-3.1-8B-Instruct"},
+			Replicas:  replicas,
+			Placement: placement,
+		},
+	}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
@@ -40,9 +38,6 @@ func TestOutcomeOnStaleCopy(t *testing.T) {
 	env := testenv.Start(t, testenv.CRDs())
 	ctx := context.Background()
 	c := env.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "serving"}}); err != nil {
-		t.Fatal(err)
-	}
 	kc, err := testenv.Kubeconfig(env.Config, "west")
 	if err != nil {
 		t.Fatal(err)
@@ -50,17 +45,7 @@ func TestOutcomeOnStaleCopy(t *testing.T) {
 	if err := testenv.RegisterMember(ctx, c, "west", "europe-west3", nil, kc); err != nil {
 		t.Fatal(err)
 	}
-	svc := &v1alpha1.FleetInferenceService{
-		ObjectMeta: metav1.ObjectMeta{Name: "llama", Namespace: "serving"},
-		Spec: v1alpha1.FleetInferenceServiceSpec{
-			Model:     v1alpha1.ModelSpec{Name: "meta-llama/Llama-3.1-8B-Instruct"},
-			Replicas:  1,
-			Placement: v1alpha1.PlacementSpec{Clusters: []v1alpha1.ClusterPlacement{{Name: "west"}}},
-		},
-	}
-	if err := c.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	svc := createService(ctx, t, c, 1, v1alpha1.PlacementSpec{Clusters: []v1alpha1.ClusterPlacement{{Name: "west"}}})
 	key := client.ObjectKeyFromObject(svc)
 	hub := &laggingClient{Client: c}
 	reports := &Reports{}
